@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests and the demo need, when
+# any is missing.  Usage: scripts/deps.sh [build|test|demo|bench]
+set -euo pipefail
+what=${1:-build}
+pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
+      protobuf-c-compiler libprotobuf-c-dev grpc-proto)
+case "$what" in
+  test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
+                protobuf-compiler nodejs npm nghttp2-client nginx-light
+                util-linux) ;;
+  demo)  pkgs+=(nginx-light util-linux) ;;
+  bench) pkgs+=(golang-go nghttp2-client util-linux) ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
