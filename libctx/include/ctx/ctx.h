@@ -65,7 +65,7 @@ extern "C" {
 /* Opaque context handle. */
 typedef struct ctx ctx_t;
 /* Opaque AfterFunc registration handle. */
-typedef struct ctx ctx_after_t;
+typedef struct ctx_after ctx_after_t;
 
 /* The two errors of a done context (Go's Canceled and DeadlineExceeded). */
 #define CTX_CANCELED 1

@@ -1,0 +1,185 @@
+/*
+ * ctx_internal.h -- the node layout and the internal interfaces shared by
+ * libctx's source files.  Not installed.
+ *
+ * Node kinds:
+ *
+ *   ROOT     Background, TODO: static, immortal.
+ *   CANCEL   WithCancel / WithDeadline / WithTimeout: has a lock, an error
+ *            word, a list of registered children, maybe a timer.
+ *   VALUE    WithValue: key, value, destroy; done when its `canc` is.
+ *   WITHOUT  WithoutCancel: values pass through, cancellation does not.
+ *   AFTER    an AfterFunc registration: sits in a CANCEL node's children
+ *            list like a child; "cancelling" it schedules its function.
+ *
+ * Every node points at `canc`, its nearest cancelable ancestor-or-self
+ * (NULL under a root or a WITHOUT), so ctx_err() of any node is one load of
+ * canc->word.  A CANCEL or AFTER node registers in its parent's `canc`,
+ * called its `reg`; value nodes never register (Go: they are transparent).
+ *
+ * Locks.  Each CANCEL node has a 4-byte futex lock guarding its `children`
+ * list and, for every child linked in it, that child's `next`/`prev` links
+ * and `linked` flag.  The cancel algorithm never holds two node locks at
+ * once; creation and release take only the registry's lock; the timer heap
+ * lock (ctx_timer.c) may be taken while holding no node lock only.  So there
+ * is no lock order to get wrong: parent-before-child trivially holds.
+ * No user code (destroy, AfterFunc) ever runs under any of these locks.
+ */
+#ifndef CTX_INTERNAL_H
+#define CTX_INTERNAL_H
+
+#include <ctx/ctx.h>
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+enum ctx_kind {
+    CTX_KIND_ROOT = 0,
+    CTX_KIND_CANCEL,
+    CTX_KIND_VALUE,
+    CTX_KIND_WITHOUT,
+    CTX_KIND_AFTER,
+};
+
+/* Bits of a CANCEL node's `word`: the error (0, CTX_CANCELED,
+ * CTX_DEADLINE_EXCEEDED) in the low bits, and a flag telling the canceller
+ * that some thread sleeps on the word (futex). */
+#define CTX__ERR_MASK 0x3u
+#define CTX__WAITERS 0x80000000u
+
+struct ctx {
+    _Atomic uint32_t refs;     /* owning references                        */
+    uint8_t kind;              /* enum ctx_kind, fixed                      */
+    _Atomic uint8_t linked;    /* in reg->children; written under reg->lock */
+    uint8_t flags;             /* CTX__F_*, fixed after construction        */
+    uint8_t pad_;
+    struct ctx *parent;        /* owning ref; NULL for roots                */
+    struct ctx *canc;          /* nearest cancelable ancestor-or-self       */
+    union {
+        struct {                    /* CANCEL and AFTER                      */
+            _Atomic uint32_t word;  /* error | CTX__WAITERS (CANCEL)         */
+            _Atomic uint32_t lock;  /* futex lock (CANCEL)                   */
+            int cause;              /* set before word's error is published  */
+            int32_t heap_idx;       /* timer heap slot, -1 when not armed    */
+            struct ctx *children;   /* head of registered children           */
+            struct ctx *next, *prev;/* links in reg->children / work lists   */
+            int64_t deadline;       /* effective deadline, INT64_MAX: none   */
+            int timer_cause;        /* cause when the own timer fires        */
+            int fd;                 /* done eventfd, -1 until requested      */
+        } c;
+        struct {                    /* VALUE                                 */
+            const void *key;
+            void *value;
+            void (*destroy)(void *);
+        } v;
+    } u;
+};
+
+#define CTX__F_DEADLINE 0x1 /* u.c.deadline is a real deadline        */
+#define CTX__F_TIMER 0x2    /* owns a timer (was armed at creation)     */
+#define CTX__F_OWNDL 0x4    /* made by WithDeadline with its own deadline */
+
+/* Bytes allocated for a VALUE node: the header and the value part only. */
+#define CTX__VALUE_SIZE (offsetof(struct ctx, u) + sizeof(((struct ctx *)0)->u.v))
+
+/* An AfterFunc registration: a node of kind AFTER (it sits in its
+ * registry's children list like a child), plus the function.  Its
+ * u.c.word is the once-state: 0 armed, 1 fired, 2 stopped. */
+struct ctx_after {
+    struct ctx n;
+    void (*fn)(void *);
+    void *arg;
+    struct ctx_after *qnext;   /* executor queue link */
+};
+#define CTX__AFTER_ARMED 0u
+#define CTX__AFTER_FIRED 1u
+#define CTX__AFTER_STOPPED 2u
+
+/* ---- allocation, with fault injection ---------------------------------- */
+
+extern _Atomic long ctx__alloc_fail_countdown;
+void *ctx__malloc_slow(size_t n);
+static inline void *ctx__malloc(size_t n)
+{
+    if (__builtin_expect(atomic_load_explicit(&ctx__alloc_fail_countdown,
+                                              memory_order_relaxed) != 0, 0))
+        return ctx__malloc_slow(n);
+    return malloc(n);
+}
+
+/* Test hook: the n-th allocation libctx makes from now on fails (1: the
+ * next one), and every one after it succeeds again; 0 disables.  Returns
+ * how many of the countdown were left (0 when the failure happened). */
+CTX_API long ctx__test_fail_alloc(long n);
+
+/* Bench hook: cancellation order, 0 breadth-first (default), 1 depth-first.
+ * For measuring the choice only; not thread-safe against running cancels. */
+CTX_API void ctx__set_cancel_order(int depth_first);
+
+/* ---- the futex lock ---------------------------------------------------- */
+
+void ctx__lock_slow(_Atomic uint32_t *l);
+void ctx__unlock_slow(_Atomic uint32_t *l);
+
+static inline void ctx__lock(_Atomic uint32_t *l)
+{
+    uint32_t z = 0;
+    if (!atomic_compare_exchange_strong_explicit(l, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        ctx__lock_slow(l);
+}
+
+static inline void ctx__unlock(_Atomic uint32_t *l)
+{
+    if (atomic_exchange_explicit(l, 0, memory_order_release) != 1)
+        ctx__unlock_slow(l);
+}
+
+/* ---- shared between files ---------------------------------------------- */
+
+/* Cancels `c` (a CANCEL node) and every descendant with `err`/`cause`;
+ * when `unlink` is set, removes `c` from its registry.  The caller holds a
+ * reference on `c`. */
+void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink);
+
+/* Registers `n` (CANCEL or AFTER, refs set, fields initialised) under
+ * `reg`.  Returns 0, or the registry's error word when `reg` is already
+ * done (then `n` is not linked, and *cause_out holds reg's cause). */
+uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out);
+
+/* Unlinks `n` from its registry if it is still linked. */
+void ctx__unregister(struct ctx *n);
+
+/* Timer service (ctx_timer.c).  arm: 0 or ENOMEM; disarm: no-op when not
+ * armed.  The heap holds no reference: a node being freed disarms itself,
+ * and expiry skips a node whose count already reached zero. */
+int ctx__timer_arm(struct ctx *c);
+void ctx__timer_disarm(struct ctx *c);
+int ctx__timer_shutdown(void);
+
+/* Wake-ups (ctx_wait.c): called after `c`'s error was published, with no
+ * lock held, with the previous word value and the fd read under the lock. */
+void ctx__wake(struct ctx *c, uint32_t old_word, int fd);
+
+/* AfterFunc (ctx_after.c): schedule `a`'s function on a library thread;
+ * the scheduler takes over one reference on `a`. */
+void ctx__after_fire(struct ctx *a);
+int ctx__after_shutdown(void);
+
+/* Tries to take a reference on a node whose count may have reached zero
+ * concurrently; false when the node is already being freed. */
+static inline int ctx__tryref(struct ctx *c)
+{
+    uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    while (r != 0) {
+        if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
+#endif /* CTX_INTERNAL_H */

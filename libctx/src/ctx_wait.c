@@ -1,0 +1,134 @@
+/*
+ * ctx_wait.c -- blocking until a context is done: futex waits and the
+ * pollable done fd.
+ *
+ * A CANCEL node's 32-bit `word` holds its error in the low bits and, in
+ * bit 31, a flag saying that some thread sleeps on it.  Waiters set the flag
+ * with a CAS and sleep in FUTEX_WAIT_BITSET on the word (absolute
+ * CLOCK_MONOTONIC timeout); the canceller swaps the error in and, only when
+ * the old value had the flag, wakes every sleeper.  So a cancel with nobody
+ * waiting costs no system call, and waiting costs no fd and no allocation.
+ *
+ * The done fd is an eventfd made on first request, under the node's lock.
+ * Either it exists when the node is cancelled (the canceller, which read the
+ * fd under the same lock, writes it once) or it is made after (the maker
+ * sees the error and writes it).  Nobody ever reads it: it stays readable.
+ */
+#include "ctx_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static void to_timespec(int64_t ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(ns / CTX_SECOND);
+    ts->tv_nsec = (long)(ns % CTX_SECOND);
+}
+
+static void fd_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(fd, &one, sizeof one);
+    while (r < 0 && errno == EINTR);
+    /* EAGAIN: the counter is already non-zero, which is all we need. */
+}
+
+void ctx__wake(struct ctx *c, uint32_t old_word, int fd)
+{
+    if (old_word & CTX__WAITERS)
+        syscall(SYS_futex, &c->u.c.word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+                NULL, 0);
+    if (fd >= 0)
+        fd_signal(fd);
+}
+
+int ctx_done_fd(ctx_t *c)
+{
+    struct ctx *k = c ? c->canc : NULL;
+    if (!k)
+        return -1;
+    ctx__lock(&k->u.c.lock);
+    int fd = k->u.c.fd, made = 0;
+    if (fd < 0) {
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+            int e = errno;
+            ctx__unlock(&k->u.c.lock);
+            errno = e;
+            return -1;
+        }
+        k->u.c.fd = fd;
+        made = 1;
+    }
+    uint32_t err = atomic_load_explicit(&k->u.c.word, memory_order_relaxed) &
+                   CTX__ERR_MASK;
+    ctx__unlock(&k->u.c.lock);
+    if (made && err)
+        fd_signal(fd);
+    return fd;
+}
+
+/* Sleeps until `abs` (CLOCK_MONOTONIC ns; INT64_MAX: forever) without a
+ * context: the wait of contexts that can never be done. */
+static void sleep_until(int64_t abs)
+{
+    if (abs == INT64_MAX) {
+        for (;;)
+            pause();
+    }
+    struct timespec ts;
+    to_timespec(abs, &ts);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+int ctx_wait(ctx_t *c, int64_t timeout_ns)
+{
+    if (!c)
+        return 0;
+    int64_t abs = INT64_MAX;
+    if (timeout_ns >= 0) {
+        int64_t now = ctx_now();
+        abs = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+    }
+    struct ctx *k = c->canc;
+    if (!k) {
+        if (timeout_ns != 0)
+            sleep_until(abs);
+        return 0;
+    }
+    _Atomic uint32_t *word = &k->u.c.word;
+    for (;;) {
+        uint32_t w = atomic_load_explicit(word, memory_order_acquire);
+        if (w & CTX__ERR_MASK)
+            return (int)(w & CTX__ERR_MASK);
+        if (timeout_ns == 0)
+            return 0;
+        if (!(w & CTX__WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(word, &w, w | CTX__WAITERS,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue;
+            w |= CTX__WAITERS;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (abs != INT64_MAX) {
+            if (ctx_now() >= abs)
+                return 0;
+            to_timespec(abs, &ts);
+            tsp = &ts;
+        }
+        long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, w, tsp,
+                         NULL, FUTEX_BITSET_MATCH_ANY);
+        if (r < 0 && errno == ETIMEDOUT)
+            return (int)(atomic_load_explicit(word, memory_order_acquire) &
+                         CTX__ERR_MASK);
+    }
+}
