@@ -1,0 +1,3 @@
+module ctxbench
+
+go 1.19
