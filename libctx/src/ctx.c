@@ -103,7 +103,7 @@ static struct ctx *cancel_node_new(struct ctx *parent)
     atomic_init(&n->u.c.word, 0);
     atomic_init(&n->u.c.lock, 0);
     n->u.c.cause = 0;
-    n->u.c.heap_idx = -1;
+    atomic_init(&n->u.c.heap_idx, -1);
     n->u.c.children = NULL;
     n->u.c.next = n->u.c.prev = NULL;
     n->u.c.deadline = INT64_MAX;
@@ -134,7 +134,7 @@ static void link_or_inherit(struct ctx *n)
  * memory leaves nothing to undo; a timer that fires before the link makes
  * ctx__register() leave the (done) node unlinked. */
 static ctx_t *with_deadline(ctx_t *parent, int64_t deadline, int cause,
-                            int has_deadline)
+                            int has_deadline, int64_t now)
 {
     if (!parent) {
         errno = EINVAL;
@@ -150,7 +150,7 @@ static ctx_t *with_deadline(ctx_t *parent, int64_t deadline, int cause,
         n->flags |= CTX__F_DEADLINE | CTX__F_OWNDL;
         n->u.c.deadline = deadline;
         n->u.c.timer_cause = cause;
-        arm = deadline != INT64_MAX && deadline > ctx_now();
+        arm = deadline != INT64_MAX && deadline > (now ? now : ctx_now());
     }
     if (arm) {
         n->flags |= CTX__F_TIMER;
@@ -169,17 +169,17 @@ static ctx_t *with_deadline(ctx_t *parent, int64_t deadline, int cause,
 
 ctx_t *ctx_with_cancel(ctx_t *parent)
 {
-    return with_deadline(parent, 0, 0, 0);
+    return with_deadline(parent, 0, 0, 0, 0);
 }
 
 ctx_t *ctx_with_deadline(ctx_t *parent, int64_t deadline_ns)
 {
-    return with_deadline(parent, deadline_ns, 0, 1);
+    return with_deadline(parent, deadline_ns, 0, 1, 0);
 }
 
 ctx_t *ctx_with_deadline_cause(ctx_t *parent, int64_t deadline_ns, int cause)
 {
-    return with_deadline(parent, deadline_ns, cause, 1);
+    return with_deadline(parent, deadline_ns, cause, 1, 0);
 }
 
 static int64_t add_sat(int64_t a, int64_t b)
@@ -192,14 +192,16 @@ static int64_t add_sat(int64_t a, int64_t b)
 
 ctx_t *ctx_with_timeout(ctx_t *parent, int64_t timeout_ns)
 {
-    int64_t d = timeout_ns == INT64_MAX ? INT64_MAX : add_sat(ctx_now(), timeout_ns);
-    return with_deadline(parent, d, 0, 1);
+    int64_t now = ctx_now();
+    int64_t d = timeout_ns == INT64_MAX ? INT64_MAX : add_sat(now, timeout_ns);
+    return with_deadline(parent, d, 0, 1, now);
 }
 
 ctx_t *ctx_with_timeout_cause(ctx_t *parent, int64_t timeout_ns, int cause)
 {
-    int64_t d = timeout_ns == INT64_MAX ? INT64_MAX : add_sat(ctx_now(), timeout_ns);
-    return with_deadline(parent, d, cause, 1);
+    int64_t now = ctx_now();
+    int64_t d = timeout_ns == INT64_MAX ? INT64_MAX : add_sat(now, timeout_ns);
+    return with_deadline(parent, d, cause, 1, now);
 }
 
 /* VALUE and WITHOUT nodes are allocated short (only the header and their

@@ -62,7 +62,8 @@ struct ctx {
             _Atomic uint32_t word;  /* error | CTX__WAITERS (CANCEL)         */
             _Atomic uint32_t lock;  /* futex lock (CANCEL)                   */
             int cause;              /* set before word's error is published  */
-            int32_t heap_idx;       /* timer heap slot, -1 when not armed    */
+            _Atomic int32_t heap_idx; /* timer heap slot, -1 when not armed;
+                                       * written under the timer lock      */
             struct ctx *children;   /* head of registered children           */
             struct ctx *next, *prev;/* links in reg->children / work lists   */
             int64_t deadline;       /* effective deadline, INT64_MAX: none   */

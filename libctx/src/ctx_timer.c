@@ -50,7 +50,7 @@ static void cv_init(void)
 static void place(size_t i, struct ctx *n)
 {
     heap[i] = n;
-    n->u.c.heap_idx = (int32_t)i;
+    atomic_store_explicit(&n->u.c.heap_idx, (int32_t)i, memory_order_relaxed);
 }
 
 static void sift_up(size_t i)
@@ -89,7 +89,7 @@ static void sift_down(size_t i)
 static void remove_at(size_t i)
 {
     struct ctx *gone = heap[i];
-    gone->u.c.heap_idx = -1;
+    atomic_store_explicit(&gone->u.c.heap_idx, -1, memory_order_relaxed);
     heap_len--;
     if (i == heap_len)
         return;
@@ -173,9 +173,14 @@ int ctx__timer_arm(struct ctx *c)
 
 void ctx__timer_disarm(struct ctx *c)
 {
+    /* A slot of -1 is final (a node is armed once, at creation), so it
+     * can be trusted without the lock. */
+    if (atomic_load_explicit(&c->u.c.heap_idx, memory_order_relaxed) < 0)
+        return;
     pthread_mutex_lock(&mu);
-    if (c->u.c.heap_idx >= 0)
-        remove_at((size_t)c->u.c.heap_idx);
+    int32_t i = atomic_load_explicit(&c->u.c.heap_idx, memory_order_relaxed);
+    if (i >= 0)
+        remove_at((size_t)i);
     pthread_mutex_unlock(&mu);
 }
 
