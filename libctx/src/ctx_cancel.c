@@ -19,7 +19,10 @@
  *                  (a child whose count already reached zero is being freed
  *                  by another thread: unlink it and leave it alone), mark
  *                  each unlinked, and append them to the work list
- *                unlock n; wake waiters, write the done fd, disarm the timer
+ *                  (the done fd, if any, is written before the error is
+ *                  published, so a thread that sees the error finds it
+ *                  readable)
+ *                unlock n; wake futex waiters, disarm the timer
  *
  * Only one node lock is ever held at a time.  A node on the work list is
  * kept alive by the reference taken for it, and its `next` link belongs to
@@ -96,6 +99,10 @@ static int process(struct ctx *n, uint32_t err, int cause, struct work *w)
         return 0;
     }
     n->u.c.cause = cause;
+    /* The fd is made readable before the error is published, so whoever
+     * sees the error also finds the fd readable (Go: Err implies Done). */
+    if (n->u.c.fd >= 0)
+        ctx__fd_signal(n->u.c.fd);
     uint32_t old = atomic_exchange_explicit(&n->u.c.word, err,
                                             memory_order_acq_rel);
     /* Detach the children, oldest first (the list is newest first). */
@@ -114,7 +121,6 @@ static int process(struct ctx *n, uint32_t err, int cause, struct work *w)
         }
         k = next;
     }
-    int fd = n->u.c.fd;
     ctx__unlock(&n->u.c.lock);
 
     if (seg_head) {
@@ -128,8 +134,8 @@ static int process(struct ctx *n, uint32_t err, int cause, struct work *w)
             w->tail = seg_tail;
         }
     }
-    if ((old & CTX__WAITERS) || fd >= 0)
-        ctx__wake(n, old, fd);
+    if (old & CTX__WAITERS)
+        ctx__wake(n);
     if (n->flags & CTX__F_TIMER)
         ctx__timer_disarm(n);
     return 1;

@@ -160,9 +160,11 @@ int ctx__timer_arm(struct ctx *c);
 void ctx__timer_disarm(struct ctx *c);
 int ctx__timer_shutdown(void);
 
-/* Wake-ups (ctx_wait.c): called after `c`'s error was published, with no
- * lock held, with the previous word value and the fd read under the lock. */
-void ctx__wake(struct ctx *c, uint32_t old_word, int fd);
+/* Wake-ups (ctx_wait.c).  ctx__wake: wakes every futex sleeper of `c`
+ * after its error was published (no lock held).  ctx__fd_signal: makes a
+ * done eventfd readable. */
+void ctx__wake(struct ctx *c);
+void ctx__fd_signal(int fd);
 
 /* AfterFunc (ctx_after.c): schedule `a`'s function on a library thread;
  * the scheduler takes over one reference on `a`. */

@@ -10,9 +10,10 @@
  * waiting costs no system call, and waiting costs no fd and no allocation.
  *
  * The done fd is an eventfd made on first request, under the node's lock.
- * Either it exists when the node is cancelled (the canceller, which read the
- * fd under the same lock, writes it once) or it is made after (the maker
- * sees the error and writes it).  Nobody ever reads it: it stays readable.
+ * Either it exists when the node is cancelled (the canceller writes it,
+ * under the same lock, before publishing the error) or it is made after
+ * (the maker sees the error and writes it before handing the fd out).
+ * Nobody ever reads it: it stays readable.
  */
 #include "ctx_internal.h"
 
@@ -30,7 +31,7 @@ static void to_timespec(int64_t ns, struct timespec *ts)
     ts->tv_nsec = (long)(ns % CTX_SECOND);
 }
 
-static void fd_signal(int fd)
+void ctx__fd_signal(int fd)
 {
     uint64_t one = 1;
     ssize_t r;
@@ -40,13 +41,9 @@ static void fd_signal(int fd)
     /* EAGAIN: the counter is already non-zero, which is all we need. */
 }
 
-void ctx__wake(struct ctx *c, uint32_t old_word, int fd)
+void ctx__wake(struct ctx *c)
 {
-    if (old_word & CTX__WAITERS)
-        syscall(SYS_futex, &c->u.c.word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
-                NULL, 0);
-    if (fd >= 0)
-        fd_signal(fd);
+    syscall(SYS_futex, &c->u.c.word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 int ctx_done_fd(ctx_t *c)
@@ -71,7 +68,7 @@ int ctx_done_fd(ctx_t *c)
                    CTX__ERR_MASK;
     ctx__unlock(&k->u.c.lock);
     if (made && err)
-        fd_signal(fd);
+        ctx__fd_signal(fd);
     return fd;
 }
 
