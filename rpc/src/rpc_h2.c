@@ -1,0 +1,202 @@
+/*
+ * rpc_h2.c -- an nghttp2 session driven by a libevent bufferevent (see
+ * rpc_h2.h for the contract).
+ *
+ * Read path: the bufferevent read callback hands every contiguous chunk of
+ * the input buffer to nghttp2_session_mem_recv(), which runs the owner's
+ * frame/header/data callbacks synchronously; then one flush writes every
+ * frame those callbacks produced (one write per read batch, which is what
+ * keeps the per-call syscall count low).
+ *
+ * Write path: rpc__h2_flush() pulls frames with nghttp2_session_mem_send()
+ * (which returns pointers into nghttp2's own buffer, valid until the next
+ * call) and appends them to the output evbuffer, stopping at the high-water
+ * mark; the write callback fires when the kernel has taken the output down
+ * to the low-water mark and flushes again.
+ *
+ * Closing never happens inside a flush or inside nghttp2: it activates a
+ * zero-delay event whose callback calls on_close, so the owner can free
+ * everything from there.
+ */
+#include "rpc_h2.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+
+struct rpc__h2 {
+    struct bufferevent *bev;
+    nghttp2_session *session;
+    struct event *close_ev;
+    rpc__h2_close_cb on_close;
+    void *user_data;
+    size_t out_high;
+    int closing;       /* close scheduled or flushing before close */
+    int close_reason;
+    int flush_then_close;
+};
+
+const char *rpc__h2_close_reason_name(int reason)
+{
+    switch (reason) {
+    case RPC__H2_EOF: return "peer closed the connection";
+    case RPC__H2_IO_ERROR: return "socket error";
+    case RPC__H2_TIMEOUT: return "timeout (peer not reading or silent)";
+    case RPC__H2_PROTOCOL: return "HTTP/2 protocol error";
+    case RPC__H2_DONE: return "connection finished";
+    default: return "unknown";
+    }
+}
+
+static void schedule_close(rpc__h2_t *h2, int reason)
+{
+    if (h2->close_reason != 0)
+        return;
+    h2->closing = 1;
+    h2->close_reason = reason;
+    bufferevent_disable(h2->bev, EV_READ | EV_WRITE);
+    event_active(h2->close_ev, EV_TIMEOUT, 0);
+}
+
+static void close_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rpc__h2_t *h2 = arg;
+    h2->on_close(h2, h2->close_reason, h2->user_data);
+}
+
+int rpc__h2_flush(rpc__h2_t *h2)
+{
+    if (h2->close_reason != 0)
+        return -1;
+    struct evbuffer *out = bufferevent_get_output(h2->bev);
+    while (evbuffer_get_length(out) < h2->out_high) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(h2->session, &data);
+        if (n < 0) {
+            schedule_close(h2, RPC__H2_PROTOCOL);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (evbuffer_add(out, data, (size_t)n) != 0) {
+            schedule_close(h2, RPC__H2_IO_ERROR);
+            return -1;
+        }
+    }
+    if (evbuffer_get_length(out) == 0 &&
+        (h2->flush_then_close || (!nghttp2_session_want_read(h2->session) &&
+                                  !nghttp2_session_want_write(h2->session)))) {
+        schedule_close(h2, RPC__H2_DONE);
+        return -1;
+    }
+    return 0;
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    rpc__h2_t *h2 = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_iovec v[8];
+    while (h2->close_reason == 0 && evbuffer_get_length(in) > 0) {
+        int n = evbuffer_peek(in, -1, NULL, v, 8);
+        if (n > 8)
+            n = 8;
+        size_t used = 0;
+        for (int i = 0; i < n; i++) {
+            ssize_t r = nghttp2_session_mem_recv(h2->session, v[i].iov_base,
+                                                 v[i].iov_len);
+            if (r < 0) {
+                /* Bad client magic and friends: try to say why (nghttp2
+                 * has queued a GOAWAY where it could), then close. */
+                evbuffer_drain(in, evbuffer_get_length(in));
+                const uint8_t *data;
+                ssize_t m;
+                while ((m = nghttp2_session_mem_send(h2->session, &data)) > 0)
+                    bufferevent_write(bev, data, (size_t)m);
+                schedule_close(h2, RPC__H2_PROTOCOL);
+                return;
+            }
+            used += v[i].iov_len;
+        }
+        evbuffer_drain(in, used);
+    }
+    rpc__h2_flush(h2);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    rpc__h2_flush(arg);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    rpc__h2_t *h2 = arg;
+    if (what & BEV_EVENT_EOF)
+        schedule_close(h2, RPC__H2_EOF);
+    else if (what & BEV_EVENT_TIMEOUT)
+        schedule_close(h2, RPC__H2_TIMEOUT);
+    else if (what & BEV_EVENT_ERROR)
+        schedule_close(h2, RPC__H2_IO_ERROR);
+}
+
+rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
+                       size_t out_high, rpc__h2_close_cb on_close,
+                       void *user_data)
+{
+    rpc__h2_t *h2 = calloc(1, sizeof *h2);
+    if (h2 == NULL)
+        return NULL;
+    h2->close_ev = event_new(bufferevent_get_base(bev), -1, 0, close_cb, h2);
+    if (h2->close_ev == NULL) {
+        free(h2);
+        return NULL;
+    }
+    h2->bev = bev;
+    h2->session = session;
+    h2->on_close = on_close;
+    h2->user_data = user_data;
+    h2->out_high = out_high ? out_high : 256 * 1024;
+    /* Write callback when the output has drained to a quarter. */
+    bufferevent_setwatermark(bev, EV_WRITE, h2->out_high / 4, 0);
+    bufferevent_setcb(bev, read_cb, write_cb, event_cb, h2);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    return h2;
+}
+
+void rpc__h2_close_after_flush(rpc__h2_t *h2)
+{
+    if (h2->close_reason != 0)
+        return;
+    h2->flush_then_close = 1;
+    h2->closing = 1;
+    bufferevent_disable(h2->bev, EV_READ);
+    rpc__h2_flush(h2);
+}
+
+void rpc__h2_set_timeouts(rpc__h2_t *h2, int64_t read_ns, int64_t write_ns)
+{
+    struct timeval r = {(time_t)(read_ns / 1000000000),
+                        (suseconds_t)(read_ns % 1000000000 / 1000)};
+    struct timeval w = {(time_t)(write_ns / 1000000000),
+                        (suseconds_t)(write_ns % 1000000000 / 1000)};
+    bufferevent_set_timeouts(h2->bev, read_ns > 0 ? &r : NULL,
+                             write_ns > 0 ? &w : NULL);
+}
+
+void rpc__h2_free(rpc__h2_t *h2)
+{
+    if (h2 == NULL)
+        return;
+    event_free(h2->close_ev);
+    nghttp2_session_del(h2->session);
+    bufferevent_free(h2->bev);
+    free(h2);
+}
+
+nghttp2_session *rpc__h2_session(rpc__h2_t *h2) { return h2->session; }
+struct bufferevent *rpc__h2_bev(rpc__h2_t *h2) { return h2->bev; }
+int rpc__h2_closing(const rpc__h2_t *h2) { return h2->closing; }
+
+size_t rpc__h2_pending_output(const rpc__h2_t *h2)
+{
+    return evbuffer_get_length(bufferevent_get_output(h2->bev));
+}
