@@ -61,8 +61,8 @@
  *        struct pollfd p[2] = {{.fd = sock, .events = POLLIN},
  *                              {.fd = ctx_done_fd(ctx), .events = POLLIN}};
  *        while (poll(p, 2, -1) >= 0) {
- *            if (p[1].revents & POLLIN)
- *                return ctx_err(ctx);        never read or close that fd
+ *            if (p[1].revents & POLLIN)        never read or close that fd
+ *                return ctx_wait(ctx, -1);   done: returns ctx's error
  *            if (p[0].revents & POLLIN)
  *                handle_readable(sock);
  *        }
