@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -649,17 +650,87 @@ static void sleep_ns(long ns)
     nanosleep(&ts, NULL);
 }
 
-static void run_wake(enum wmode mode)
+enum { NWAKE = sizeof g_wake / sizeof g_wake[0] };
+
+/* One wake-up of `mode`: arm, let the waiter block, signal, time it. */
+static int64_t wake_once(struct wake *w, enum wmode mode, int *unsure)
+{
+    w->mode = mode;
+    switch (mode) {
+    case W_CTX_WAIT:
+        w->c = must(ctx_with_cancel(ctx_background()), "ctx_with_cancel");
+        break;
+    case W_CTX_FD:
+        w->c = must(ctx_with_cancel(ctx_background()), "ctx_with_cancel");
+        if ((w->fd = ctx_done_fd(w->c)) < 0)
+            die("ctx_done_fd");
+        break;
+    case W_FUTEX:
+        atomic_store(&w->fword, 0);
+        break;
+    case W_CONDVAR:
+        w->flag = 0;
+        break;
+    case W_EVENTFD:
+        break;
+    }
+    atomic_store_explicit(&w->phase, 1, memory_order_release);
+    while (atomic_load_explicit(&w->phase, memory_order_acquire) != 2)
+        cpu_relax();
+    /* Let it block, then make sure it did. */
+    sleep_ns(50000);
+    int tries = 0;
+    while (!thread_sleeping(w->tid) && ++tries < 200)
+        sleep_ns(20000);
+    if (tries >= 200)
+        (*unsure)++;
+
+    int64_t t0 = now_ns();
+    switch (mode) {
+    case W_CTX_WAIT:
+    case W_CTX_FD:
+        ctx_cancel(w->c);
+        break;
+    case W_FUTEX:
+        atomic_store_explicit(&w->fword, 1, memory_order_release);
+        sys_futex(&w->fword, FUTEX_WAKE_PRIVATE, 1);
+        break;
+    case W_CONDVAR:
+        pthread_mutex_lock(&w->mu);
+        w->flag = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        break;
+    case W_EVENTFD: {
+        uint64_t one = 1;
+        if (write(w->efd, &one, sizeof one) != sizeof one)
+            die("eventfd write");
+        break;
+    }
+    }
+    while (atomic_load_explicit(&w->phase, memory_order_acquire) != 3)
+        cpu_relax();
+    int64_t lat = w->t1 - t0;
+    if (w->c) {
+        ctx_release(w->c);
+        w->c = NULL;
+        w->fd = -1;
+    }
+    atomic_store_explicit(&w->phase, 0, memory_order_release);
+    return lat;
+}
+
+/* Runs the selected mechanisms interleaved, rep by rep, so that drift in
+ * the machine's speed hits them all alike. */
+static void run_wake(const int *sel)
 {
     struct wake w;
     memset(&w, 0, sizeof w);
-    w.mode = mode;
     w.fd = -1;
-    w.efd = -1;
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     w.pinned = cpu_allowed(0) && cpu_allowed(1);
-    if (mode == W_EVENTFD && (w.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+    if ((w.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         die("eventfd");
     if (w.pinned)
         pin_self(1);
@@ -670,95 +741,42 @@ static void run_wake(enum wmode mode)
         cpu_relax();
 
     int reps = g_wake_reps;
-    int64_t *lat = malloc((size_t)reps * sizeof *lat);
-    if (!lat)
-        die("malloc");
-    int unsure = 0;
-    for (int i = 0; i < reps; i++) {
-        switch (mode) {
-        case W_CTX_WAIT:
-            w.c = must(ctx_with_cancel(ctx_background()), "ctx_with_cancel");
-            break;
-        case W_CTX_FD:
-            w.c = must(ctx_with_cancel(ctx_background()), "ctx_with_cancel");
-            if ((w.fd = ctx_done_fd(w.c)) < 0)
-                die("ctx_done_fd");
-            break;
-        case W_FUTEX:
-            atomic_store(&w.fword, 0);
-            break;
-        case W_CONDVAR:
-            w.flag = 0;
-            break;
-        case W_EVENTFD:
-            break;
-        }
-        atomic_store_explicit(&w.phase, 1, memory_order_release);
-        while (atomic_load_explicit(&w.phase, memory_order_acquire) != 2)
-            cpu_relax();
-        /* Let it block, then make sure it did. */
-        sleep_ns(50000);
-        int tries = 0;
-        while (!thread_sleeping(w.tid) && ++tries < 200)
-            sleep_ns(20000);
-        if (tries >= 200)
-            unsure++;
-
-        int64_t t0 = now_ns();
-        switch (mode) {
-        case W_CTX_WAIT:
-        case W_CTX_FD:
-            ctx_cancel(w.c);
-            break;
-        case W_FUTEX:
-            atomic_store_explicit(&w.fword, 1, memory_order_release);
-            sys_futex(&w.fword, FUTEX_WAKE_PRIVATE, 1);
-            break;
-        case W_CONDVAR:
-            pthread_mutex_lock(&w.mu);
-            w.flag = 1;
-            pthread_cond_signal(&w.cv);
-            pthread_mutex_unlock(&w.mu);
-            break;
-        case W_EVENTFD: {
-            uint64_t one = 1;
-            if (write(w.efd, &one, sizeof one) != sizeof one)
-                die("eventfd write");
-            break;
-        }
-        }
-        while (atomic_load_explicit(&w.phase, memory_order_acquire) != 3)
-            cpu_relax();
-        lat[i] = w.t1 - t0;
-        if (w.c) {
-            ctx_release(w.c);
-            w.c = NULL;
-            w.fd = -1;
-        }
-        atomic_store_explicit(&w.phase, 0, memory_order_release);
-    }
+    int64_t *lat[NWAKE] = {0};
+    int unsure[NWAKE] = {0};
+    for (int k = 0; k < NWAKE; k++)
+        if (sel[k] && !(lat[k] = malloc((size_t)reps * sizeof *lat[k])))
+            die("malloc");
+    for (int i = 0; i < reps; i++)
+        for (int k = 0; k < NWAKE; k++)
+            if (sel[k])
+                lat[k][i] = wake_once(&w, (enum wmode)k, &unsure[k]);
     atomic_store(&w.phase, 4);
     pthread_join(t, NULL);
-    if (w.efd >= 0)
-        close(w.efd);
+    close(w.efd);
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
     if (w.pinned)
         unpin_self();
 
-    int64_t p50 = pct(lat, (size_t)reps, 50), p99 = pct(lat, (size_t)reps, 99);
-    if (unsure)
-        fprintf(stderr, "ctx_bench: %s: waiter not seen asleep in %d reps\n",
-                g_wake[mode].name, unsure);
-    if (g_tsv)
-        printf("wake\t%s\t%lld\t%lld\t%d\t%s\n", g_wake[mode].name,
-               (long long)p50, (long long)p99, reps,
-               w.pinned ? "pinned" : "unpinned");
-    else
-        printf("%-14s %-48s p50 %7.2f us  p99 %7.2f us  (%d reps, %s)\n",
-               g_wake[mode].name, g_wake[mode].label, (double)p50 / 1e3,
-               (double)p99 / 1e3, reps, w.pinned ? "CPU 1 -> CPU 0" : "unpinned");
-    free(lat);
+    for (int k = 0; k < NWAKE; k++) {
+        if (!sel[k])
+            continue;
+        int64_t p50 = pct(lat[k], (size_t)reps, 50);
+        int64_t p99 = pct(lat[k], (size_t)reps, 99);
+        if (unsure[k])
+            fprintf(stderr, "ctx_bench: %s: waiter not seen asleep in %d reps\n",
+                    g_wake[k].name, unsure[k]);
+        if (g_tsv)
+            printf("wake\t%s\t%lld\t%lld\t%d\t%s\n", g_wake[k].name,
+                   (long long)p50, (long long)p99, reps,
+                   w.pinned ? "pinned" : "unpinned");
+        else
+            printf("%-14s %-48s p50 %7.2f us  p99 %7.2f us  (%d reps, %s)\n",
+                   g_wake[k].name, g_wake[k].label, (double)p50 / 1e3,
+                   (double)p99 / 1e3, reps,
+                   w.pinned ? "CPU 1 -> CPU 0" : "unpinned");
+        free(lat[k]);
+    }
     fflush(stdout);
 }
 
@@ -911,12 +929,65 @@ struct order_res {
     int64_t allocs, bytes;     /* during the cancel                 */
     int64_t peak_heap;         /* peak extra live heap bytes        */
     int64_t rss_kib;           /* VmHWM - VmRSS before; -1 unknown  */
+    int64_t stack;             /* stack bytes used by the cancel thread */
     int64_t w_total_ns;        /* with watcher                      */
     int64_t first_all_ns;      /* every probe seen done             */
     int64_t first_med_ns;      /* median probe seen done            */
     int monotone;              /* probes reached in creation order: 1,
                                   reverse: -1, neither: 0            */
 };
+
+/* Runs ctx_cancel(root) on a fresh thread whose stack (STK bytes, mapped
+ * once) is painted with a pattern, and returns how many bytes of it were
+ * written: the stack high-water mark of the whole thread, cancel included.
+ * The allocation counters are on around the cancel only. */
+enum { STK = 8 << 20 };
+static unsigned char *g_stk;
+
+struct cancel_job {
+    ctx_t *root;
+    int64_t t0, t1;
+    int pin;
+};
+
+static void *cancel_thread(void *arg)
+{
+    struct cancel_job *j = arg;
+    if (j->pin)
+        pin_self(1);
+    atomic_store(&g_count_on, 1);
+    j->t0 = now_ns();
+    ctx_cancel(j->root);
+    j->t1 = now_ns();
+    atomic_store(&g_count_on, 0);
+    return NULL;
+}
+
+static size_t cancel_on_painted_stack(ctx_t *root, int64_t *ns)
+{
+    if (!g_stk) {
+        g_stk = mmap(NULL, STK, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (g_stk == MAP_FAILED)
+            die("mmap");
+    }
+    memset(g_stk, 0xa5, STK);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    if ((errno = pthread_attr_setstack(&a, g_stk, STK)) != 0)
+        die("pthread_attr_setstack");
+    struct cancel_job j = {root, 0, 0, cpu_allowed(1)};
+    pthread_t t;
+    if ((errno = pthread_create(&t, &a, cancel_thread, &j)) != 0)
+        die("pthread_create");
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&a);
+    *ns = j.t1 - j.t0;
+    size_t i = 0;
+    while (i < STK && g_stk[i] == 0xa5)
+        i++;
+    return STK - i;
+}
 
 static void order_once(enum shape s, int df, int use_watcher, struct order_res *r)
 {
@@ -928,13 +999,8 @@ static void order_once(enum shape s, int df, int use_watcher, struct order_res *
     int64_t rss0 = status_kib("VmRSS");
     int hwm_ok = reset_hwm() == 0;
     counters_reset();
-    atomic_store(&g_count_on, 1);
-    int64_t t0 = now_ns();
-    ctx_cancel(t.nodes[0]);
-    int64_t t1 = now_ns();
-    atomic_store(&g_count_on, 0);
+    r->stack = (int64_t)cancel_on_painted_stack(t.nodes[0], &r->total_ns);
     int64_t hwm = status_kib("VmHWM");
-    r->total_ns = t1 - t0;
     r->allocs = (int64_t)atomic_load(&g_allocs);
     r->bytes = (int64_t)atomic_load(&g_bytes);
     r->peak_heap = atomic_load(&g_peak);
@@ -963,9 +1029,9 @@ static void order_once(enum shape s, int df, int use_watcher, struct order_res *
         die("pthread_create");
     while (atomic_load(&w.state) != 1)
         cpu_relax();
-    t0 = now_ns();
+    int64_t t0 = now_ns();
     ctx_cancel(t.nodes[0]);
-    t1 = now_ns();
+    int64_t t1 = now_ns();
     pthread_join(th, NULL);
     unpin_self();
     r->w_total_ns = t1 - t0;
@@ -1002,26 +1068,41 @@ static void run_order(void)
     struct order_res *res = calloc((size_t)reps, sizeof *res);
     if (!res)
         die("calloc");
+    /* Baseline: a lone context (second try: the first thread start in a
+     * process touches more stack). */
+    size_t lone_stack = 0;
+    for (int i = 0; i < 2; i++) {
+        ctx_t *lone = must(ctx_with_cancel(ctx_background()), "ctx_with_cancel");
+        int64_t lone_ns;
+        lone_stack = cancel_on_painted_stack(lone, &lone_ns);
+        ctx_release(lone);
+    }
     printf("\n### Cancellation order: breadth-first (default) vs depth-first\n\n");
-    printf("Each cell: median of %d reps (memory: the maximum).  \"done\" = "
-           "ctx_cancel(root) returned, i.e. every descendant is done.  "
-           "Heap: allocations and peak extra live heap bytes while "
-           "ctx_cancel ran (malloc counters); RSS: VmHWM growth during the "
-           "cancel (VmHWM reset just before).  First level: a watcher thread "
-           "on CPU 0 polls the first-level children (at most %d, evenly "
-           "sampled) while CPU 1 cancels; times are from the start of that "
-           "cancel, as a share of its own total.%s\n\n",
-           reps, MAX_PROBES,
+    printf("Each cell: median of %d reps (memory: the maximum).  \"all done\" = "
+           "ctx_cancel(root) returned, i.e. every descendant is done; it runs "
+           "on a fresh thread (CPU 1) with a painted stack.  Extra memory "
+           "during the cancel: malloc calls and peak extra live heap bytes "
+           "(counters), the thread's stack high-water mark (a lone context's "
+           "cancel: %zu B, thread start included), and VmHWM growth (reset "
+           "just before; the kernel's RSS counters are per-CPU approximations, "
+           "good to a few hundred KiB).  First level: a watcher thread on "
+           "CPU 0 polls the first-level children (at most %d, evenly sampled) "
+           "while CPU 1 cancels the root of a second, identical tree; times "
+           "are from the start of that cancel, and its share of that cancel's "
+           "total.%s\n\n",
+           reps, lone_stack, MAX_PROBES,
            use_watcher ? "" : "  (Only one CPU allowed: no watcher.)");
-    printf("| tree | order | all done (ms) | ns/node | allocs, peak heap B, RSS KiB "
-           "| first level all done | first level median | first-level order |\n");
+    printf("| tree | order | all done (ms) | ns/node | mallocs, peak heap B, "
+           "stack B, RSS KiB | first level all done | first level median | "
+           "first-level order |\n");
     printf("| --- | --- | ---: | ---: | --- | ---: | ---: | --- |\n");
     for (int s = 0; s < 4; s++) {
         size_t nodes = s == S_1000x100 ? 101001 : 100001;
         for (int df = 0; df <= 1; df++) {
             for (int i = 0; i < reps; i++)
                 order_once((enum shape)s, df, use_watcher, &res[i]);
-            int64_t mx_alloc = 0, mx_bytes = 0, mx_peak = 0, mx_rss = -1;
+            int64_t mx_alloc = 0, mx_bytes = 0, mx_peak = 0, mx_rss = -1,
+                    mx_stack = 0;
             int mono = res[0].monotone;
             int64_t *v = malloc((size_t)reps * sizeof *v);
             if (!v)
@@ -1031,6 +1112,7 @@ static void run_order(void)
                 if (res[i].bytes > mx_bytes) mx_bytes = res[i].bytes;
                 if (res[i].peak_heap > mx_peak) mx_peak = res[i].peak_heap;
                 if (res[i].rss_kib > mx_rss) mx_rss = res[i].rss_kib;
+                if (res[i].stack > mx_stack) mx_stack = res[i].stack;
                 if (res[i].monotone != mono) mono = 2;
             }
             int64_t all_ms_med;
@@ -1059,11 +1141,12 @@ static void run_order(void)
                              : mono == 1   ? "creation order"
                              : mono == -1  ? "reverse"
                                            : "mixed (watcher resolution)";
-            printf("| %s | %s | %.3f | %.1f | %lld, %lld B, %lld KiB | %s | %s | %s |\n",
+            printf("| %s | %s | %.3f | %.1f | %lld, %lld B, %lld B, %lld KiB "
+                   "| %s | %s | %s |\n",
                    g_shape_name[s], df ? "depth-first" : "breadth-first",
                    (double)all_ms_med / 1e6, (double)all_ms_med / (double)nodes,
-                   (long long)mx_alloc, (long long)mx_peak, (long long)mx_rss, fa,
-                   fm, mo);
+                   (long long)mx_alloc, (long long)mx_peak, (long long)mx_stack,
+                   (long long)mx_rss, fa, fm, mo);
             fflush(stdout);
             free(v);
         }
@@ -1134,9 +1217,11 @@ int main(int argc, char **argv)
     for (size_t r = 0; r < NROWS; r++)
         if (selected(rows, g_rows[r].name, g_rows[r].dual ? "dual" : "single"))
             run_row(&g_rows[r]);
-    for (int k = 0; k < (int)(sizeof g_wake / sizeof g_wake[0]); k++)
-        if (selected(rows, g_wake[k].name, "wake"))
-            run_wake((enum wmode)k);
+    int wsel[NWAKE], any = 0;
+    for (int k = 0; k < NWAKE; k++)
+        any |= wsel[k] = selected(rows, g_wake[k].name, "wake");
+    if (any)
+        run_wake(wsel);
     if (selected(rows, "order", "order"))
         run_order();
 
