@@ -23,7 +23,7 @@ BUILD=${BUILD:-$ROOT/build/h-bench}
 OUT=$ROOT/bench/results/ctx.md
 QUICK=0
 REPS=${REPS:-3}
-CMDLINE="bench/ctx_bench.sh $*"
+CMDLINE="bench/ctx_bench.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
