@@ -212,12 +212,15 @@ struct fan {
     atomic_int skipped;
     atomic_int bad_cb;     /* callbacks disagreeing with what fn did */
     atomic_int cb_calls;
+    struct latch blocked;
     atomic_int st[FAN];
 };
 
 struct fan_arg {
     struct fan *f;
     int i;
+    bool fails;  /* returns FAIL_ERR instead of working */
+    bool blocks; /* arrives at f->blocked, then waits for cancellation */
 };
 
 static int fan_task(ctx_t *ctx, void *arg)
@@ -228,9 +231,16 @@ static int fan_task(ctx_t *ctx, void *arg)
         atomic_fetch_add(&f->late, 1);
     atomic_fetch_add(&f->started, 1);
     atomic_store(&f->st[a->i], ST_STARTED);
-    if (a->i == FAILER) {
+    if (a->fails) {
         atomic_store(&f->st[a->i], ST_FAILED);
         return FAIL_ERR;
+    }
+    if (a->blocks) { /* holds its worker until the request is cancelled */
+        latch_arrive(&f->blocked);
+        int err = ctx_wait(ctx, -1);
+        atomic_fetch_add(&f->observed, 1);
+        atomic_store(&f->st[a->i], ST_OBSERVED);
+        return err;
     }
     /* A short CPU loop that polls for cancellation. */
     volatile unsigned acc = 0;
@@ -268,7 +278,14 @@ static void fan_done(int err, bool ran, void *arg, void *user_data)
     atomic_fetch_add(&f->cb_calls, 1);
 }
 
-static void test_10000_tasks_cancelled_mid_flight(void **state)
+/* mode FAIL: task FAILER returns FAIL_ERR, which cancels the group;
+ * mode PARENT: the request (the group's parent) is cancelled from outside
+ * while tasks 3000.. hold every worker (blocked in ctx_wait), so the
+ * cancellation lands mid-flight whatever the scheduling. */
+#define BLOCKER 3000
+enum fan_mode { FAN_FAIL, FAN_PARENT };
+
+static void fan_out_and_cancel(enum fan_mode mode)
 {
     struct fan *f = calloc(1, sizeof(*f));
     struct fan_arg *args = calloc(FAN, sizeof(*args));
@@ -277,19 +294,32 @@ static void test_10000_tasks_cancelled_mid_flight(void **state)
     ctx_pool_t *p = make_pool(0, FAN); /* default: one thread per CPU */
     ctx_t *req = ctx_with_cancel(ctx_background());
     ctx_group_t *g = make_group(req, p, 0);
+    int nthreads = ctx_pool_threads(p);
+    latch_init(&f->blocked, nthreads);
 
     for (int i = 0; i < FAN; i++) {
-        args[i] = (struct fan_arg){f, i};
+        args[i] = (struct fan_arg){f, i, mode == FAN_FAIL && i == FAILER,
+                                   mode == FAN_PARENT && i >= BLOCKER &&
+                                       i < BLOCKER + nthreads};
         assert_int_equal(ctx_group_go_cb(g, fan_task, &args[i], fan_done,
                                          NULL), 0);
+    }
+    if (mode == FAN_PARENT) {
+        latch_wait(&f->blocked); /* every worker holds a blocker */
+        ctx_cancel(req);
     }
     int err = ctx_group_wait(g);
     atomic_store(&f->waited, 1);
     int started_at_wait = atomic_load(&f->started);
 
-    assert_int_equal(err, FAIL_ERR); /* the first error, not a ctx error */
-    assert_int_equal(ctx_cause(ctx_group_ctx(g)), FAIL_ERR);
-    assert_int_equal(ctx_err(req), 0);
+    if (mode == FAN_FAIL) {
+        assert_int_equal(err, FAIL_ERR); /* the first error */
+        assert_int_equal(ctx_cause(ctx_group_ctx(g)), FAIL_ERR);
+        assert_int_equal(ctx_err(req), 0);
+    } else {
+        assert_int_equal(err, CTX_CANCELED);
+        assert_int_equal(ctx_err(ctx_group_ctx(g)), CTX_CANCELED);
+    }
     assert_int_equal(ctx_group_inflight(g), 0);
     assert_int_equal(ctx_group_go(g, fan_task, &args[0]), EPIPE);
 
@@ -299,26 +329,43 @@ static void test_10000_tasks_cancelled_mid_flight(void **state)
     assert_int_equal(atomic_load(&f->late), 0);
     assert_int_equal(atomic_load(&f->started), started_at_wait);
 
-    /* Every task: ran to completion, observed cancellation, failed (one),
-     * or was skipped because the context was done when it was picked up. */
+    /* Every task ran to completion, observed cancellation, failed (the one
+     * in FAIL mode), or was skipped because the context was done when it
+     * was picked up. */
     int started = atomic_load(&f->started);
     int completed = atomic_load(&f->completed);
     int observed = atomic_load(&f->observed);
     int skipped = atomic_load(&f->skipped);
-    assert_int_equal(completed + observed + 1, started);
+    int failed = mode == FAN_FAIL ? 1 : 0;
+    assert_int_equal(completed + observed + failed, started);
     assert_int_equal(started + skipped, FAN);
     assert_int_equal(atomic_load(&f->cb_calls), FAN);
     assert_int_equal(atomic_load(&f->bad_cb), 0);
-    assert_true(started > FAILER / 2); /* it failed mid-flight ...   */
-    assert_true(skipped > 0);          /* ... and cut the rest short */
+    assert_true(started > (mode == FAN_FAIL ? FAILER : BLOCKER));
+    assert_true(skipped > 0); /* cancelled mid-flight: the rest cut short */
     int none = 0;
     for (int i = 0; i < FAN; i++)
         none += atomic_load(&f->st[i]) == ST_NONE;
     assert_int_equal(none, skipped);
+    print_message("    %s: started %d (completed %d, observed %d, failed %d),"
+                  " skipped %d\n", mode == FAN_FAIL ? "first error" :
+                  "parent cancel", started, completed, observed, failed,
+                  skipped);
 
     ctx_release(req);
+    latch_destroy(&f->blocked);
     free(args);
     free(f);
+}
+
+static void test_10000_tasks_first_error_mid_flight(void **state)
+{
+    fan_out_and_cancel(FAN_FAIL);
+}
+
+static void test_10000_tasks_parent_cancelled_mid_flight(void **state)
+{
+    fan_out_and_cancel(FAN_PARENT);
 }
 
 /* ---- cancellation from above: parent, deadline --------------------------- */
@@ -400,7 +447,7 @@ static void test_destroy_without_wait(void **state)
     ctx_group_destroy(g);
     for (int i = 0; i < 2; i++)
         assert_int_equal(atomic_load(&b[i].result), CTX_CANCELED);
-    assert_int_equal(ctx_pool_running(p), 0);
+    assert_int_equal(ctx_pool_queued(p), 0);
     ctx_pool_destroy(p);
     latch_destroy(&started);
 }
@@ -538,7 +585,8 @@ int main(void)
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_private_pool),
         cmocka_unit_test(test_first_error_cancels_siblings),
-        cmocka_unit_test(test_10000_tasks_cancelled_mid_flight),
+        cmocka_unit_test(test_10000_tasks_first_error_mid_flight),
+        cmocka_unit_test(test_10000_tasks_parent_cancelled_mid_flight),
         cmocka_unit_test(test_parent_cancel_reaches_tasks),
         cmocka_unit_test(test_deadline_cuts_work_short),
         cmocka_unit_test(test_destroy_without_wait),
