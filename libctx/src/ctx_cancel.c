@@ -7,31 +7,34 @@
  * list links (next/prev) and the `linked` flag of a child belong to the
  * registry's lock while the child is linked.
  *
- * Cancelling walks the subtree iteratively with a work list threaded
+ * Cancelling walks the subtree iteratively, with a work list threaded
  * through the same `next` links, so neither the stack nor the heap grows
  * with the depth or the width of the tree:
  *
- *   process(n):  lock n
- *                  already done?  -> unlock, skip (its subtree was or is
- *                                    being handled by whoever did it)
- *                  store cause, publish the error (release)
- *                  detach the children list: take a reference on each child
- *                  (a child whose count already reached zero is being freed
- *                  by another thread: unlink it and leave it alone), mark
- *                  each unlinked, and append them to the work list
- *                  (the done fd, if any, is written before the error is
- *                  published, so a thread that sees the error finds it
- *                  readable)
- *                unlock n; wake futex waiters, disarm the timer
+ *   cancel(c):  lock c; mark c done; finish_children(c); unlock c
+ *   finish_children(n), n locked and done:
+ *               for each child k:  unlink k;  lock k (parent before child);
+ *               mark k done (cause, done fd, error, futex wake, disarm);
+ *               unlock k;  if k has children of its own, queue k (with a
+ *               reference) -- its children are finished when it is popped
+ *   then, for each queued n:  lock n; finish_children(n); unlock n; release
  *
- * Only one node lock is ever held at a time.  A node on the work list is
- * kept alive by the reference taken for it, and its `next` link belongs to
- * the walk (nobody else touches links of an unlinked node).
+ * So each node is touched once, at most two locks are held (a node and
+ * one child), and a node's children are only ever walked under its own lock
+ * (they cannot be freed meanwhile: a dying child unlinks itself under that
+ * lock first).  A node on the work list is kept alive by the reference
+ * taken for it; its `next` link belongs to the walk (nobody else touches
+ * links of an unlinked node).  AfterFunc callbacks are queued to their
+ * threads after the locks are dropped; no user code runs in a cancel.
+ *
+ * A done node's children stay linked to it until the walk reaches it; new
+ * children cannot join (they are born done), leaving ones unlink
+ * themselves as usual.
  *
  * Order: breadth-first by default (each level is finished before the next
- * one starts, and siblings are reached oldest first); depth-first is kept
- * behind ctx__set_cancel_order() for the measurement in the README.  Both
- * use the same O(1) extra memory.
+ * one starts; siblings newest first, the order of the list); depth-first is
+ * kept behind ctx__set_cancel_order() for the measurement in the README.
+ * Both use the same O(1) extra memory.
  */
 #include "ctx_internal.h"
 
@@ -89,63 +92,94 @@ struct work {
     struct ctx *head, *tail;
 };
 
-/* Marks `n` done and moves its children onto the work list.  Returns 1 if
- * this call did it (0: `n` was already done). */
-static int process(struct ctx *n, uint32_t err, int cause, struct work *w)
+/* Marks `k` (locked by the caller) done.  Returns 1 if this call did it,
+ * 0 if `k` was already done.  The done fd is written before the error is
+ * published, so whoever sees the error finds the fd readable (Go: Err
+ * implies Done); futex sleepers are woken after. */
+static int mark(struct ctx *k, uint32_t err, int cause)
 {
-    ctx__lock(&n->u.c.lock);
-    if (atomic_load_explicit(&n->u.c.word, memory_order_relaxed) & CTX__ERR_MASK) {
-        ctx__unlock(&n->u.c.lock);
+    if (atomic_load_explicit(&k->u.c.word, memory_order_relaxed) & CTX__ERR_MASK)
         return 0;
-    }
-    n->u.c.cause = cause;
-    /* The fd is made readable before the error is published, so whoever
-     * sees the error also finds the fd readable (Go: Err implies Done). */
-    if (n->u.c.fd >= 0)
-        ctx__fd_signal(n->u.c.fd);
-    uint32_t old = atomic_exchange_explicit(&n->u.c.word, err,
+    k->u.c.cause = cause;
+    if (k->u.c.fd >= 0)
+        ctx__fd_signal(k->u.c.fd);
+    uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
                                             memory_order_acq_rel);
-    /* Detach the children, oldest first (the list is newest first). */
-    struct ctx *seg_head = NULL, *seg_tail = NULL;
+    if (old & CTX__WAITERS)
+        ctx__wake(k);
+    if (k->flags & CTX__F_TIMER)
+        ctx__timer_disarm(k);
+    return 1;
+}
+
+/* With `n` locked and already marked: marks every child of `n` done (each
+ * under its own lock, nested inside n's: parent before child), unlinks it,
+ * and queues the children that have children of their own (with a
+ * reference) on the work list, and fired AfterFuncs on *fire.  A child
+ * whose count reached zero is being freed by a thread blocked on n's lock:
+ * it is marked and unlinked, which is all that thread needs, and is not
+ * queued (a dying node has no children: they would hold references). */
+static void finish_children(struct ctx *n, uint32_t err, int cause,
+                            struct work *w, struct ctx_after **fire)
+{
     struct ctx *k = n->u.c.children;
     n->u.c.children = NULL;
     while (k) {
         struct ctx *next = k->u.c.next;
+        if (next)
+            __builtin_prefetch(next, 1);
         k->u.c.next = k->u.c.prev = NULL;
         atomic_store_explicit(&k->linked, 0, memory_order_release);
-        if (ctx__tryref(k)) {
-            k->u.c.next = seg_head;
-            seg_head = k;
-            if (!seg_tail)
-                seg_tail = k;
+        if (k->kind == CTX_KIND_AFTER) {
+            uint32_t armed = CTX__AFTER_ARMED;
+            if (atomic_compare_exchange_strong(&k->u.c.word, &armed,
+                                               CTX__AFTER_FIRED) &&
+                ctx__tryref(k)) {
+                struct ctx_after *a = (struct ctx_after *)k;
+                a->qnext = *fire;
+                *fire = a;
+            }
+        } else {
+            ctx__lock(&k->u.c.lock);
+            int queue = mark(k, err, cause) && k->u.c.children != NULL;
+            ctx__unlock(&k->u.c.lock);
+            if (queue && ctx__tryref(k)) {
+                if (depth_first || !w->head) {
+                    k->u.c.next = w->head;
+                    w->head = k;
+                    if (!w->tail)
+                        w->tail = k;
+                } else {
+                    w->tail->u.c.next = k;
+                    w->tail = k;
+                }
+            }
         }
         k = next;
     }
-    ctx__unlock(&n->u.c.lock);
+}
 
-    if (seg_head) {
-        if (depth_first || !w->head) {
-            seg_tail->u.c.next = w->head;
-            w->head = seg_head;
-            if (!w->tail)
-                w->tail = seg_tail;
-        } else {
-            w->tail->u.c.next = seg_head;
-            w->tail = seg_tail;
-        }
+static void fire_all(struct ctx_after *a)
+{
+    while (a) {
+        struct ctx_after *next = a->qnext;
+        ctx__after_fire(&a->n); /* takes over the reference */
+        a = next;
     }
-    if (old & CTX__WAITERS)
-        ctx__wake(n);
-    if (n->flags & CTX__F_TIMER)
-        ctx__timer_disarm(n);
-    return 1;
 }
 
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
 {
     struct work w = {NULL, NULL};
-    if (!process(c, err, cause, &w))
+    struct ctx_after *fire = NULL;
+    ctx__lock(&c->u.c.lock);
+    if (!mark(c, err, cause)) {
+        ctx__unlock(&c->u.c.lock);
         return;
+    }
+    finish_children(c, err, cause, &w, &fire);
+    ctx__unlock(&c->u.c.lock);
+    fire_all(fire);
     if (unlink)
         ctx__unregister(c);
     while (w.head) {
@@ -154,16 +188,11 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
         if (!w.head)
             w.tail = NULL;
         n->u.c.next = NULL;
-        if (n->kind == CTX_KIND_AFTER) {
-            uint32_t armed = CTX__AFTER_ARMED;
-            if (atomic_compare_exchange_strong(&n->u.c.word, &armed,
-                                               CTX__AFTER_FIRED)) {
-                ctx__after_fire(n); /* takes over our reference */
-                continue;
-            }
-        } else {
-            process(n, err, cause, &w);
-        }
+        fire = NULL;
+        ctx__lock(&n->u.c.lock);
+        finish_children(n, err, cause, &w, &fire);
+        ctx__unlock(&n->u.c.lock);
+        fire_all(fire);
         ctx_release(n);
     }
 }

@@ -19,10 +19,12 @@
  *
  * Locks.  Each CANCEL node has a 4-byte futex lock guarding its `children`
  * list and, for every child linked in it, that child's `next`/`prev` links
- * and `linked` flag.  The cancel algorithm never holds two node locks at
- * once; creation and release take only the registry's lock; the timer heap
- * lock (ctx_timer.c) may be taken while holding no node lock only.  So there
- * is no lock order to get wrong: parent-before-child trivially holds.
+ * and `linked` flag.  Lock order: parent before child, and only one level
+ * deep -- the cancel walk holds a node and one of its children, nothing
+ * else ever holds two node locks; creation and release take only the
+ * registry's lock.  Leaf locks, taken inside a node lock but never holding
+ * one: the timer heap lock (ctx_timer.c) and the AfterFunc queue lock
+ * (ctx_after.c).
  * No user code (destroy, AfterFunc) ever runs under any of these locks.
  */
 #ifndef CTX_INTERNAL_H
