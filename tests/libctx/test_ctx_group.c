@@ -278,7 +278,8 @@ static void fan_done(int err, bool ran, void *arg, void *user_data)
     atomic_fetch_add(&f->cb_calls, 1);
 }
 
-/* mode FAIL: task FAILER returns FAIL_ERR, which cancels the group;
+/* mode FAIL: task FAILER returns FAIL_ERR, which cancels the group, while
+ * the tasks just before it hold every other worker;
  * mode PARENT: the request (the group's parent) is cancelled from outside
  * while tasks 3000.. hold every worker (blocked in ctx_wait), so the
  * cancellation lands mid-flight whatever the scheduling. */
@@ -298,9 +299,13 @@ static void fan_out_and_cancel(enum fan_mode mode)
     latch_init(&f->blocked, nthreads);
 
     for (int i = 0; i < FAN; i++) {
+        /* FAIL: tasks FAILER-(n-1) .. FAILER-1 hold the other workers, so
+         * nothing else runs between the failure and the cancellation. */
+        bool blocks = mode == FAN_PARENT
+                          ? i >= BLOCKER && i < BLOCKER + nthreads
+                          : i >= FAILER - (nthreads - 1) && i < FAILER;
         args[i] = (struct fan_arg){f, i, mode == FAN_FAIL && i == FAILER,
-                                   mode == FAN_PARENT && i >= BLOCKER &&
-                                       i < BLOCKER + nthreads};
+                                   blocks};
         assert_int_equal(ctx_group_go_cb(g, fan_task, &args[i], fan_done,
                                          NULL), 0);
     }
@@ -337,6 +342,11 @@ static void fan_out_and_cancel(enum fan_mode mode)
     int observed = atomic_load(&f->observed);
     int skipped = atomic_load(&f->skipped);
     int failed = mode == FAN_FAIL ? 1 : 0;
+    /* FIFO: every task before the failer / the last blocker ran; every
+     * task after it was skipped. */
+    int last = mode == FAN_FAIL ? FAILER : BLOCKER + nthreads - 1;
+    assert_int_equal(started, last + 1);
+    assert_int_equal(observed, nthreads - failed);
     assert_int_equal(completed + observed + failed, started);
     assert_int_equal(started + skipped, FAN);
     assert_int_equal(atomic_load(&f->cb_calls), FAN);
