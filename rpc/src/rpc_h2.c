@@ -172,6 +172,11 @@ void rpc__h2_close_after_flush(rpc__h2_t *h2)
     rpc__h2_flush(h2);
 }
 
+void rpc__h2_close_now(rpc__h2_t *h2, int reason)
+{
+    schedule_close(h2, reason);
+}
+
 void rpc__h2_set_timeouts(rpc__h2_t *h2, int64_t read_ns, int64_t write_ns)
 {
     struct timeval r = {(time_t)(read_ns / 1000000000),

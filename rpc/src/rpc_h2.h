@@ -78,6 +78,10 @@ int rpc__h2_flush(rpc__h2_t *h2);
  * the caller submitted one). */
 void rpc__h2_close_after_flush(rpc__h2_t *h2);
 
+/* Closes at once with `reason` (dropping pending output); on_close runs
+ * later from the loop, as for every close. */
+void rpc__h2_close_now(rpc__h2_t *h2, int reason);
+
 /* Sets read/write timeouts on the stream (0: none).  The write timeout is
  * how long a peer may refuse to read pending output. */
 void rpc__h2_set_timeouts(rpc__h2_t *h2, int64_t read_ns, int64_t write_ns);

@@ -1,0 +1,311 @@
+/*
+ * <rpc/server.h> -- a gRPC server over cleartext HTTP/2 (h2c, prior
+ * knowledge) where every request runs under a libctx context tree built
+ * from the wire:
+ *
+ *   server root          cancelled by rpc_server_shutdown()  (RPC_CAUSE_SHUTDOWN)
+ *    +- connection       cancelled when the peer disconnects (RPC_CAUSE_PEER_GONE)
+ *        |               or stops answering keepalive pings  (RPC_CAUSE_KEEPALIVE)
+ *        +- request      deadline = arrival + grpc-timeout   (RPC_CAUSE_DEADLINE),
+ *            |           cancelled by the client's RST_STREAM (RPC_CAUSE_CLIENT_CANCEL)
+ *            |           and when the call has completed      (RPC_CAUSE_FINISHED)
+ *            +- value    method, peer address and request metadata, so
+ *                        rpc_metadata_get(ctx, "x-request-id") works from any
+ *                        context derived from the handler's
+ *
+ * A handler receives the value context; sub-tasks it fans out to (task
+ * groups on a ctx_pool, <ctx/group.h>) take children of it and see every
+ * cancellation above.  ctx_cause() tells which source ended the request.
+ *
+ * Threads.  The server runs N event-loop threads (one per CPU by default);
+ * connections are spread across them and each connection lives on one loop
+ * for its whole life.  Blocking handlers run on a ctx_pool (the server's
+ * own, or one given with rpc_server_set_pool()); non-blocking handlers run
+ * on the loop thread and complete later from any thread.  Loop threads never
+ * block: workers hand results back through a queue that wakes the loop.
+ *
+ * Messages.  Services are registered from the descriptors protoc-c
+ * generates; the server decodes requests and encodes responses with
+ * protobuf-c (on the worker for blocking handlers).  protoc-c does not
+ * record streaming kinds, so each method is registered with its kind.
+ *
+ * Errors.  Functions return 0 or a negative RPC_ERR_* code (<rpc/rpc.h>).
+ * Handlers return an RPC_STATUS_* code.
+ *
+ * Lifecycle:
+ *
+ *   rpc_server_new -> (set options, add methods, listen) -> rpc_server_start
+ *        -> RUNNING -> rpc_server_shutdown (drain, then cancel) -> STOPPED
+ *        -> rpc_server_free
+ */
+#ifndef RPC_SERVER_H
+#define RPC_SERVER_H
+
+#include <ctx/ctx.h>
+#include <ctx/pool.h>
+#include <rpc/rpc.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* protobuf-c types, declared only (this header does not include
+ * <protobuf-c/protobuf-c.h>; include it where you use them). */
+struct ProtobufCMessage;
+struct ProtobufCServiceDescriptor;
+
+typedef struct rpc_server rpc_server_t;
+typedef struct rpc_call rpc_call_t;
+
+/* ---- cancellation causes (ctx_cause() of a request context) ------------- */
+
+#define RPC_CAUSE_MAP(X)                                                      \
+    X(CLIENT_CANCEL, 0x5250001, "client cancelled (RST_STREAM)")              \
+    X(PEER_GONE, 0x5250002, "peer gone (connection closed)")                  \
+    X(DEADLINE, 0x5250003, "deadline exceeded (grpc-timeout)")                \
+    X(SHUTDOWN, 0x5250004, "server shutting down")                            \
+    X(KEEPALIVE, 0x5250005, "peer stopped answering keepalive pings")         \
+    X(FINISHED, 0x5250006, "call completed")                                  \
+    X(PROTOCOL, 0x5250007, "bad input from the peer")
+
+enum {
+#define RPC__CAUSE_ENUM(name, num, text) RPC_CAUSE_##name = num,
+    RPC_CAUSE_MAP(RPC__CAUSE_ENUM)
+#undef RPC__CAUSE_ENUM
+};
+
+/* A text for a cause ("client cancelled (RST_STREAM)"), "none" for 0, or
+ * "unknown cause".  Static storage. */
+RPC_API const char *rpc_cause_text(int cause);
+
+/* The gRPC status a cause stands for: CLIENT_CANCEL, PEER_GONE, KEEPALIVE
+ * -> CANCELLED; DEADLINE -> DEADLINE_EXCEEDED; SHUTDOWN -> UNAVAILABLE;
+ * PROTOCOL -> INTERNAL; FINISHED, 0 -> OK; anything else -> UNKNOWN. */
+RPC_API int rpc_cause_status(int cause);
+
+/* ---- server lifecycle -------------------------------------------------- */
+
+/* A new server (not listening, not running), or NULL (out of memory).  Owned
+ * by the caller: rpc_server_free(). */
+RPC_API rpc_server_t *rpc_server_new(void);
+
+/* Options, settable before rpc_server_start() (RPC_ERR_STATE after). */
+typedef enum rpc_server_opt {
+    RPC_SERVER_LOOP_THREADS = 1,    /* event loops; 0: one per CPU (default) */
+    RPC_SERVER_WORKER_THREADS,      /* own pool's threads; default 32 */
+    RPC_SERVER_MAX_RECV_MESSAGE,    /* bytes; default 4 MiB */
+    RPC_SERVER_MAX_CONCURRENT_STREAMS, /* per connection; default 100 */
+    RPC_SERVER_MAX_HEADER_LIST,     /* bytes (name+value+32 each); 16 KiB */
+    RPC_SERVER_KEEPALIVE_TIME_MS,   /* ping a connection quiet this long;
+                                       default 60000; 0 disables */
+    RPC_SERVER_KEEPALIVE_TIMEOUT_MS, /* wait this long for the ack; 20000 */
+    RPC_SERVER_PERMIT_PING_MS,      /* clients may ping this often; 60000 */
+    RPC_SERVER_MAX_PING_STRIKES,    /* pings too soon before GOAWAY
+                                       too_many_pings; default 2 */
+    RPC_SERVER_HANDSHAKE_TIMEOUT_MS, /* preface + SETTINGS within; 10000 */
+    RPC_SERVER_IDLE_TIMEOUT_MS,     /* close a connection with no call for
+                                       this long; default 300000; 0: never */
+    RPC_SERVER_WRITE_TIMEOUT_MS,    /* a peer that reads nothing of pending
+                                       output this long is dropped; 30000 */
+    RPC_SERVER_SEND_BUFFER,         /* bytes a blocking handler may queue
+                                       before rpc_call_send() waits; 1 MiB */
+} rpc_server_opt_t;
+
+/* Sets one option.  Returns 0, RPC_ERR_INVAL (unknown option, negative
+ * value) or RPC_ERR_STATE (server already started).  Not thread-safe
+ * against other calls on the same server before start. */
+RPC_API int rpc_server_set_option(rpc_server_t *s, rpc_server_opt_t opt,
+                                  int64_t value);
+
+/* Runs blocking handlers on `pool` (borrowed: it must outlive the server)
+ * instead of a pool of the server's own.  Before start only. */
+RPC_API int rpc_server_set_pool(rpc_server_t *s, ctx_pool_t *pool);
+
+/* Binds and listens on host:port (host NULL or "" = all interfaces; port 0
+ * picks an ephemeral port, see rpc_server_port()).  Before start; may be
+ * called more than once for several addresses.  Returns 0, RPC_ERR_INVAL,
+ * RPC_ERR_STATE or RPC_ERR_SYSTEM (errno tells: EADDRINUSE, ...). */
+RPC_API int rpc_server_listen(rpc_server_t *s, const char *host, int port);
+
+/* The port of the first listening socket, or -1. */
+RPC_API int rpc_server_port(const rpc_server_t *s);
+
+/* Starts the loop threads (and the worker pool unless one was set) and
+ * begins accepting.  Does not block.  Returns 0, RPC_ERR_STATE (already
+ * started, or no listener), RPC_ERR_NOMEM or RPC_ERR_SYSTEM. */
+RPC_API int rpc_server_start(rpc_server_t *s);
+
+/* The server's root context (borrowed, valid until rpc_server_free()):
+ * every connection and request context descends from it. */
+RPC_API ctx_t *rpc_server_ctx(rpc_server_t *s);
+
+/* Stops the server.  Stops accepting, sends GOAWAY on every connection,
+ * lets calls in flight finish for up to grace_ns, then cancels the server
+ * root (cause RPC_CAUSE_SHUTDOWN) so every remaining handler and sub-task
+ * sees it, answers the calls still open with UNAVAILABLE, closes every
+ * connection, joins the loop threads and waits for every handler to
+ * return.  Blocks.  Idempotent.  Any thread except a loop or pool thread
+ * of this server.  Returns 0 or RPC_ERR_STATE (never started). */
+RPC_API int rpc_server_shutdown(rpc_server_t *s, int64_t grace_ns);
+
+/* Shuts down (grace 0) if still running and frees everything.
+ * NULL-safe. */
+RPC_API void rpc_server_free(rpc_server_t *s);
+
+/* ---- counters (any thread; relaxed snapshots) --------------------------- */
+
+typedef enum rpc_server_stat {
+    RPC_STAT_CONNECTIONS = 1,     /* open now */
+    RPC_STAT_CONNECTIONS_TOTAL,
+    RPC_STAT_CALLS_ACTIVE,        /* call objects alive (handler or stream) */
+    RPC_STAT_CALLS_TOTAL,
+    RPC_STAT_CALLS_OK,            /* completed with status OK */
+    RPC_STAT_CALLS_FAILED,        /* completed with another status */
+    RPC_STAT_CANCEL_CLIENT,       /* requests ended by each cause (before */
+    RPC_STAT_CANCEL_PEER_GONE,    /*  the handler had finished) */
+    RPC_STAT_CANCEL_DEADLINE,
+    RPC_STAT_CANCEL_SHUTDOWN,
+    RPC_STAT_CANCEL_KEEPALIVE,
+    RPC_STAT_BAD_REQUESTS,        /* rejected for bad input */
+    RPC_STAT_REFUSED_STREAMS,
+} rpc_server_stat_t;
+
+RPC_API int64_t rpc_server_stat(const rpc_server_t *s, rpc_server_stat_t st);
+
+/* ---- registering methods ----------------------------------------------- */
+
+typedef enum rpc_method_kind {
+    RPC_UNARY = 0,
+    RPC_SERVER_STREAMING,
+    RPC_CLIENT_STREAMING,
+    RPC_BIDI_STREAMING,
+} rpc_method_kind_t;
+
+typedef enum rpc_handler_style {
+    /* Runs on a pool thread; may block (rpc_call_recv, rpc_call_send,
+     * ctx_wait, ctx_group_wait); its return value is the call's status. */
+    RPC_BLOCKING = 0,
+    /* Runs on the call's loop thread and must not block.  Returns a status
+     * to complete at once, or RPC_PENDING to complete later with
+     * rpc_call_finish() from any thread.  Unary and server-streaming
+     * methods only. */
+    RPC_NONBLOCKING = 1,
+} rpc_handler_style_t;
+
+/* Returned by a non-blocking handler that will call rpc_call_finish(). */
+#define RPC_PENDING (-1)
+
+/* A handler.  ctx: the request's value context (borrowed for the handler's
+ * duration; ctx_retain() it to keep it, e.g. for sub-tasks).  req: the
+ * decoded request for unary and server-streaming methods (borrowed; freed
+ * by the server after the handler returns, or after rpc_call_finish() for
+ * a pending non-blocking handler), NULL for client-streaming and bidi
+ * methods (read them with rpc_call_recv()).  Returns an RPC_STATUS_* code;
+ * a message may be set with rpc_call_set_status_message().  Whatever a
+ * handler does after its request has been answered (deadline, cancel) is
+ * dropped: check ctx_err(ctx) to stop early. */
+typedef int (*rpc_handler_fn)(ctx_t *ctx, rpc_call_t *call,
+                              const struct ProtobufCMessage *req,
+                              void *user_data);
+
+/* Registers `method` (its name as in the .proto, e.g. "UnaryCall") of the
+ * service `svc` (a protoc-c generated descriptor, e.g.
+ * &grpc__testing__test_service__descriptor), served at
+ * "/<svc->name>/<method>".  The descriptor must outlive the server.
+ * Before start only.  Returns 0, RPC_ERR_INVAL (NULL, unknown method, a
+ * non-blocking client/bidi streaming handler), RPC_ERR_EXISTS,
+ * RPC_ERR_STATE or RPC_ERR_NOMEM.  Paths not registered answer
+ * UNIMPLEMENTED. */
+RPC_API int rpc_server_add_method(rpc_server_t *s,
+                                  const struct ProtobufCServiceDescriptor *svc,
+                                  const char *method, rpc_method_kind_t kind,
+                                  rpc_handler_style_t style, rpc_handler_fn fn,
+                                  void *user_data);
+
+/* ---- the standard health service (grpc.health.v1.Health) ---------------- */
+
+typedef enum rpc_health_status {
+    RPC_HEALTH_UNKNOWN = 0,
+    RPC_HEALTH_SERVING = 1,
+    RPC_HEALTH_NOT_SERVING = 2,
+} rpc_health_status_t;
+
+/* Registers grpc.health.v1.Health (Check and Watch) on the server, with
+ * "" (the whole server) SERVING.  Before start.  Returns 0 or an error as
+ * rpc_server_add_method(). */
+RPC_API int rpc_server_add_health(rpc_server_t *s);
+
+/* Sets the status of `service` ("" for the server), creating the entry;
+ * Watch streams on it get the new status.  Any thread, any time after
+ * rpc_server_add_health().  Returns 0, RPC_ERR_INVAL, RPC_ERR_NOMEM or
+ * RPC_ERR_STATE (health service not added).  rpc_server_shutdown() sets
+ * every entry to NOT_SERVING first. */
+RPC_API int rpc_server_set_health(rpc_server_t *s, const char *service,
+                                  rpc_health_status_t status);
+
+/* ---- the call object (valid while the handler runs; for a pending
+ *      non-blocking handler, until rpc_call_finish() returns) ------------ */
+
+/* The request's value context (borrowed). */
+RPC_API ctx_t *rpc_call_ctx(rpc_call_t *call);
+
+/* Request metadata (borrowed, read-only), method path ("/pkg.Svc/M") and
+ * peer ("ipv4:127.0.0.1:4242").  Any thread. */
+RPC_API const rpc_metadata_t *rpc_call_metadata(rpc_call_t *call);
+RPC_API const char *rpc_call_method(rpc_call_t *call);
+RPC_API const char *rpc_call_peer(rpc_call_t *call);
+
+/* The same, from any context derived from a request's (NULL otherwise). */
+RPC_API const char *rpc_server_method(ctx_t *c);
+RPC_API const char *rpc_server_peer(ctx_t *c);
+
+/* Adds response-header metadata (sent with the first message or with the
+ * status).  Fails with RPC_ERR_STATE once headers have gone out, and as
+ * rpc_metadata_add() for bad keys/values.  -bin values are raw bytes. */
+RPC_API int rpc_call_set_header(rpc_call_t *call, const char *key,
+                                const void *value, size_t len);
+
+/* Adds trailing metadata (sent with the status). */
+RPC_API int rpc_call_set_trailer(rpc_call_t *call, const char *key,
+                                 const void *value, size_t len);
+
+/* The grpc-message to send with the final status (copied; UTF-8, any
+ * bytes; percent-encoded on the wire).  NULL clears it. */
+RPC_API int rpc_call_set_status_message(rpc_call_t *call, const char *msg);
+
+/* Serializes msg and queues it for sending (response headers go first if
+ * they have not).  From a blocking handler: blocks while more than
+ * RPC_SERVER_SEND_BUFFER bytes wait for the peer, until they drain or the
+ * request context is done.  From a loop thread (non-blocking handlers):
+ * never blocks.  Returns 0, RPC_ERR_CANCELED / RPC_ERR_DEADLINE (request
+ * context done: the message was dropped), RPC_ERR_CLOSED (the call was
+ * already answered), RPC_ERR_STATE (a second message on a unary call),
+ * RPC_ERR_INVAL or RPC_ERR_NOMEM.  Any thread (one at a time per call). */
+RPC_API int rpc_call_send(rpc_call_t *call,
+                          const struct ProtobufCMessage *msg);
+
+/* Receives the next request message of a client-streaming or bidi call,
+ * decoded with the method's input descriptor; the caller owns *msg (free
+ * with protobuf_c_message_free_unpacked(*msg, NULL)).  Blocks until a
+ * message arrives.  Returns 0, RPC_ERR_EOF (the client half-closed),
+ * RPC_ERR_CANCELED / RPC_ERR_DEADLINE (request context done),
+ * RPC_ERR_MALFORMED (undecodable: return RPC_STATUS_INTERNAL),
+ * RPC_ERR_STATE (not a streaming-request method, or called from a loop
+ * thread).  Blocking handlers only, one thread at a time. */
+RPC_API int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg);
+
+/* Completes a call whose non-blocking handler returned RPC_PENDING, with
+ * `status` and an optional message (copied).  The call object and the
+ * request are gone when it returns.  Any thread, exactly once.  Returns 0,
+ * or RPC_ERR_CLOSED when the call had already been answered (deadline,
+ * cancel): the status is dropped but the call is still released. */
+RPC_API int rpc_call_finish(rpc_call_t *call, int status, const char *msg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RPC_SERVER_H */

@@ -1,0 +1,102 @@
+/*
+ * interop_server -- the standard gRPC interop server on our stack:
+ * grpc.testing.TestService, grpc.health.v1.Health, and demo.v1.Demo.
+ *
+ *   interop_server --port=N [--host=ADDR] [--loops=N] [--workers=N]
+ *                  [--keepalive_ms=N] [--keepalive_timeout_ms=N]
+ *
+ * --port=0 picks a free port.  Once listening it prints one line,
+ * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
+ * it down gracefully (1 s grace) and it exits 0.  --use_tls=false is
+ * accepted for compatibility; TLS is not supported yet.
+ */
+#include "interop_service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int opt_int(const char *arg, const char *name, long *out)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0 || arg[n] != '=')
+        return 0;
+    char *end;
+    *out = strtol(arg + n + 1, &end, 10);
+    if (*end != '\0' || end == arg + n + 1) {
+        fprintf(stderr, "interop_server: bad value in %s\n", arg);
+        exit(2);
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    long port = -1, loops = 0, workers = 64, ka = -1, kat = -1;
+    const char *host = "127.0.0.1";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (opt_int(a, "--port", &port) || opt_int(a, "--loops", &loops) ||
+            opt_int(a, "--workers", &workers) ||
+            opt_int(a, "--keepalive_ms", &ka) ||
+            opt_int(a, "--keepalive_timeout_ms", &kat))
+            continue;
+        if (strncmp(a, "--host=", 7) == 0) {
+            host = a + 7;
+        } else if (strcmp(a, "--use_tls=false") == 0) {
+        } else {
+            fprintf(stderr,
+                    "usage: interop_server --port=N [--host=ADDR] [--loops=N] "
+                    "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N]\n");
+            return 2;
+        }
+    }
+    if (port < 0 || port > 65535) {
+        fprintf(stderr, "interop_server: --port=N is required\n");
+        return 2;
+    }
+    /* Signals are taken synchronously by sigwait() below; block them
+     * before any thread starts so every thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rpc_server_t *s = rpc_server_new();
+    demo_service_t *demo = demo_service_new(128);
+    if (s == NULL || demo == NULL) {
+        fprintf(stderr, "interop_server: out of memory\n");
+        return 1;
+    }
+    int rc = 0;
+    if ((rc = rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, loops)) ||
+        (rc = rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, workers)) ||
+        (ka >= 0 && (rc = rpc_server_set_option(s, RPC_SERVER_KEEPALIVE_TIME_MS, ka))) ||
+        (kat > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_KEEPALIVE_TIMEOUT_MS, kat))) ||
+        (rc = interop_register(s)) || (rc = demo_register(s, demo)) ||
+        (rc = rpc_server_add_health(s))) {
+        fprintf(stderr, "interop_server: setup: %s\n", rpc_strerror(rc));
+        return 1;
+    }
+    if ((rc = rpc_server_listen(s, host, (int)port)) != 0) {
+        perror("interop_server: listen");
+        return 1;
+    }
+    if ((rc = rpc_server_start(s)) != 0) {
+        fprintf(stderr, "interop_server: start: %s\n", rpc_strerror(rc));
+        return 1;
+    }
+    printf("listening on port %d\n", rpc_server_port(s));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "interop_server: signal %d, shutting down\n", sig);
+    rpc_server_shutdown(s, CTX_SECOND);
+    rpc_server_free(s);
+    demo_service_free(demo);
+    ctx_shutdown();
+    return 0;
+}

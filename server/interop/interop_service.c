@@ -1,0 +1,254 @@
+/*
+ * interop_service.c -- grpc.testing.TestService, the standard interop
+ * service (grpc/grpc doc/interop-test-descriptions.md, "Server"), written
+ * as blocking handlers on the server's worker pool.
+ *
+ * Server features implemented: payloads of response_size zero bytes (type
+ * COMPRESSABLE), Echo Status (response_status with a non-zero code ends the
+ * call with that code and message), Echo Metadata (x-grpc-test-echo-initial
+ * into the response headers, x-grpc-test-echo-trailing-bin into the
+ * trailers), interval_us sleeps that end at once when the call is
+ * cancelled (ctx_wait on the request context), aggregated payload sizes
+ * for client streaming, full- and half-duplex bidi.  UnimplementedCall and
+ * grpc.testing.UnimplementedService are deliberately not registered.
+ * Compression: this server supports identity only, so a request that
+ * expects a compressed message gets INVALID_ARGUMENT (what the compression
+ * probes expect from a server that received it uncompressed).
+ */
+#include "interop_service.h"
+
+#include "grpc/testing/empty.pb-c.h"
+#include "grpc/testing/messages.pb-c.h"
+#include "grpc/testing/test.pb-c.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const ProtobufCServiceDescriptor *const svc =
+    &grpc__testing__test_service__descriptor;
+
+/* Copies the echo metadata keys from the request to the response. */
+static void echo_metadata(rpc_call_t *call)
+{
+    const rpc_metadata_t *md = rpc_call_metadata(call);
+    size_t len;
+    const void *v = rpc_metadata_find(md, "x-grpc-test-echo-initial", &len);
+    if (v)
+        rpc_call_set_header(call, "x-grpc-test-echo-initial", v, len);
+    v = rpc_metadata_find(md, "x-grpc-test-echo-trailing-bin", &len);
+    if (v)
+        rpc_call_set_trailer(call, "x-grpc-test-echo-trailing-bin", v, len);
+}
+
+static int echo_status(rpc_call_t *call, const Grpc__Testing__EchoStatus *st)
+{
+    if (st == NULL || st->code == 0)
+        return RPC_STATUS_OK;
+    rpc_call_set_status_message(call, st->message);
+    return st->code;
+}
+
+/* A zero-filled payload of `size` bytes (owned by the caller: free
+ * p->body.data). */
+static int make_payload(Grpc__Testing__Payload *p, int32_t size)
+{
+    grpc__testing__payload__init(p);
+    p->type = GRPC__TESTING__PAYLOAD_TYPE__COMPRESSABLE;
+    if (size < 0)
+        return -1;
+    p->body.len = (size_t)size;
+    p->body.data = calloc(1, size ? (size_t)size : 1);
+    return p->body.data ? 0 : -1;
+}
+
+static int empty_call(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                      void *ud)
+{
+    Grpc__Testing__Empty rsp = GRPC__TESTING__EMPTY__INIT;
+    return rpc_call_send(call, &rsp.base) == 0 ? RPC_STATUS_OK
+                                                : RPC_STATUS_CANCELLED;
+}
+
+static int unary_call(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
+                      void *ud)
+{
+    const Grpc__Testing__SimpleRequest *req = (const void *)m;
+    echo_metadata(call);
+    if (req->response_status && req->response_status->code != 0)
+        return echo_status(call, req->response_status);
+    if (req->expect_compressed && req->expect_compressed->value) {
+        rpc_call_set_status_message(call, "expected a compressed request");
+        return RPC_STATUS_INVALID_ARGUMENT;
+    }
+    if (req->response_size < 0) {
+        rpc_call_set_status_message(call, "negative response_size");
+        return RPC_STATUS_INVALID_ARGUMENT;
+    }
+    Grpc__Testing__SimpleResponse rsp = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
+    Grpc__Testing__Payload p;
+    if (make_payload(&p, req->response_size) != 0)
+        return RPC_STATUS_RESOURCE_EXHAUSTED;
+    rsp.payload = &p;
+    int rc = rpc_call_send(call, &rsp.base);
+    free(p.body.data);
+    return rc == 0 ? RPC_STATUS_OK : rpc_cause_status(ctx_cause(ctx));
+}
+
+/* Sends one response per parameter, sleeping interval_us before each. */
+static int send_params(ctx_t *ctx, rpc_call_t *call,
+                       Grpc__Testing__ResponseParameters **params, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Grpc__Testing__ResponseParameters *rp = params[i];
+        if (rp->interval_us > 0 &&
+            ctx_wait(ctx, (int64_t)rp->interval_us * CTX_US) != 0)
+            return rpc_cause_status(ctx_cause(ctx));
+        if (rp->size < 0) {
+            rpc_call_set_status_message(call, "negative size");
+            return RPC_STATUS_INVALID_ARGUMENT;
+        }
+        Grpc__Testing__StreamingOutputCallResponse rsp =
+            GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+        Grpc__Testing__Payload p;
+        if (make_payload(&p, rp->size) != 0)
+            return RPC_STATUS_RESOURCE_EXHAUSTED;
+        rsp.payload = &p;
+        int rc = rpc_call_send(call, &rsp.base);
+        free(p.body.data);
+        if (rc != 0)
+            return rpc_cause_status(ctx_cause(ctx));
+    }
+    return RPC_STATUS_OK;
+}
+
+static int streaming_output(ctx_t *ctx, rpc_call_t *call,
+                            const ProtobufCMessage *m, void *ud)
+{
+    const Grpc__Testing__StreamingOutputCallRequest *req = (const void *)m;
+    echo_metadata(call);
+    int st = send_params(ctx, call, req->response_parameters,
+                         req->n_response_parameters);
+    if (st != RPC_STATUS_OK)
+        return st;
+    return echo_status(call, req->response_status);
+}
+
+static int streaming_input(ctx_t *ctx, rpc_call_t *call,
+                           const ProtobufCMessage *unused, void *ud)
+{
+    int32_t total = 0;
+    for (;;) {
+        ProtobufCMessage *m;
+        int rc = rpc_call_recv(call, &m);
+        if (rc == RPC_ERR_EOF)
+            break;
+        if (rc == RPC_ERR_MALFORMED)
+            return RPC_STATUS_INTERNAL;
+        if (rc != 0)
+            return rpc_cause_status(ctx_cause(ctx));
+        Grpc__Testing__StreamingInputCallRequest *req = (void *)m;
+        int expect = req->expect_compressed && req->expect_compressed->value;
+        if (req->payload)
+            total += (int32_t)req->payload->body.len;
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (expect) {
+            rpc_call_set_status_message(call, "expected a compressed request");
+            return RPC_STATUS_INVALID_ARGUMENT;
+        }
+    }
+    Grpc__Testing__StreamingInputCallResponse rsp =
+        GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;
+    rsp.aggregated_payload_size = total;
+    return rpc_call_send(call, &rsp.base) == 0
+               ? RPC_STATUS_OK
+               : rpc_cause_status(ctx_cause(ctx));
+}
+
+static int full_duplex(ctx_t *ctx, rpc_call_t *call,
+                       const ProtobufCMessage *unused, void *ud)
+{
+    echo_metadata(call);
+    for (;;) {
+        ProtobufCMessage *m;
+        int rc = rpc_call_recv(call, &m);
+        if (rc == RPC_ERR_EOF)
+            return RPC_STATUS_OK;
+        if (rc == RPC_ERR_MALFORMED)
+            return RPC_STATUS_INTERNAL;
+        if (rc != 0)
+            return rpc_cause_status(ctx_cause(ctx));
+        Grpc__Testing__StreamingOutputCallRequest *req = (void *)m;
+        int st = RPC_STATUS_OK;
+        if (req->response_status && req->response_status->code != 0)
+            st = echo_status(call, req->response_status);
+        else
+            st = send_params(ctx, call, req->response_parameters,
+                             req->n_response_parameters);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (st != RPC_STATUS_OK)
+            return st;
+    }
+}
+
+static int half_duplex(ctx_t *ctx, rpc_call_t *call,
+                       const ProtobufCMessage *unused, void *ud)
+{
+    ProtobufCMessage **held = NULL;
+    size_t n = 0, cap = 0;
+    int st = RPC_STATUS_OK;
+    for (;;) {
+        ProtobufCMessage *m;
+        int rc = rpc_call_recv(call, &m);
+        if (rc == RPC_ERR_EOF)
+            break;
+        if (rc != 0) {
+            st = rc == RPC_ERR_MALFORMED ? RPC_STATUS_INTERNAL
+                                         : rpc_cause_status(ctx_cause(ctx));
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            ProtobufCMessage **v = realloc(held, cap * sizeof *v);
+            if (v == NULL) {
+                protobuf_c_message_free_unpacked(m, NULL);
+                st = RPC_STATUS_RESOURCE_EXHAUSTED;
+                break;
+            }
+            held = v;
+        }
+        held[n++] = m;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Grpc__Testing__StreamingOutputCallRequest *req = (void *)held[i];
+        if (st == RPC_STATUS_OK)
+            st = send_params(ctx, call, req->response_parameters,
+                             req->n_response_parameters);
+        protobuf_c_message_free_unpacked(held[i], NULL);
+    }
+    free(held);
+    return st;
+}
+
+int interop_register(rpc_server_t *s)
+{
+    struct {
+        const char *name;
+        rpc_method_kind_t kind;
+        rpc_handler_fn fn;
+    } m[] = {
+        {"EmptyCall", RPC_UNARY, empty_call},
+        {"UnaryCall", RPC_UNARY, unary_call},
+        {"CacheableUnaryCall", RPC_UNARY, unary_call},
+        {"StreamingOutputCall", RPC_SERVER_STREAMING, streaming_output},
+        {"StreamingInputCall", RPC_CLIENT_STREAMING, streaming_input},
+        {"FullDuplexCall", RPC_BIDI_STREAMING, full_duplex},
+        {"HalfDuplexCall", RPC_BIDI_STREAMING, half_duplex},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
+        int rc = rpc_server_add_method(s, svc, m[i].name, m[i].kind,
+                                       RPC_BLOCKING, m[i].fn, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

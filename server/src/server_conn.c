@@ -1,0 +1,539 @@
+/*
+ * server_conn.c -- one HTTP/2 connection of the server: the nghttp2
+ * server-session callbacks, validation of request headers, and the
+ * connection's timers (handshake, keepalive ping + ack, idle).
+ *
+ * Everything here runs on the connection's loop thread.
+ *
+ * Connection lifecycle:
+ *
+ *   accept --> HANDSHAKE --client SETTINGS--> OPEN --GOAWAY (drain/idle/
+ *                 |                             |     too_many_pings)--> CLOSING
+ *                 +--timeout---+                +--EOF/error/keepalive--+    |
+ *                              v                                        v    v
+ *                           CLOSED: connection context cancelled (PEER_GONE or
+ *                           KEEPALIVE), every open call's stream closed
+ *                           with that cause, nghttp2 session and socket freed
+ *
+ * Request validation happens once the request HEADERS block is complete;
+ * a bad request gets one clear answer (Trailers-Only with a gRPC status, or
+ * HTTP 415/405 plus a status), one log line, and nothing else on the
+ * connection is affected.
+ */
+#include "server_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct timeval tv_of(int64_t ns)
+{
+    struct timeval tv = {(time_t)(ns / CTX_SECOND),
+                         (suseconds_t)(ns % CTX_SECOND / 1000)};
+    return tv;
+}
+
+static struct rpc_call *call_of(struct srv_conn *c, int32_t stream_id)
+{
+    return nghttp2_session_get_stream_user_data(c->sess, stream_id);
+}
+
+/* ---- headers ------------------------------------------------------------ */
+
+static int eq(const uint8_t *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    return alen == blen && memcmp(a, b, blen) == 0;
+}
+
+static void set_bad(struct rpc_call *call, int status, const char *msg,
+                    int http)
+{
+    if (call->bad_status != 0)
+        return; /* the first problem is the one reported */
+    call->bad_status = status;
+    call->bad_msg = msg;
+    call->http_status = http;
+}
+
+static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
+                            void *user_data)
+{
+    struct srv_conn *c = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct rpc_call *call = srv_call_new(c, frame->hd.stream_id);
+    if (call == NULL) {
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        return 0;
+    }
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->ncalls++;
+    if (c->idle_timer)
+        evtimer_del(c->idle_timer);
+    nghttp2_session_set_stream_user_data(sess, frame->hd.stream_id, call);
+    return 0;
+}
+
+static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data)
+{
+    struct srv_conn *c = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* client trailers carry nothing we use */
+    struct rpc_call *call = call_of(c, frame->hd.stream_id);
+    if (call == NULL)
+        return 0;
+    call->hdr_bytes += namelen + valuelen + 32;
+    if (call->hdr_bytes > c->s->o.max_header_list) {
+        set_bad(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                "request header list too large", 0);
+        return 0;
+    }
+    if (namelen > 0 && name[0] == ':') {
+        if (eq(name, namelen, ":method")) {
+            call->seen_post = eq(value, valuelen, "POST");
+        } else if (eq(name, namelen, ":path")) {
+            free(call->path);
+            call->path = strndup((const char *)value, valuelen);
+            call->seen_path = call->path != NULL;
+        }
+        return 0; /* :scheme, :authority: nothing to check for h2c */
+    }
+    if (eq(name, namelen, "content-type")) {
+        const char *p = "application/grpc";
+        size_t n = strlen(p);
+        call->seen_ct = valuelen >= n && memcmp(value, p, n) == 0 &&
+                        (valuelen == n || value[n] == '+' || value[n] == ';');
+        if (!call->seen_ct)
+            set_bad(call, RPC_STATUS_INVALID_ARGUMENT,
+                    "invalid gRPC request content-type", 415);
+        return 0;
+    }
+    if (eq(name, namelen, "te")) {
+        call->seen_te = eq(value, valuelen, "trailers");
+        return 0;
+    }
+    if (eq(name, namelen, "grpc-timeout")) {
+        if (rpc__timeout_parse((const char *)value, valuelen,
+                               &call->timeout_ns) != 0)
+            set_bad(call, RPC_STATUS_INTERNAL, "malformed grpc-timeout", 0);
+        return 0;
+    }
+    if (eq(name, namelen, "grpc-encoding")) {
+        if (!eq(value, valuelen, "identity"))
+            set_bad(call, RPC_STATUS_UNIMPLEMENTED,
+                    "unsupported grpc-encoding (this server accepts identity)",
+                    0);
+        return 0;
+    }
+    /* Transport headers and reserved grpc-* names are not metadata. */
+    if ((namelen >= 5 && memcmp(name, "grpc-", 5) == 0) ||
+        eq(name, namelen, "user-agent") || eq(name, namelen, "accept-encoding") ||
+        eq(name, namelen, "host"))
+        return 0;
+    if (rpc__metadata_add_wire(call->md, (const char *)name, namelen,
+                               (const char *)value, valuelen) != 0)
+        srv_log("%s: dropped unusable metadata entry %.*s", c->peer,
+                (int)namelen, (const char *)name);
+    return 0;
+}
+
+/* The request HEADERS block is complete. */
+static void validate(struct srv_conn *c, struct rpc_call *call)
+{
+    int status = 0, http = 0;
+    const char *msg = NULL;
+    char buf[160];
+    if (!call->seen_post) {
+        status = RPC_STATUS_INTERNAL;
+        msg = "gRPC requires method POST";
+        http = 405;
+    } else if (!call->seen_ct && call->bad_status == 0) {
+        status = RPC_STATUS_INVALID_ARGUMENT;
+        msg = "missing gRPC content-type";
+        http = 415;
+    } else if (call->bad_status != 0) {
+        status = call->bad_status;
+        msg = call->bad_msg;
+        http = call->http_status;
+    } else if (!call->seen_te) {
+        status = RPC_STATUS_INTERNAL;
+        msg = "missing te: trailers";
+    } else if (!call->seen_path || call->path[0] != '/') {
+        status = RPC_STATUS_UNIMPLEMENTED;
+        msg = "missing or malformed :path";
+    } else {
+        call->m = srv_find_method(c->s, call->path, strlen(call->path));
+        if (call->m == NULL) {
+            snprintf(buf, sizeof buf, "Method not found: %.100s", call->path);
+            status = RPC_STATUS_UNIMPLEMENTED;
+            msg = buf;
+        }
+    }
+    if (status != 0) {
+        srv_log("%s stream %d %s: %s (status %s%s)", c->peer, call->stream_id,
+                call->path ? call->path : "-", msg, rpc_status_name(status),
+                http == 415 ? ", HTTP 415" : http == 405 ? ", HTTP 405" : "");
+        call->http_status = http;
+        srv_call_abort(call, status, msg, 0);
+        return;
+    }
+    call->http_status = 0;
+    srv_call_headers_done(call);
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+static void arm_idle(struct srv_conn *c)
+{
+    if (c->idle_timer && c->ncalls == 0 && !c->closing) {
+        struct timeval tv = tv_of(c->s->o.idle_ns);
+        evtimer_add(c->idle_timer, &tv);
+    }
+}
+
+static void goaway_close(struct srv_conn *c, uint32_t code, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->sess),
+                          code, (const uint8_t *)why, strlen(why));
+    rpc__h2_close_after_flush(c->h2);
+}
+
+static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
+                         void *user_data)
+{
+    struct srv_conn *c = user_data;
+    c->last_recv_ns = ctx_now();
+    struct rpc_call *call;
+    switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->got_settings) {
+            c->got_settings = 1;
+            if (c->hs_timer)
+                evtimer_del(c->hs_timer);
+            arm_idle(c);
+        }
+        break;
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+            c->ping_outstanding = 0;
+            evtimer_del(c->ack_timer);
+        } else {
+            /* too_many_pings (gRFC A8): a ping sooner than permitted after
+             * the previous one, with no data sent in between, is a strike. */
+            int64_t now = c->last_recv_ns;
+            if (c->last_client_ping_ns != 0 &&
+                now - c->last_client_ping_ns < c->s->o.permit_ping_ns &&
+                ++c->strikes > c->s->o.max_ping_strikes) {
+                srv_log("%s: too many pings, closing (GOAWAY ENHANCE_YOUR_CALM)",
+                        c->peer);
+                goaway_close(c, NGHTTP2_ENHANCE_YOUR_CALM, "too_many_pings");
+            }
+            c->last_client_ping_ns = now;
+        }
+        break;
+    case NGHTTP2_HEADERS:
+        call = call_of(c, frame->hd.stream_id);
+        if (call == NULL)
+            break;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+            validate(c, call);
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            srv_call_remote_close(call);
+        break;
+    case NGHTTP2_DATA:
+        call = call_of(c, frame->hd.stream_id);
+        if (call && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            srv_call_remote_close(call);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *sess, uint8_t flags,
+                         int32_t stream_id, const uint8_t *data, size_t len,
+                         void *user_data)
+{
+    struct rpc_call *call = call_of(user_data, stream_id);
+    if (call)
+        srv_call_data(call, data, len);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame,
+                         void *user_data)
+{
+    struct srv_conn *c = user_data;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA: {
+        /* Sending data resets the ping policy (gRFC A8). */
+        c->strikes = 0;
+        c->last_client_ping_ns = 0;
+        if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            break;
+        struct rpc_call *call = call_of(c, frame->hd.stream_id);
+        if (call == NULL)
+            break;
+        call->ended_sent = 1;
+        /* We finished first: free the stream (PROTOCOL "early closure"). */
+        if (!call->remote_closed)
+            nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE,
+                                      frame->hd.stream_id, NGHTTP2_NO_ERROR);
+        break;
+    }
+    case NGHTTP2_RST_STREAM:
+        if (frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
+            srv_stat_add(c->s, RPC_STAT_REFUSED_STREAMS, 1);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *sess, int32_t stream_id,
+                           uint32_t error_code, void *user_data)
+{
+    struct srv_conn *c = user_data;
+    struct rpc_call *call = call_of(c, stream_id);
+    if (call != NULL) {
+        srv_call_stream_closed(call, error_code, 0);
+        arm_idle(c);
+    }
+    return 0;
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    if (c->closing || c->ping_outstanding)
+        return;
+    if (ctx_now() - c->last_recv_ns < c->s->o.keepalive_ns * 9 / 10)
+        return; /* heard from the peer recently enough */
+    if (nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL) != 0)
+        return;
+    c->ping_outstanding = 1;
+    struct timeval tv = tv_of(c->s->o.keepalive_timeout_ns);
+    evtimer_add(c->ack_timer, &tv);
+    rpc__h2_flush(c->h2);
+}
+
+static void ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    srv_log("%s: keepalive ping not acknowledged, dropping the connection",
+            c->peer);
+    c->close_cause = RPC_CAUSE_KEEPALIVE;
+    ctx_cancel_cause(c->ctx, RPC_CAUSE_KEEPALIVE);
+    rpc__h2_close_now(c->h2, RPC__H2_TIMEOUT);
+}
+
+static void handshake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    srv_log("%s: no HTTP/2 preface/SETTINGS in time, closing", c->peer);
+    rpc__h2_close_now(c->h2, RPC__H2_TIMEOUT);
+}
+
+static void idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    if (c->ncalls == 0)
+        goaway_close(c, NGHTTP2_NO_ERROR, "max_idle");
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
+{
+    struct srv_conn *c = user_data;
+    struct srv_loop *lp = c->lp;
+    int cause = c->close_cause ? c->close_cause : RPC_CAUSE_PEER_GONE;
+    if (reason == RPC__H2_PROTOCOL)
+        srv_log("%s: %s, connection closed", c->peer,
+                rpc__h2_close_reason_name(reason));
+    ctx_cancel_cause(c->ctx, cause);
+    while (c->calls)
+        srv_call_stream_closed(c->calls, 0, cause);
+    event_free(c->ka_timer);
+    event_free(c->ack_timer);
+    event_free(c->hs_timer);
+    event_free(c->idle_timer);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        lp->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    lp->nconns--;
+    rpc__h2_free(c->h2);
+    ctx_release(c->ctx);
+    srv_stat_add(c->s, RPC_STAT_CONNECTIONS, -1);
+    free(c);
+    srv_loop_conn_gone(lp);
+}
+
+void srv_conn_accept(struct srv_loop *lp, int fd)
+{
+    rpc_server_t *s = lp->s;
+    struct srv_conn *c = calloc(1, sizeof *c);
+    struct bufferevent *bev = NULL;
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    nghttp2_session *sess = NULL;
+    if (c == NULL)
+        goto fail;
+    c->lp = lp;
+    c->s = s;
+    rpc__stream_peer_name(fd, c->peer, sizeof c->peer);
+    c->ctx = ctx_with_cancel(s->root);
+    bev = rpc__stream_plain(lp->base, fd);
+    if (c->ctx == NULL || bev == NULL)
+        goto fail;
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+        goto fail;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    /* Streams above the limit are refused (REFUSED_STREAM) by nghttp2 even
+     * before the client has acknowledged our SETTINGS. */
+    nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    int rv = nghttp2_session_server_new2(&sess, cbs, c, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    cbs = NULL;
+    opt = NULL;
+    if (rv != 0)
+        goto fail;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->o.max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->o.max_header_list},
+    };
+    nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, iv, 3);
+    nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, 0,
+                                          16 * 1024 * 1024);
+    c->sess = sess;
+    c->h2 = rpc__h2_new(bev, sess, 0, conn_closed, c);
+    if (c->h2 == NULL) {
+        c->sess = NULL;
+        goto fail;
+    }
+    sess = NULL;
+    bev = NULL;
+    c->ka_timer = event_new(lp->base, -1, EV_PERSIST, keepalive_cb, c);
+    c->ack_timer = evtimer_new(lp->base, ack_timeout_cb, c);
+    c->hs_timer = evtimer_new(lp->base, handshake_cb, c);
+    c->idle_timer = evtimer_new(lp->base, idle_cb, c);
+    if (!c->ka_timer || !c->ack_timer || !c->hs_timer || !c->idle_timer) {
+        /* Close through the normal path, which frees the timers made. */
+        lp->nconns++;
+        c->next = lp->conns;
+        lp->conns = c;
+        srv_stat_add(s, RPC_STAT_CONNECTIONS, 1);
+        rpc__h2_close_now(c->h2, RPC__H2_IO_ERROR);
+        return;
+    }
+    if (s->o.idle_ns == 0) {
+        event_free(c->idle_timer);
+        c->idle_timer = NULL;
+    }
+    c->last_recv_ns = ctx_now();
+    if (s->o.keepalive_ns > 0) {
+        struct timeval tv = tv_of(s->o.keepalive_ns);
+        evtimer_add(c->ka_timer, &tv);
+    }
+    if (s->o.handshake_ns > 0) {
+        struct timeval tv = tv_of(s->o.handshake_ns);
+        evtimer_add(c->hs_timer, &tv);
+    }
+    rpc__h2_set_timeouts(c->h2, 0, s->o.write_timeout_ns);
+    c->next = lp->conns;
+    if (lp->conns)
+        lp->conns->prev = c;
+    lp->conns = c;
+    lp->nconns++;
+    srv_stat_add(s, RPC_STAT_CONNECTIONS, 1);
+    srv_stat_add(s, RPC_STAT_CONNECTIONS_TOTAL, 1);
+    rpc__h2_flush(c->h2);
+    return;
+fail:
+    srv_log("out of memory accepting a connection");
+    if (sess)
+        nghttp2_session_del(sess);
+    if (cbs)
+        nghttp2_session_callbacks_del(cbs);
+    if (opt)
+        nghttp2_option_del(opt);
+    if (bev)
+        bufferevent_free(bev);
+    else
+        close(fd);
+    if (c)
+        ctx_release(c->ctx);
+    free(c);
+}
+
+void srv_conn_flush(struct srv_conn *c)
+{
+    if (c && c->h2)
+        rpc__h2_flush(c->h2);
+}
+
+void srv_conn_drain_all(struct srv_loop *lp)
+{
+    for (struct srv_conn *c = lp->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        c->closing = 1;
+        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->sess),
+                              NGHTTP2_NO_ERROR, (const uint8_t *)"shutdown", 8);
+        rpc__h2_flush(c->h2);
+    }
+}
+
+void srv_conn_abort_all(struct srv_loop *lp)
+{
+    for (struct srv_conn *c = lp->conns; c; c = c->next) {
+        for (struct rpc_call *call = c->calls; call; call = call->next)
+            srv_call_abort(call, RPC_STATUS_UNAVAILABLE, "server shutting down",
+                           RPC_CAUSE_SHUTDOWN);
+        if (!c->closing) {
+            c->closing = 1;
+            nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(c->sess),
+                                  NGHTTP2_NO_ERROR, (const uint8_t *)"shutdown", 8);
+        }
+        c->close_cause = RPC_CAUSE_SHUTDOWN;
+        rpc__h2_close_after_flush(c->h2);
+    }
+}
+
+void srv_conn_close_all(struct srv_loop *lp)
+{
+    for (struct srv_conn *c = lp->conns; c; c = c->next) {
+        c->close_cause = RPC_CAUSE_SHUTDOWN;
+        rpc__h2_close_now(c->h2, RPC__H2_DONE);
+    }
+}
