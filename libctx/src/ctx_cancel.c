@@ -129,30 +129,34 @@ static void finish_children(struct ctx *n, uint32_t err, int cause,
         if (next)
             __builtin_prefetch(next, 1);
         k->u.c.next = k->u.c.prev = NULL;
-        atomic_store_explicit(&k->linked, 0, memory_order_release);
+        int held = 0;
         if (k->kind == CTX_KIND_AFTER) {
             uint32_t armed = CTX__AFTER_ARMED;
-            if (atomic_compare_exchange_strong(&k->u.c.word, &armed,
-                                               CTX__AFTER_FIRED) &&
-                ctx__tryref(k)) {
-                struct ctx_after *a = (struct ctx_after *)k;
-                a->qnext = *fire;
-                *fire = a;
-            }
+            held = atomic_compare_exchange_strong(&k->u.c.word, &armed,
+                                                  CTX__AFTER_FIRED) &&
+                   ctx__tryref(k);
         } else {
             ctx__lock(&k->u.c.lock);
             int queue = mark(k, err, cause) && k->u.c.children != NULL;
             ctx__unlock(&k->u.c.lock);
-            if (queue && ctx__tryref(k)) {
-                if (depth_first || !w->head) {
-                    k->u.c.next = w->head;
-                    w->head = k;
-                    if (!w->tail)
-                        w->tail = k;
-                } else {
-                    w->tail->u.c.next = k;
+            held = queue && ctx__tryref(k);
+        }
+        /* Last touch of k unless we hold a reference: a dying k that sees
+         * linked == 0 frees itself at once. */
+        atomic_store_explicit(&k->linked, 0, memory_order_release);
+        if (held && k->kind == CTX_KIND_AFTER) {
+            struct ctx_after *a = (struct ctx_after *)k;
+            a->qnext = *fire;
+            *fire = a;
+        } else if (held) {
+            if (depth_first || !w->head) {
+                k->u.c.next = w->head;
+                w->head = k;
+                if (!w->tail)
                     w->tail = k;
-                }
+            } else {
+                w->tail->u.c.next = k;
+                w->tail = k;
             }
         }
         k = next;
