@@ -1,0 +1,3 @@
+module goruntimebench
+
+go 1.19

@@ -1,0 +1,321 @@
+/*
+ * runtime_bench.c -- the worker runtime (ctx_pool, ctx_group) measured the
+ * way bench/go_runtime measures goroutines and an errgroup.  Each row prints
+ * one TSV line "row<TAB>value<TAB>unit"; bench/runtime_bench.sh runs C and
+ * Go alternately and tabulates medians.
+ *
+ * Rows:
+ *   latency_p50/p99   submit-to-start latency on an idle pool (N = CPUs):
+ *                     submit one task, the task notes when it started and
+ *                     posts a semaphore, the submitter waits, repeat.  This
+ *                     is a futex wake of a sleeping worker, every time.
+ *   burst_p50/p99     submit-to-start latency with 100,000 tasks submitted
+ *                     back to back (queueing delay included).
+ *   pool_tasks_s      empty tasks per second through ctx_pool_submit (one
+ *                     submitter, retrying with sched_yield on EAGAIN).
+ *   group_tasks_s     the same through ctx_group_go (an errgroup).
+ *   fanout_*          10,000 tasks in one group, each blocked in ctx_wait
+ *                     on the group's context; cancel the parent; time until
+ *                     the last task has returned (fanout_last) and until
+ *                     ctx_group_wait() returns (fanout_wait).  10,000 tasks
+ *                     blocked at once need 10,000 threads: this row uses a
+ *                     pool of 10,000 threads with 64 KiB stacks (a pool of N
+ *                     = CPUs threads cannot hold them).
+ *   fanout_q_wait     the server's configuration instead: a pool of N = CPUs
+ *                     threads, N tasks blocked in ctx_wait and 10,000 - N
+ *                     queued; cancel; time until ctx_group_wait() returns
+ *                     (the queued ones are skipped at pickup).
+ *
+ * Usage: runtime_bench [--quick] [--rows=all|latency|throughput|fanout]
+ */
+#include <ctx/ctx.h>
+#include <ctx/group.h>
+#include <ctx/pool.h>
+#include <ctx/waitgroup.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool quick;
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "runtime_bench: %s: %s\n", what, strerror(err));
+    exit(1);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t pct(int64_t *v, size_t n, double p)
+{
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+static void row(const char *name, double value, const char *unit)
+{
+    printf("%s\t%.1f\t%s\n", name, value, unit);
+    fflush(stdout);
+}
+
+static ctx_pool_t *pool_new(int threads, size_t cap, size_t stack)
+{
+    ctx_pool_options_t o;
+    ctx_pool_options_init(&o);
+    o.threads = threads;
+    o.queue_capacity = cap;
+    o.stack_size = stack;
+    ctx_pool_t *p = ctx_pool_create(&o);
+    if (p == NULL)
+        die("ctx_pool_create", errno);
+    return p;
+}
+
+/* ---- latency ------------------------------------------------------------ */
+
+struct lat {
+    int64_t submitted;
+    int64_t started;
+    sem_t *done;
+};
+
+static int lat_task(ctx_t *ctx, void *arg)
+{
+    struct lat *l = arg;
+    l->started = ctx_now();
+    if (l->done != NULL)
+        sem_post(l->done);
+    return 0;
+}
+
+static void bench_latency(void)
+{
+    size_t n = quick ? 2000 : 20000;
+    ctx_pool_t *p = pool_new(0, 1024, 0);
+    int64_t *v = malloc(n * sizeof(*v));
+    sem_t done;
+    sem_init(&done, 0, 0);
+    struct lat l = {0, 0, &done};
+    for (size_t i = 0; i < n + 100; i++) { /* 100 warm-up rounds */
+        l.submitted = ctx_now();
+        int rc = ctx_pool_submit(p, ctx_background(), lat_task, &l);
+        if (rc != 0)
+            die("ctx_pool_submit", rc);
+        while (sem_wait(&done) != 0)
+            ;
+        if (i >= 100)
+            v[i - 100] = l.started - l.submitted;
+    }
+    qsort(v, n, sizeof(*v), cmp_i64);
+    row("latency_p50", (double)pct(v, n, 0.50), "ns");
+    row("latency_p99", (double)pct(v, n, 0.99), "ns");
+    ctx_pool_destroy(p);
+    sem_destroy(&done);
+
+    /* burst: n tasks back to back, queue large enough for all */
+    size_t b = quick ? 10000 : 100000;
+    struct lat *ls = calloc(b, sizeof(*ls));
+    p = pool_new(0, b, 0);
+    for (size_t i = 0; i < b; i++) {
+        ls[i].submitted = ctx_now();
+        int rc = ctx_pool_submit(p, ctx_background(), lat_task, &ls[i]);
+        if (rc != 0)
+            die("ctx_pool_submit", rc);
+    }
+    ctx_pool_destroy(p); /* drains: every task has run */
+    int64_t *w = malloc(b * sizeof(*w));
+    for (size_t i = 0; i < b; i++)
+        w[i] = ls[i].started - ls[i].submitted;
+    qsort(w, b, sizeof(*w), cmp_i64);
+    row("burst_p50", (double)pct(w, b, 0.50), "ns");
+    row("burst_p99", (double)pct(w, b, 0.99), "ns");
+    free(w);
+    free(ls);
+    free(v);
+}
+
+/* ---- throughput --------------------------------------------------------- */
+
+static atomic_long remaining;
+static sem_t all_done;
+
+static int count_task(ctx_t *ctx, void *arg)
+{
+    if (atomic_fetch_sub_explicit(&remaining, 1, memory_order_acq_rel) == 1)
+        sem_post(&all_done);
+    return 0;
+}
+
+static int empty_task(ctx_t *ctx, void *arg)
+{
+    return 0;
+}
+
+static void bench_throughput(void)
+{
+    long n = quick ? 100000 : 1000000;
+    sem_init(&all_done, 0, 0);
+
+    ctx_pool_t *p = pool_new(0, 65536, 0);
+    /* warm-up: threads running, ring pages touched */
+    for (long i = 0; i < 65536; i++)
+        while (ctx_pool_submit(p, ctx_background(), empty_task, NULL) ==
+               EAGAIN)
+            sched_yield();
+    while (ctx_pool_queued(p) > 0)
+        sched_yield();
+    atomic_store(&remaining, n);
+    int64_t t0 = ctx_now();
+    for (long i = 0; i < n; i++) {
+        int rc;
+        while ((rc = ctx_pool_submit(p, ctx_background(), count_task,
+                                     NULL)) == EAGAIN)
+            sched_yield();
+        if (rc != 0)
+            die("ctx_pool_submit", rc);
+    }
+    while (sem_wait(&all_done) != 0)
+        ;
+    int64_t t1 = ctx_now();
+    row("pool_tasks_s", (double)n / ((double)(t1 - t0) / 1e9), "tasks/s");
+
+    ctx_group_options_t go;
+    ctx_group_options_init(&go);
+    go.pool = p;
+    ctx_group_t *g = ctx_group_create(ctx_background(), &go);
+    if (g == NULL)
+        die("ctx_group_create", errno);
+    t0 = ctx_now();
+    for (long i = 0; i < n; i++) {
+        int rc;
+        while ((rc = ctx_group_go(g, empty_task, NULL)) == EAGAIN)
+            sched_yield();
+        if (rc != 0)
+            die("ctx_group_go", rc);
+    }
+    int err = ctx_group_wait(g);
+    t1 = ctx_now();
+    if (err != 0)
+        die("ctx_group_wait", err);
+    row("group_tasks_s", (double)n / ((double)(t1 - t0) / 1e9), "tasks/s");
+    ctx_group_destroy(g);
+    ctx_pool_destroy(p);
+    sem_destroy(&all_done);
+}
+
+/* ---- fan-out cancel ----------------------------------------------------- */
+
+struct fan {
+    ctx_waitgroup_t *started;
+    _Atomic int64_t last; /* latest return time from ctx_wait */
+};
+
+static int blocked_task(ctx_t *ctx, void *arg)
+{
+    struct fan *f = arg;
+    ctx_waitgroup_done(f->started);
+    int err = ctx_wait(ctx, -1);
+    int64_t now = ctx_now();
+    int64_t prev = atomic_load(&f->last);
+    while (now > prev && !atomic_compare_exchange_weak(&f->last, &prev, now))
+        ;
+    return err;
+}
+
+/* One round: `blocked` tasks block in ctx_wait, `total - blocked` queue. */
+static void fanout_round(ctx_pool_t *p, int total, int blocked,
+                         int64_t *last_ns, int64_t *wait_ns,
+                         int64_t *cancel_ns)
+{
+    struct fan f;
+    f.started = ctx_waitgroup_create();
+    atomic_init(&f.last, 0);
+    ctx_t *req = ctx_with_cancel(ctx_background());
+    ctx_group_options_t go;
+    ctx_group_options_init(&go);
+    go.pool = p;
+    ctx_group_t *g = ctx_group_create(req, &go);
+    if (f.started == NULL || req == NULL || g == NULL)
+        die("setup", errno);
+    ctx_waitgroup_add(f.started, blocked);
+    for (int i = 0; i < total; i++) {
+        int rc = ctx_group_go(g, blocked_task, &f);
+        if (rc != 0)
+            die("ctx_group_go", rc);
+    }
+    ctx_waitgroup_wait(f.started); /* `blocked` tasks are in ctx_wait */
+    int64_t t0 = ctx_now();
+    ctx_cancel(req);
+    int64_t t1 = ctx_now();
+    ctx_group_wait(g);
+    int64_t t2 = ctx_now();
+    *cancel_ns = t1 - t0;
+    *wait_ns = t2 - t0;
+    *last_ns = atomic_load(&f.last) - t0;
+    ctx_group_destroy(g);
+    ctx_release(req);
+    /* exactly `blocked` tasks ran before the cancel (they held every
+     * worker); the rest were skipped, so the counter is back at zero */
+    ctx_waitgroup_destroy(f.started);
+}
+
+static void bench_fanout(void)
+{
+    enum { TOTAL = 10000 };
+    int rounds = quick ? 2 : 5;
+    int64_t last[8], wait[8], canc[8];
+
+    ctx_pool_t *p = pool_new(TOTAL, TOTAL, 64 * 1024);
+    for (int r = 0; r < rounds; r++)
+        fanout_round(p, TOTAL, TOTAL, &last[r], &wait[r], &canc[r]);
+    ctx_pool_destroy(p);
+    qsort(last, (size_t)rounds, sizeof(int64_t), cmp_i64);
+    qsort(wait, (size_t)rounds, sizeof(int64_t), cmp_i64);
+    qsort(canc, (size_t)rounds, sizeof(int64_t), cmp_i64);
+    row("fanout_cancel", (double)canc[rounds / 2] / 1e3, "us");
+    row("fanout_last", (double)last[rounds / 2] / 1e3, "us");
+    row("fanout_wait", (double)wait[rounds / 2] / 1e3, "us");
+
+    int n = ctx_pool_default_threads();
+    p = pool_new(n, TOTAL, 0);
+    for (int r = 0; r < rounds; r++)
+        fanout_round(p, TOTAL, n, &last[r], &wait[r], &canc[r]);
+    ctx_pool_destroy(p);
+    qsort(wait, (size_t)rounds, sizeof(int64_t), cmp_i64);
+    row("fanout_q_wait", (double)wait[rounds / 2] / 1e3, "us");
+}
+
+int main(int argc, char **argv)
+{
+    const char *rows = "all";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = true;
+        else if (strncmp(argv[i], "--rows=", 7) == 0)
+            rows = argv[i] + 7;
+        else {
+            fprintf(stderr, "usage: %s [--quick] "
+                            "[--rows=all|latency|throughput|fanout]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    bool all = strcmp(rows, "all") == 0;
+    if (all || strcmp(rows, "latency") == 0)
+        bench_latency();
+    if (all || strcmp(rows, "throughput") == 0)
+        bench_throughput();
+    if (all || strcmp(rows, "fanout") == 0)
+        bench_fanout();
+    ctx_shutdown();
+    return 0;
+}
