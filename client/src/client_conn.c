@@ -1,0 +1,584 @@
+/*
+ * client_conn.c -- one client connection: a non-blocking TCP connect (each
+ * resolved address in turn, bounded by the connect timeout), then an
+ * nghttp2 client session on the shared rpc_h2 glue, with the callbacks
+ * that turn HEADERS/DATA/RST_STREAM/GOAWAY into call results.
+ *
+ *   CONNECTING --connected--> READY --GOAWAY--> DRAINING
+ *       |                       |                  |
+ *       +-- failed --> (destroyed by the channel)  +-- closed --> destroyed
+ *
+ * Threads: loop thread only.  Calls attach to a connection when their
+ * HEADERS are submitted (call->conn, call->stream_id, on c->calls) and
+ * detach in on_stream_close or when the connection is destroyed.
+ *
+ * What we send: SETTINGS (no push, 1 MiB stream window) and an 8 MiB
+ * connection window; per call `:method POST`, `:scheme http`, `:path`,
+ * `:authority`, `te: trailers`, `content-type: application/grpc`,
+ * `user-agent`, `grpc-timeout` when the context has a deadline, then the
+ * metadata (binary values base64, unpadded).  No compression is offered,
+ * so a compressed response message is a protocol error (INTERNAL).
+ */
+#include "client_internal.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define USER_AGENT "grpc-c-ctx/0.1"
+#define MAX_HEADER_BLOCK 16384 /* bytes, counted as HTTP/2 does */
+
+enum { C_CONNECTING, C_READY, C_DRAINING };
+
+struct conn {
+    rpc_client_channel_t *ch;
+    int state;
+    struct addrinfo *ai, *cur;
+    int fd;
+    struct event *cev;
+    int64_t connect_deadline;
+    rpc__h2_t *h2;
+    struct call_list calls;
+    struct conn *next;
+};
+
+struct conn **rpc__conn_next(struct conn *c) { return &c->next; }
+bool rpc__conn_ready(const struct conn *c) { return c->state == C_READY; }
+size_t rpc__conn_calls(const struct conn *c) { return c->calls.n; }
+
+static nghttp2_session *session_of(struct conn *c)
+{
+    return c->h2 ? rpc__h2_session(c->h2) : NULL;
+}
+
+/* ---- nghttp2 callbacks -------------------------------------------------- */
+
+static rpc_client_call_t *stream_call(nghttp2_session *s, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(s, id);
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
+                            void *ud)
+{
+    rpc_client_call_t *call = stream_call(s, f->hd.stream_id);
+    if (call == NULL || f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    rpc_metadata_free(call->blk);
+    call->blk = rpc_metadata_new();
+    call->hdr_bytes = 0;
+    if (call->blk == NULL) {
+        call->fail_status = RPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static bool eq(const uint8_t *s, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+static int parse_status(const uint8_t *v, size_t n)
+{
+    if (n == 0 || n > 9 || (n > 1 && v[0] == '0'))
+        return -1;
+    int x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    return x;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f,
+                     const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud)
+{
+    rpc_client_call_t *call = stream_call(s, f->hd.stream_id);
+    if (call == NULL || call->blk == NULL || call->state == CALL_DONE)
+        return 0;
+    call->hdr_bytes += namelen + valuelen + 32;
+    if (call->hdr_bytes > MAX_HEADER_BLOCK) {
+        call->fail_status = RPC_STATUS_INTERNAL;
+        snprintf(call->fail_msg, sizeof call->fail_msg,
+                 "response header list larger than %d bytes",
+                 MAX_HEADER_BLOCK);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (namelen > 0 && name[0] == ':') {
+        if (eq(name, namelen, ":status"))
+            call->http_status = parse_status(value, valuelen);
+        return 0;
+    }
+    if (eq(name, namelen, "content-type")) {
+        if (valuelen < 16 || memcmp(value, "application/grpc", 16) != 0 ||
+            (valuelen > 16 && value[16] != '+' && value[16] != ';'))
+            call->bad_content_type = true;
+        return 0;
+    }
+    if (eq(name, namelen, "grpc-status")) {
+        int st = parse_status(value, valuelen);
+        if (st < 0)
+            call->bad_grpc_status = true;
+        else
+            call->grpc_status = st;
+        return 0;
+    }
+    if (eq(name, namelen, "grpc-message")) {
+        free(call->grpc_message);
+        call->grpc_message = malloc(valuelen + 1);
+        if (call->grpc_message)
+            rpc__percent_decode((const char *)value, valuelen,
+                                call->grpc_message);
+        return 0;
+    }
+    /* Transport headers are not metadata (grpc-go and grpc-js strip them);
+     * grpc-status-details-bin is kept for the application. */
+    if (eq(name, namelen, "grpc-encoding") ||
+        eq(name, namelen, "grpc-accept-encoding") ||
+        eq(name, namelen, "content-length"))
+        return 0;
+    int rc = rpc__metadata_add_wire(call->blk, (const char *)name, namelen,
+                                    (const char *)value, valuelen);
+    if (rc == RPC_ERR_MALFORMED) {
+        call->fail_status = RPC_STATUS_INTERNAL;
+        snprintf(call->fail_msg, sizeof call->fail_msg,
+                 "malformed base64 in binary metadata %.*s", (int)namelen,
+                 name);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    /* RPC_ERR_INVAL (a key outside the gRPC alphabet): dropped. */
+    return 0;
+}
+
+static int on_message(int compressed, const uint8_t *data, size_t len,
+                      void *arg)
+{
+    rpc_client_call_t *call = arg;
+    if (compressed) {
+        call->fail_status = RPC_STATUS_INTERNAL;
+        snprintf(call->fail_msg, sizeof call->fail_msg,
+                 "compressed message received but no compression was "
+                 "negotiated");
+        return 1;
+    }
+    rpc__call_deliver(call, data, len);
+    return call->state == CALL_DONE ? 1 : 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
+                         const uint8_t *data, size_t len, void *ud)
+{
+    rpc_client_call_t *call = stream_call(s, id);
+    if (call == NULL || call->state == CALL_DONE)
+        return 0;
+    int rc = rpc__frame_feed(&call->dec, data, len, on_message, call);
+    if (rc == 0 || call->state == CALL_DONE)
+        return 0;
+    if (rc == RPC_ERR_TOO_LARGE) {
+        snprintf(call->fail_msg, sizeof call->fail_msg,
+                 "received message larger than max (%zu bytes)",
+                 call->ch->opts.max_recv);
+        rpc__call_complete(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                           call->fail_msg);
+    } else if (rc == RPC_ERR_MALFORMED) {
+        rpc__call_complete(call, RPC_STATUS_INTERNAL,
+                           "malformed message prefix (flag not 0 or 1)");
+    } else if (call->fail_status != 0) {
+        rpc__call_complete(call, call->fail_status, call->fail_msg);
+    } else {
+        rpc__call_complete(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                           "out of memory receiving a message");
+    }
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct conn *c = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->state = C_DRAINING;
+        rpc__client_conn_goaway(c->ch, c);
+        return 0;
+    }
+    if (f->hd.stream_id == 0)
+        return 0;
+    rpc_client_call_t *call = stream_call(s, f->hd.stream_id);
+    if (call == NULL)
+        return 0;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS && call->blk != NULL) {
+        rpc_metadata_t *blk = call->blk;
+        call->blk = NULL;
+        if (!call->got_headers && !end) {
+            call->got_headers = true;
+            rpc__call_set_headers(call, blk); /* takes blk */
+        } else {
+            if (!call->got_headers) {
+                call->got_headers = true;
+                rpc__call_set_headers(call, NULL); /* Trailers-Only */
+            }
+            pthread_mutex_lock(&call->mu);
+            rpc_metadata_free(call->trailers);
+            call->trailers = blk;
+            pthread_mutex_unlock(&call->mu);
+        }
+    }
+    if (end && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) {
+        /* The server is done: finish now; if we are still sending, free
+         * the stream with RST_STREAM NO_ERROR (PROTOCOL-HTTP2). */
+        rpc__call_stream_closed(call, NGHTTP2_NO_ERROR);
+        if (!nghttp2_session_get_stream_local_close(s, f->hd.stream_id))
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
+                           void *ud)
+{
+    rpc_client_call_t *call = stream_call(s, id);
+    if (call == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    rpc__call_list_remove(call);
+    call->conn = NULL;
+    call->stream_id = 0;
+    if (call->state == CALL_DONE)
+        rpc__call_detach(call);
+    else
+        rpc__call_stream_closed(call, error); /* completes and detaches */
+    return 0;
+}
+
+static ssize_t read_out(nghttp2_session *s, int32_t id, uint8_t *buf,
+                        size_t len, uint32_t *flags, nghttp2_data_source *src,
+                        void *ud)
+{
+    return rpc__call_read_out(src->ptr, buf, len, flags);
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static void h2_closed(rpc__h2_t *h2, int reason, void *arg)
+{
+    struct conn *c = arg;
+    snprintf(c->ch->last_error, sizeof c->ch->last_error,
+             "connection closed: %s", rpc__h2_close_reason_name(reason));
+    rpc__client_conn_closed(c->ch, c);
+}
+
+static int start_session(struct conn *c)
+{
+    rpc_client_channel_t *ch = c->ch;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session *s = NULL;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return -1;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
+                                                            on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs,
+                                                              on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+                                                           on_stream_close);
+    int rc = nghttp2_session_client_new(&s, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    if (rc != 0)
+        return -1;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+    };
+    if (nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
+        nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0,
+                                              8 << 20) != 0) {
+        nghttp2_session_del(s);
+        return -1;
+    }
+    struct bufferevent *bev = rpc__stream_plain(ch->base, c->fd);
+    if (bev == NULL) {
+        nghttp2_session_del(s);
+        return -1;
+    }
+    c->fd = -1; /* the bufferevent owns it now */
+    c->h2 = rpc__h2_new(bev, s, 0, h2_closed, c);
+    if (c->h2 == NULL) {
+        nghttp2_session_del(s);
+        bufferevent_free(bev);
+        return -1;
+    }
+    c->state = C_READY;
+    return 0;
+}
+
+static void try_next(struct conn *c);
+
+static void connected(struct conn *c)
+{
+    event_del(c->cev);
+    if (start_session(c) != 0) {
+        rpc__client_conn_failed(c->ch, c, "out of memory starting HTTP/2");
+        return;
+    }
+    rpc__client_conn_ready(c->ch, c);
+}
+
+static void connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    rpc_client_channel_t *ch = c->ch;
+    if (what & EV_TIMEOUT) {
+        snprintf(ch->last_error, sizeof ch->last_error,
+                 "connect to %s: timed out", ch->target);
+        close(c->fd);
+        c->fd = -1;
+        rpc__client_conn_failed(ch, c, ch->last_error);
+        return;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0) {
+        connected(c);
+        return;
+    }
+    snprintf(ch->last_error, sizeof ch->last_error, "connect to %s: %s",
+             ch->target, strerror(err));
+    close(c->fd);
+    c->fd = -1;
+    c->cur = c->cur->ai_next;
+    try_next(c);
+}
+
+static void try_next(struct conn *c)
+{
+    rpc_client_channel_t *ch = c->ch;
+    for (; c->cur != NULL; c->cur = c->cur->ai_next) {
+        struct addrinfo *a = c->cur;
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK |
+                        SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            snprintf(ch->last_error, sizeof ch->last_error, "socket: %s",
+                     strerror(errno));
+            continue;
+        }
+        c->fd = fd;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            connected(c);
+            return;
+        }
+        if (errno == EINPROGRESS) {
+            int64_t left = c->connect_deadline - ctx_now();
+            if (left < 1000)
+                left = 1000;
+            struct timeval tv = {(time_t)(left / CTX_SECOND),
+                                 (suseconds_t)(left % CTX_SECOND / 1000)};
+            event_assign(c->cev, ch->base, fd, EV_WRITE, connect_cb, c);
+            event_add(c->cev, &tv);
+            return;
+        }
+        snprintf(ch->last_error, sizeof ch->last_error, "connect to %s: %s",
+                 ch->target, strerror(errno));
+        close(fd);
+        c->fd = -1;
+    }
+    rpc__client_conn_failed(ch, c, ch->last_error);
+}
+
+void rpc__conn_connect(rpc_client_channel_t *ch)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        rpc__client_conn_failed(ch, NULL, "out of memory");
+        return;
+    }
+    c->ch = ch;
+    c->fd = -1;
+    c->state = C_CONNECTING;
+    c->cev = event_new(ch->base, -1, 0, connect_cb, c);
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = c->cev ? getaddrinfo(ch->host, ch->port, &hints, &c->ai) : -1;
+    if (rc != 0) {
+        snprintf(ch->last_error, sizeof ch->last_error,
+                 "resolve %s: %s", ch->target,
+                 c->cev ? gai_strerror(rc) : "out of memory");
+        if (c->cev)
+            event_free(c->cev);
+        free(c);
+        rpc__client_conn_failed(ch, NULL, ch->last_error);
+        return;
+    }
+    c->cur = c->ai;
+    c->connect_deadline = ctx_now() + ch->opts.connect_timeout_ns;
+    /* try_next may connect or fail synchronously; either way it tells
+     * the channel (which then owns or destroys c). */
+    ch->conn = c;
+    try_next(c);
+}
+
+/* ---- calls on the connection -------------------------------------------- */
+
+static void nv_set(nghttp2_nv *nv, const char *name, const char *value,
+                   size_t vlen)
+{
+    nv->name = (uint8_t *)name;
+    nv->namelen = strlen(name);
+    nv->value = (uint8_t *)value;
+    nv->valuelen = vlen;
+    nv->flags = NGHTTP2_NV_FLAG_NONE;
+}
+
+int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
+{
+    rpc_client_channel_t *ch = c->ch;
+    int e = ctx_err(call->ctx);
+    if (e != 0) {
+        snprintf(call->fail_msg, sizeof call->fail_msg, "%s",
+                 ctx_strerror(e));
+        return e == CTX_DEADLINE_EXCEEDED ? RPC_STATUS_DEADLINE_EXCEEDED
+                                          : RPC_STATUS_CANCELLED;
+    }
+    char timeout[RPC__TIMEOUT_MAX] = "";
+    if (call->has_deadline) {
+        int64_t left = call->deadline - ctx_now();
+        if (left <= 0) {
+            snprintf(call->fail_msg, sizeof call->fail_msg,
+                     "deadline exceeded before the call was sent");
+            return RPC_STATUS_DEADLINE_EXCEEDED;
+        }
+        rpc__timeout_format(left, timeout);
+    }
+    size_t nmd = rpc_metadata_count(call->md);
+    nghttp2_nv *nv = calloc(8 + nmd, sizeof *nv);
+    char **bufs = calloc(nmd + 1, sizeof *bufs);
+    if (nv == NULL || bufs == NULL) {
+        free(nv);
+        free(bufs);
+        snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
+        return RPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    const char *auth = ch->opts.authority ? ch->opts.authority : ch->target;
+    size_t n = 0;
+    nv_set(&nv[n++], ":method", "POST", 4);
+    nv_set(&nv[n++], ":scheme", "http", 4);
+    nv_set(&nv[n++], ":path", call->method, strlen(call->method));
+    nv_set(&nv[n++], ":authority", auth, strlen(auth));
+    if (timeout[0])
+        nv_set(&nv[n++], "grpc-timeout", timeout, strlen(timeout));
+    nv_set(&nv[n++], "te", "trailers", 8);
+    nv_set(&nv[n++], "content-type", "application/grpc", 16);
+    nv_set(&nv[n++], "user-agent", USER_AGENT, strlen(USER_AGENT));
+    int status = 0;
+    for (size_t i = 0; i < nmd; i++) {
+        const char *k;
+        const void *v;
+        size_t vl;
+        rpc_metadata_at(call->md, i, &k, &v, &vl);
+        if (rpc_metadata_key_is_binary(k)) {
+            bufs[i] = malloc(rpc__base64_encoded_len(vl) + 1);
+            if (bufs[i] == NULL) {
+                status = RPC_STATUS_RESOURCE_EXHAUSTED;
+                break;
+            }
+            size_t bl = rpc__base64_encode(v, vl, bufs[i]);
+            nv_set(&nv[n++], k, bufs[i], bl);
+        } else {
+            nv_set(&nv[n++], k, v, vl);
+        }
+    }
+    int32_t id = -1;
+    if (status == 0) {
+        nghttp2_data_provider prd = {.source.ptr = call,
+                                     .read_callback = read_out};
+        id = nghttp2_submit_request(session_of(c), NULL, nv, n, &prd, call);
+    }
+    for (size_t i = 0; i < nmd; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(nv);
+    if (status != 0) {
+        snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
+        return status;
+    }
+    if (id < 0) {
+        snprintf(call->fail_msg, sizeof call->fail_msg,
+                 "cannot start a stream: %s", nghttp2_strerror(id));
+        return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE
+                   ? RPC_STATUS_UNAVAILABLE
+                   : RPC_STATUS_INTERNAL;
+    }
+    rpc_metadata_free(call->md);
+    call->md = NULL;
+    call->conn = c;
+    call->stream_id = id;
+    call->state = CALL_OPEN;
+    rpc__call_list_add(&c->calls, call);
+    pthread_mutex_lock(&call->mu);
+    memcpy(call->timeout_sent, timeout, sizeof timeout);
+    pthread_mutex_unlock(&call->mu);
+    return 0;
+}
+
+void rpc__conn_reset(rpc_client_call_t *call)
+{
+    if (call->conn == NULL || call->stream_id <= 0)
+        return;
+    nghttp2_submit_rst_stream(session_of(call->conn), NGHTTP2_FLAG_NONE,
+                              call->stream_id, NGHTTP2_CANCEL);
+}
+
+void rpc__conn_resume(rpc_client_call_t *call)
+{
+    if (call->conn == NULL || call->stream_id <= 0 || !call->deferred)
+        return;
+    call->deferred = false;
+    nghttp2_session_resume_data(session_of(call->conn), call->stream_id);
+}
+
+void rpc__conn_flush(struct conn *c)
+{
+    if (c != NULL && c->h2 != NULL)
+        rpc__h2_flush(c->h2);
+}
+
+void rpc__conn_destroy(struct conn *c, int status, const char *why)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s", why);
+    while (c->calls.head != NULL) {
+        rpc_client_call_t *call = c->calls.head;
+        rpc__call_list_remove(call);
+        call->conn = NULL;
+        call->stream_id = 0;
+        if (call->state == CALL_DONE)
+            rpc__call_detach(call);
+        else
+            rpc__call_complete(call, status, msg); /* and detaches */
+    }
+    if (c->cev) {
+        event_del(c->cev);
+        event_free(c->cev);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->ai)
+        freeaddrinfo(c->ai);
+    rpc__h2_free(c->h2);
+    free(c);
+}
