@@ -643,6 +643,15 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
     int cause = call->ended_sent ? RPC_CAUSE_FINISHED
                 : conn_cause   ? conn_cause
                                : RPC_CAUSE_CLIENT_CANCEL;
+    if (cause == RPC_CAUSE_CLIENT_CANCEL && call->timeout_ns >= 0) {
+        /* A client cancels at its own deadline, which is never later than
+         * ours (ours = arrival + a timeout the client rounded up), so its
+         * RST_STREAM lands just before our timer.  Within that rounding
+         * slack the reason is the deadline, not a user's cancel. */
+        int64_t left = call->arrival_ns + call->timeout_ns - ctx_now();
+        if (left <= CTX_MS + call->timeout_ns / 100)
+            cause = RPC_CAUSE_DEADLINE;
+    }
     if (call->req_ctx != NULL) {
         ctx_cancel_cause(call->req_ctx, cause);
         if (cause != RPC_CAUSE_FINISHED)

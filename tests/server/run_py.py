@@ -1,0 +1,87 @@
+"""ctest driver for the python3-grpcio (C-core) interop run: generates the
+Python stubs into the build tree, starts interop_server on 127.0.0.1 with an
+ephemeral port, runs interop_py.py against it, then stops the server by its
+PID (SIGTERM, then SIGKILL after a bounded wait) and checks it exited 0.
+
+  /usr/bin/python3 run_py.py --server=PATH --gen_dir=DIR --proto_dir=DIR
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+GRPC_PROTO = "/usr/share/grpc-proto"
+
+
+def gen_stubs(gen_dir, demo_proto_root):
+    """protoc + grpc_python_plugin.  The grpc.testing protos are copied under
+    an 'itest/' prefix with their imports rewritten, because a generated
+    Python package named 'grpc' would shadow the grpc library; the proto
+    package (and so every wire path) stays grpc.testing."""
+    src = os.path.join(gen_dir, "src")
+    shutil.rmtree(gen_dir, ignore_errors=True)
+    files = ["grpc/testing/empty.proto", "grpc/testing/messages.proto",
+             "grpc/testing/test.proto", "grpc/health/v1/health.proto"]
+    for f in files:
+        text = open(os.path.join(GRPC_PROTO, f)).read()
+        text = re.sub(r'import "grpc/', 'import "itest/grpc/', text)
+        dst = os.path.join(src, "itest", f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        open(dst, "w").write(text)
+    plugin = shutil.which("grpc_python_plugin")
+    if plugin is None:
+        raise SystemExit("grpc_python_plugin not found (protobuf-compiler-grpc)")
+    cmd = ["protoc", "-I" + src, "-I" + demo_proto_root, "--python_out=" + gen_dir,
+           "--grpc_out=" + gen_dir, "--plugin=protoc-gen-grpc=" + plugin]
+    cmd += [os.path.join("itest", f) for f in files] + ["demo/v1/demo.proto"]
+    subprocess.run(cmd, cwd=src, check=True, timeout=60)
+
+
+def start_server(path, extra=()):
+    p = subprocess.Popen([path, "--port=0", "--loops=2"] + list(extra),
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()  # bounded: the server prints it at once or dies
+    m = re.match(r"listening on port (\d+)", line)
+    if not m:
+        p.kill()
+        p.wait(timeout=10)
+        raise SystemExit("server did not start: %r" % line)
+    return p, m.group(1)
+
+
+def stop_server(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+        raise SystemExit("server did not stop within 20 s of SIGTERM")
+    if rc != 0:
+        raise SystemExit("server exited with %d" % rc)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--gen_dir", required=True)
+    ap.add_argument("--proto_dir", required=True)
+    ap.add_argument("--test_case", default="all")
+    a = ap.parse_args()
+    gen_stubs(a.gen_dir, a.proto_dir)
+    p, port = start_server(a.server)
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        rc = subprocess.run([sys.executable, os.path.join(here, "interop_py.py"),
+                             "--gen_dir=" + a.gen_dir, "--server_port=" + port,
+                             "--test_case=" + a.test_case], timeout=240).returncode
+    finally:
+        stop_server(p)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
