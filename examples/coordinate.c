@@ -268,7 +268,7 @@ static int parse_ms(const char *s, int64_t *out)
 int main(int argc, char **argv)
 {
     int64_t deadline_ns = -1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         int64_t *dst = NULL;
         if (strcmp(argv[i], "--sleep-ms") == 0)
             dst = &sleep_ns;
@@ -279,7 +279,6 @@ int main(int argc, char **argv)
                     "usage: %s [--sleep-ms N] [--deadline-ms N]\n", argv[0]);
             return 2;
         }
-        i++;
     }
     if (deadline_ns < 0)
         deadline_ns = 5 * sleep_ns;

@@ -223,6 +223,8 @@ struct fan_arg {
     bool blocks; /* arrives at f->blocked, then waits for cancellation */
 };
 
+static volatile unsigned sink; /* the CPU loop's output */
+
 static int fan_task(ctx_t *ctx, void *arg)
 {
     struct fan_arg *a = arg;
@@ -243,14 +245,13 @@ static int fan_task(ctx_t *ctx, void *arg)
         return err;
     }
     /* A short CPU loop that polls for cancellation. */
-    volatile unsigned acc = 0;
     for (int k = 0; k < 2000; k++) {
         if ((k & 63) == 0 && ctx_err(ctx) != 0) {
             atomic_fetch_add(&f->observed, 1);
             atomic_store(&f->st[a->i], ST_OBSERVED);
             return ctx_err(ctx);
         }
-        acc += (unsigned)k * 2654435761u;
+        sink += (unsigned)k * 2654435761u;
     }
     atomic_fetch_add(&f->completed, 1);
     atomic_store(&f->st[a->i], ST_COMPLETED);
