@@ -42,8 +42,8 @@
 
 /* ---- failures recorded on worker threads ------------------------------ */
 
-static _Atomic long t_failures;
-static _Atomic int t_first_fail_line;
+static _Atomic long t_failures __attribute__((unused));
+static _Atomic int t_first_fail_line __attribute__((unused));
 
 #define T_CHECK(cond)                                                      \
     do {                                                                   \
