@@ -305,13 +305,27 @@ void ctx_cancel_cause(ctx_t *c, int cause)
 
 /* ---- observers ---------------------------------------------------------- */
 
+/* The error word of `k`, settled: while a canceller is between making the
+ * done fd readable and publishing the error (CTX__PUBLISHING, under k's
+ * lock), wait for it by taking the lock, so that "the fd is readable"
+ * implies "ctx_err() is non-zero" as well as the converse. */
+static uint32_t settled_word(struct ctx *k)
+{
+    uint32_t w = atomic_load_explicit(&k->u.c.word, memory_order_acquire);
+    if (__builtin_expect(w & CTX__PUBLISHING, 0)) {
+        ctx__lock(&k->u.c.lock);
+        w = atomic_load_explicit(&k->u.c.word, memory_order_acquire);
+        ctx__unlock(&k->u.c.lock);
+    }
+    return w;
+}
+
 int ctx_err(ctx_t *c)
 {
     struct ctx *k = c ? c->canc : NULL;
     if (!k)
         return 0;
-    return (int)(atomic_load_explicit(&k->u.c.word, memory_order_acquire) &
-                 CTX__ERR_MASK);
+    return (int)(settled_word(k) & CTX__ERR_MASK);
 }
 
 int ctx_cause(ctx_t *c)
@@ -319,8 +333,7 @@ int ctx_cause(ctx_t *c)
     struct ctx *k = c ? c->canc : NULL;
     if (!k)
         return 0;
-    int err = (int)(atomic_load_explicit(&k->u.c.word, memory_order_acquire) &
-                    CTX__ERR_MASK);
+    int err = (int)(settled_word(k) & CTX__ERR_MASK);
     if (!err)
         return 0;
     return k->u.c.cause ? k->u.c.cause : err;

@@ -95,14 +95,18 @@ struct work {
 /* Marks `k` (locked by the caller) done.  Returns 1 if this call did it,
  * 0 if `k` was already done.  The done fd is written before the error is
  * published, so whoever sees the error finds the fd readable (Go: Err
- * implies Done); futex sleepers are woken after. */
+ * implies Done); the PUBLISHING bit set meanwhile makes ctx_err() wait for
+ * the error (the fd readable implies Err); futex sleepers are woken after. */
 static int mark(struct ctx *k, uint32_t err, int cause)
 {
     if (atomic_load_explicit(&k->u.c.word, memory_order_relaxed) & CTX__ERR_MASK)
         return 0;
     k->u.c.cause = cause;
-    if (k->u.c.fd >= 0)
+    if (k->u.c.fd >= 0) {
+        atomic_fetch_or_explicit(&k->u.c.word, CTX__PUBLISHING,
+                                 memory_order_relaxed);
         ctx__fd_signal(k->u.c.fd);
+    }
     uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
                                             memory_order_acq_rel);
     if (old & CTX__WAITERS)

@@ -46,9 +46,12 @@ enum ctx_kind {
 };
 
 /* Bits of a CANCEL node's `word`: the error (0, CTX_CANCELED,
- * CTX_DEADLINE_EXCEEDED) in the low bits, and a flag telling the canceller
- * that some thread sleeps on the word (futex). */
+ * CTX_DEADLINE_EXCEEDED) in the low bits; PUBLISHING while a canceller
+ * (holding the node's lock) has made the done fd readable and is about to
+ * publish the error; and a flag telling the canceller that some thread
+ * sleeps on the word (futex). */
 #define CTX__ERR_MASK 0x3u
+#define CTX__PUBLISHING 0x4u /* done fd written, error about to be set */
 #define CTX__WAITERS 0x80000000u
 
 struct ctx {

@@ -13,7 +13,9 @@
  * Either it exists when the node is cancelled (the canceller writes it,
  * under the same lock, before publishing the error) or it is made after
  * (the maker sees the error and writes it before handing the fd out).
- * Nobody ever reads it: it stays readable.
+ * While the canceller is between the write and the error, the word carries
+ * CTX__PUBLISHING and ctx_err() waits on the lock: a readable fd always
+ * means a non-zero ctx_err().  Nobody ever reads the fd: it stays readable.
  */
 #include "ctx_internal.h"
 

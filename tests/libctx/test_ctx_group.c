@@ -223,7 +223,7 @@ struct fan_arg {
     bool blocks; /* arrives at f->blocked, then waits for cancellation */
 };
 
-static volatile unsigned sink; /* the CPU loop's output */
+static _Thread_local volatile unsigned sink; /* the CPU loop's output, per thread */
 
 static int fan_task(ctx_t *ctx, void *arg)
 {
