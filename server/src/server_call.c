@@ -108,23 +108,18 @@ static int on_loop_thread(struct rpc_call *call)
     return pthread_equal(pthread_self(), call->lp->thread);
 }
 
-/* Counts the cause that ended a call whose handler was still running. */
+/* Counts, once per handler, the cause that ended its request before it
+ * returned: called when the handler completes, so what is counted is
+ * exactly what the handler could observe (ctx_cause of its context). */
 static void count_cancel(struct rpc_call *call)
 {
-    if (call->counted || !call->dispatched || call->req_ctx == NULL)
-        return;
-    pthread_mutex_lock(&call->mu);
-    int running = !call->handler_done;
-    pthread_mutex_unlock(&call->mu);
-    if (!running)
-        return;
-    call->counted = 1;
     static const rpc_server_stat_t by_cause[] = {
         [1] = RPC_STAT_CANCEL_CLIENT,   [2] = RPC_STAT_CANCEL_PEER_GONE,
         [3] = RPC_STAT_CANCEL_DEADLINE, [4] = RPC_STAT_CANCEL_SHUTDOWN,
         [5] = RPC_STAT_CANCEL_KEEPALIVE};
-    int cause = ctx_cause(call->req_ctx);
-    int i = cause - RPC_CAUSE_CLIENT_CANCEL + 1;
+    if (call->req_ctx == NULL || ctx_err(call->req_ctx) == 0)
+        return;
+    int i = ctx_cause(call->req_ctx) - RPC_CAUSE_CLIENT_CANCEL + 1;
     if (i >= 1 && i <= 5)
         srv_stat_add(call->s, by_cause[i], 1);
 }
@@ -174,7 +169,6 @@ void srv_call_abort(struct rpc_call *call, int status, const char *msg,
 {
     if (cause != 0 && call->req_ctx != NULL) {
         ctx_cancel_cause(call->req_ctx, cause);
-        count_cancel(call);
     }
     if (!decide(call, status, msg, 1))
         return;
@@ -189,6 +183,7 @@ void srv_call_abort(struct rpc_call *call, int status, const char *msg,
 /* The handler's outcome. */
 static void complete(struct rpc_call *call, int status)
 {
+    count_cancel(call);
     pthread_mutex_lock(&call->mu);
     int unary_out = call->m->kind == RPC_UNARY ||
                     call->m->kind == RPC_CLIENT_STREAMING;
@@ -653,9 +648,8 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
             cause = RPC_CAUSE_DEADLINE;
     }
     if (call->req_ctx != NULL) {
-        ctx_cancel_cause(call->req_ctx, cause);
         if (cause != RPC_CAUSE_FINISHED)
-            count_cancel(call);
+            ctx_cancel_cause(call->req_ctx, cause);
     }
     int eff = call->req_ctx ? ctx_cause(call->req_ctx) : cause;
     decide(call, rpc_cause_status(eff), rpc_cause_text(eff), 1);

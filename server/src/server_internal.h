@@ -215,7 +215,6 @@ struct rpc_call {
                                  Trailers-Only) */
     int ended_sent;           /* ... and written by nghttp2 */
     ProtobufCMessage *nb_req; /* request of a pending non-blocking handler */
-    int counted;              /* a cancel cause was counted */
     int ready_queued;         /* [loop->mu] on the loop's ready list */
     struct rpc_call *ready_next; /* [loop->mu] */
     /* contexts (set once on the loop before dispatch, then read-only) */

@@ -165,8 +165,8 @@ typedef enum rpc_server_stat {
     RPC_STAT_CALLS_TOTAL,
     RPC_STAT_CALLS_OK,            /* completed with status OK */
     RPC_STAT_CALLS_FAILED,        /* completed with another status */
-    RPC_STAT_CANCEL_CLIENT,       /* requests ended by each cause (before */
-    RPC_STAT_CANCEL_PEER_GONE,    /*  the handler had finished) */
+    RPC_STAT_CANCEL_CLIENT,       /* handlers that returned with their */
+    RPC_STAT_CANCEL_PEER_GONE,    /*  request cancelled, by ctx_cause() */
     RPC_STAT_CANCEL_DEADLINE,
     RPC_STAT_CANCEL_SHUTDOWN,
     RPC_STAT_CANCEL_KEEPALIVE,
