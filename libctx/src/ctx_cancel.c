@@ -135,10 +135,14 @@ static void finish_children(struct ctx *n, uint32_t err, int cause,
         k->u.c.next = k->u.c.prev = NULL;
         int held = 0;
         if (k->kind == CTX_KIND_AFTER) {
-            uint32_t armed = CTX__AFTER_ARMED;
-            held = atomic_compare_exchange_strong(&k->u.c.word, &armed,
-                                                  CTX__AFTER_FIRED) &&
-                   ctx__tryref(k);
+            /* Reference first, then the once-state: a stop that wins the
+             * state leaves us a reference to drop in fire_all(). */
+            held = ctx__tryref(k);
+            if (held) {
+                uint32_t armed = CTX__AFTER_ARMED;
+                atomic_compare_exchange_strong(&k->u.c.word, &armed,
+                                               CTX__AFTER_FIRED);
+            }
         } else {
             ctx__lock(&k->u.c.lock);
             int queue = mark(k, err, cause) && k->u.c.children != NULL;
@@ -167,11 +171,16 @@ static void finish_children(struct ctx *n, uint32_t err, int cause,
     }
 }
 
+/* Queues each fired registration (handing over our reference), and drops
+ * our reference on those a concurrent ctx_after_stop() won. */
 static void fire_all(struct ctx_after *a)
 {
     while (a) {
         struct ctx_after *next = a->qnext;
-        ctx__after_fire(&a->n); /* takes over the reference */
+        if (atomic_load(&a->n.u.c.word) == CTX__AFTER_FIRED)
+            ctx__after_fire(&a->n);
+        else
+            ctx_release(&a->n);
         a = next;
     }
 }

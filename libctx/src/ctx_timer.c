@@ -89,7 +89,8 @@ static void sift_down(size_t i)
 static void remove_at(size_t i)
 {
     struct ctx *gone = heap[i];
-    atomic_store_explicit(&gone->u.c.heap_idx, -1, memory_order_relaxed);
+    /* Last touch of `gone`: its releaser may free it once it reads -1. */
+    atomic_store_explicit(&gone->u.c.heap_idx, -1, memory_order_release);
     heap_len--;
     if (i == heap_len)
         return;
@@ -121,10 +122,12 @@ static void *timer_main(void *unused)
         }
         size_t n = 0;
         while (n < BATCH && heap_len > 0 && heap[0]->u.c.deadline <= now) {
+            /* Reference first: once its slot reads -1, a dying node may
+             * be freed by its releaser without taking our lock. */
             struct ctx *c = heap[0];
-            remove_at(0);
             if (ctx__tryref(c))
                 due[n++] = c;
+            remove_at(0);
         }
         pthread_mutex_unlock(&mu);
         for (size_t i = 0; i < n; i++) {
@@ -175,7 +178,7 @@ void ctx__timer_disarm(struct ctx *c)
 {
     /* A slot of -1 is final (a node is armed once, at creation), so it
      * can be trusted without the lock. */
-    if (atomic_load_explicit(&c->u.c.heap_idx, memory_order_relaxed) < 0)
+    if (atomic_load_explicit(&c->u.c.heap_idx, memory_order_acquire) < 0)
         return;
     pthread_mutex_lock(&mu);
     int32_t i = atomic_load_explicit(&c->u.c.heap_idx, memory_order_relaxed);
