@@ -554,22 +554,34 @@ int main(int argc, char **argv)
     ProtobufCMessage *reqs[1024];
     size_t nreq = 0;
     char err[256];
+    rc = 0;
     while (p && !cli_json_at_end(p) && nreq < 1024) {
         reqs[nreq] = cli_json_parse(m->input, &p, err, sizeof err);
         if (reqs[nreq] == NULL) {
             fprintf(stderr, "Error parsing request data: %s\n", err);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+            break;
         }
         nreq++;
     }
     free(stdin_data);
     bool single = m->kind == CLI_UNARY || m->kind == CLI_SERVER_STREAM;
-    if (single && nreq > 1)
-        return usage_error("Method takes exactly one request message.%s", "");
-    if (single && nreq == 0) {
+    if (rc == 0 && single && nreq > 1)
+        rc = usage_error("Method takes exactly one request message.%s", "");
+    if (rc == 0 && single && nreq == 0) {
         reqs[0] = malloc(m->input->sizeof_message);
-        m->input->message_init(reqs[0]);
-        nreq = 1;
+        if (reqs[0] == NULL) {
+            rc = EXIT_FAIL;
+        } else {
+            m->input->message_init(reqs[0]);
+            nreq = 1;
+        }
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < nreq; i++)
+            protobuf_c_message_free_unpacked(reqs[i], NULL);
+        rpc_metadata_free(o.md);
+        return rc;
     }
 
     sigset_t set;
@@ -593,6 +605,9 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "Failed to dial target host \"%s\": %s\n", o.target,
                 rpc_strerror(rc));
+        for (size_t i = 0; i < nreq; i++)
+            protobuf_c_message_free_unpacked(reqs[i], NULL);
+        rpc_metadata_free(o.md);
         return EXIT_FAIL;
     }
     if (o.repeat > 0)
