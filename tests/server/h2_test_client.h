@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define H2T_MAX_STREAMS 64
+#define H2T_MAX_STREAMS 256
 
 struct h2t_stream {
     int32_t id;

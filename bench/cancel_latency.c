@@ -1,0 +1,245 @@
+/*
+ * cancel_latency -- how long after a client's RST_STREAM, disconnect or
+ * deadline the LAST sub-task worker of the request has returned, and with
+ * which cause.  In-process: the server (one loop) and a hand-driven
+ * nghttp2 client share CLOCK_MONOTONIC, so the figure is exact:
+ *   RST / disconnect: from just before the client writes the RST_STREAM
+ *                     (or closes the socket) to the last sub-task return;
+ *   deadline:         from the server's deadline (arrival + grpc-timeout)
+ *                     to the last sub-task return.
+ * Each request fans out to SUBTASKS sub-tasks on a task group (non-blocking
+ * handler: no handler thread; sub-tasks block in ctx_wait on a pool).
+ * Scenarios run with 1 and with 200 calls in flight.
+ *
+ *   cancel_latency [ROUNDS]      prints p50/p99 in microseconds
+ */
+#include <rpc/server.h>
+#include <ctx/group.h>
+
+#include "demo/v1/demo.pb-c.h"
+#include "h2_test_client.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBTASKS 2
+#define MAXCALLS 256
+
+struct slot {
+    atomic_int left;      /* sub-tasks still running */
+    int64_t last_ns;      /* when the last one returned */
+    int cause;
+    int done;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct slot slots[MAXCALLS];
+    int started;          /* sub-tasks started */
+    int finished;         /* requests whose last sub-task returned */
+    ctx_pool_t *pool;
+} B = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+struct req {
+    rpc_call_t *call;
+    ctx_group_t *g;
+    struct slot *slot;
+};
+
+static int sub(ctx_t *ctx, void *arg)
+{
+    pthread_mutex_lock(&B.mu);
+    B.started++;
+    pthread_cond_broadcast(&B.cv);
+    pthread_mutex_unlock(&B.mu);
+    ctx_wait(ctx, -1);
+    struct req *r = arg;
+    int64_t now = ctx_now();
+    if (atomic_fetch_sub(&r->slot->left, 1) == 1) {
+        pthread_mutex_lock(&B.mu);
+        r->slot->last_ns = now;
+        r->slot->cause = ctx_cause(rpc_call_ctx(r->call));
+        r->slot->done = 1;
+        B.finished++;
+        pthread_cond_broadcast(&B.cv);
+        pthread_mutex_unlock(&B.mu);
+    }
+    return 0;
+}
+
+/* Non-blocking handler: request id in payload[0]; fan out, finish when the
+ * last sub-task is done (a waiter thread would defeat the point). */
+static void *reaper(void *arg)
+{
+    struct req *r = arg;
+    ctx_group_wait(r->g);
+    ctx_group_destroy(r->g);
+    int cause = ctx_cause(rpc_call_ctx(r->call));
+    rpc_call_finish(r->call, rpc_cause_status(cause), NULL);
+    free(r);
+    return NULL;
+}
+
+static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
+                  void *ud)
+{
+    const Demo__V1__FanoutRequest *q = (const void *)m;
+    int id = q->payload.len ? q->payload.data[0] : 0;
+    struct req *r = calloc(1, sizeof *r);
+    r->call = call;
+    r->slot = &B.slots[id];
+    atomic_store(&r->slot->left, SUBTASKS);
+    ctx_group_options_t o;
+    ctx_group_options_init(&o);
+    o.pool = B.pool;
+    r->g = ctx_group_create(ctx, &o);
+    for (int i = 0; i < SUBTASKS; i++)
+        ctx_group_go(r->g, sub, r);
+    /* The group is reaped off the loop; a detached thread per call is fine
+     * for a benchmark driver (it only waits). */
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_create(&t, &a, reaper, r);
+    pthread_attr_destroy(&a);
+    return RPC_PENDING;
+}
+
+static void wait_for(int *field, int want)
+{
+    pthread_mutex_lock(&B.mu);
+    while (*field < want)
+        pthread_cond_wait(&B.cv, &B.mu);
+    pthread_mutex_unlock(&B.mu);
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, int64_t *v, int n, int bad)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp64);
+    printf("%-34s p50 %8.1f us  p99 %8.1f us  (n=%d, wrong cause %d)\n", what,
+           v[n / 2] / 1e3, v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1e3,
+           n, bad);
+}
+
+enum { RST, DISCONNECT, DEADLINE };
+
+static int settings_ok(h2t_t *c, void *arg)
+{
+    return nghttp2_session_get_remote_settings(
+               c->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) >= MAXCALLS;
+}
+
+static int all_closed(h2t_t *c, void *arg)
+{
+    int n = 0;
+    for (int i = 0; i < c->nstreams; i++)
+        n += c->streams[i].closed;
+    return n == *(int *)arg;
+}
+
+/* One round: `inflight` calls, then cancel all of them the given way.
+ * Appends one latency per call to out. */
+static int round_(int port, int mode, int inflight, int64_t *out, int *bad)
+{
+    memset(B.slots, 0, sizeof B.slots);
+    B.started = B.finished = 0;
+    h2t_t c;
+    if (h2t_connect(&c, port) != 0 || h2t_run(&c, 5000, settings_ok, NULL) != 0)
+        return -1;
+    int64_t sent[MAXCALLS];
+    int idx[MAXCALLS];
+    for (int i = 0; i < inflight; i++) {
+        uint8_t msg[3] = {0x1a, 1, (uint8_t)i};
+        char to[16];
+        snprintf(to, sizeof to, "%dm", 50 + i / 4); /* staggered deadlines */
+        idx[i] = mode == DEADLINE
+                     ? h2t_call(&c, "/demo.v1.Demo/Fanout", msg, 3, 1,
+                                "grpc-timeout", to, NULL)
+                     : h2t_call(&c, "/demo.v1.Demo/Fanout", msg, 3, 1, NULL);
+        sent[i] = ctx_now() + (int64_t)(50 + i / 4) * CTX_MS;
+    }
+    h2t_flush(&c);
+    int64_t t0 = ctx_now();
+    for (int i = 0; i < inflight; i++)
+        sent[i] = t0 + (int64_t)(50 + i / 4) * CTX_MS;
+    wait_for(&B.started, inflight * SUBTASKS);
+    int64_t tc = 0;
+    if (mode == RST) {
+        for (int i = 0; i < inflight; i++)
+            nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE,
+                                      c.streams[idx[i]].id, NGHTTP2_CANCEL);
+        tc = ctx_now();
+        h2t_flush(&c);
+    } else if (mode == DISCONNECT) {
+        tc = ctx_now();
+        h2t_close(&c);
+    }
+    if (mode == DEADLINE)
+        h2t_run(&c, 5000, all_closed, &inflight); /* read the answers */
+    wait_for(&B.finished, inflight);
+    int want = mode == RST ? RPC_CAUSE_CLIENT_CANCEL
+               : mode == DISCONNECT ? RPC_CAUSE_PEER_GONE : RPC_CAUSE_DEADLINE;
+    for (int i = 0; i < inflight; i++) {
+        /* The server's deadline is arrival + timeout; arrival >= t0 minus
+         * nothing (requests were flushed before t0), so measuring from
+         * t0 + timeout slightly overstates the latency, never understates. */
+        int64_t from = mode == DEADLINE ? sent[i] : tc;
+        *out++ = B.slots[i].last_ns - from;
+        if (B.slots[i].cause != want)
+            (*bad)++;
+    }
+    if (mode != DISCONNECT)
+        h2t_close(&c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 30;
+    ctx_pool_options_t po;
+    ctx_pool_options_init(&po);
+    po.threads = MAXCALLS * SUBTASKS + 8;
+    po.stack_size = 64 * 1024;
+    B.pool = ctx_pool_create(&po);
+    rpc_server_t *s = rpc_server_new();
+    rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 1);
+    rpc_server_set_option(s, RPC_SERVER_MAX_CONCURRENT_STREAMS, 1000);
+    rpc_server_add_method(s, &demo__v1__demo__descriptor, "Fanout", RPC_UNARY,
+                          RPC_NONBLOCKING, fanout, NULL);
+    if (rpc_server_listen(s, "127.0.0.1", 0) || rpc_server_start(s)) {
+        fprintf(stderr, "cancel_latency: server failed\n");
+        return 1;
+    }
+    int port = rpc_server_port(s);
+    static const char *names[] = {"client RST_STREAM", "client disconnect",
+                                  "deadline"};
+    for (int mode = RST; mode <= DEADLINE; mode++) {
+        for (int inflight = 1; inflight <= 200; inflight += 199) {
+            int n = 0, bad = 0;
+            int r = inflight == 1 ? rounds : (rounds + 9) / 10;
+            int64_t *v = malloc(sizeof *v * (size_t)(r * inflight));
+            for (int k = 0; k < r; k++)
+                if (round_(port, mode, inflight, v + n, &bad) == 0)
+                    n += inflight;
+            char what[64];
+            snprintf(what, sizeof what, "%s, %d in flight", names[mode], inflight);
+            report(what, v, n, bad);
+            free(v);
+        }
+    }
+    rpc_server_free(s);
+    ctx_pool_destroy(B.pool);
+    return 0;
+}
