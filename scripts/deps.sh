@@ -7,15 +7,22 @@ pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
       protobuf-c-compiler libprotobuf-c-dev grpc-proto)
 case "$what" in
   test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
-                protobuf-compiler nodejs npm nghttp2-client nginx-light
-                util-linux) ;;
+                protobuf-compiler nghttp2-client nginx-light util-linux
+                cmd:node=nodejs cmd:npm=npm) ;;
   demo)  pkgs+=(nginx-light util-linux) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux) ;;
 esac
+# An entry cmd:TOOL=PKG installs PKG only when no TOOL is on PATH (a
+# machine may carry Node.js from elsewhere, whose npm conflicts with
+# Debian's npm package).
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-    || missing+=("$p")
+  case "$p" in
+    cmd:*) tool=${p#cmd:}; tool=${tool%%=*}
+           command -v "$tool" >/dev/null 2>&1 || missing+=("${p#*=}") ;;
+    *) dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+         || missing+=("$p") ;;
+  esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
