@@ -37,9 +37,8 @@ struct fx {
     char seen_method[64];
 };
 
-static struct fx *fx_g;
 
-static int fx_subtask(ctx_t *ctx, void *arg)
+static inline int fx_subtask(ctx_t *ctx, void *arg)
 {
     struct fx *f = arg;
     pthread_mutex_lock(&f->mu);
@@ -57,7 +56,7 @@ static int fx_subtask(ctx_t *ctx, void *arg)
 }
 
 /* Blocks until cancelled, with FX_SUBTASKS sub-tasks doing the same. */
-static int fx_fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+static inline int fx_fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
                      void *ud)
 {
     struct fx *f = ud;
@@ -90,7 +89,7 @@ static int fx_fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
 }
 
 /* Waits (bounded) until *field >= want.  Returns 0, or -1 on timeout. */
-static int fx_wait(struct fx *f, int *field, int want, int timeout_ms)
+static inline int fx_wait(struct fx *f, int *field, int want, int timeout_ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -111,7 +110,7 @@ static int fx_wait(struct fx *f, int *field, int want, int timeout_ms)
 
 /* Starts a server with the fixture's Fanout and the given options
  * (pairs of rpc_server_opt_t, value; terminated by 0). */
-static struct fx *fx_start(const int64_t *opts)
+static inline struct fx *fx_start(const int64_t *opts)
 {
     struct fx *f = calloc(1, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
@@ -130,11 +129,10 @@ static struct fx *fx_start(const int64_t *opts)
     if (rpc_server_listen(f->s, "127.0.0.1", 0) != 0 || rpc_server_start(f->s) != 0)
         return NULL;
     f->port = rpc_server_port(f->s);
-    fx_g = f;
     return f;
 }
 
-static void fx_stop(struct fx *f)
+static inline void fx_stop(struct fx *f)
 {
     rpc_server_free(f->s);
     ctx_pool_destroy(f->sub_pool);

@@ -1,0 +1,252 @@
+/* Tests for server.c and the handler API of server_call.c: lifecycle and
+ * option errors, non-blocking handlers completed from another thread,
+ * cardinality rules, and back-pressure on a peer that stops reading. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server_fixture.h"
+
+static int noop(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                void *ud)
+{
+    return RPC_STATUS_OK;
+}
+
+static void test_api_errors(void **state)
+{
+    const ProtobufCServiceDescriptor *svc = &demo__v1__demo__descriptor;
+    rpc_server_t *s = rpc_server_new();
+    assert_non_null(s);
+    assert_int_equal(rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, -1), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_set_option(s, (rpc_server_opt_t)999, 1), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_set_option(s, RPC_SERVER_MAX_HEADER_LIST, 10), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_add_method(s, svc, "NoSuch", RPC_UNARY, RPC_BLOCKING,
+                                           noop, NULL), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_BIDI_STREAMING,
+                                           RPC_NONBLOCKING, noop, NULL), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
+                                           NULL, NULL), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
+                                           noop, NULL), 0);
+    assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
+                                           noop, NULL), RPC_ERR_EXISTS);
+    assert_int_equal(rpc_server_start(s), RPC_ERR_STATE); /* no listener */
+    assert_int_equal(rpc_server_shutdown(s, 0), RPC_ERR_STATE);
+    assert_int_equal(rpc_server_port(s), -1);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 70000), RPC_ERR_INVAL);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 0), 0);
+    int port = rpc_server_port(s);
+    assert_true(port > 0);
+    /* The same port again: the kernel says no, and we say why. */
+    rpc_server_t *s2 = rpc_server_new();
+    errno = 0;
+    assert_int_equal(rpc_server_listen(s2, "127.0.0.1", port), RPC_ERR_SYSTEM);
+    assert_int_equal(errno, EADDRINUSE);
+    rpc_server_free(s2);
+    assert_int_equal(rpc_server_start(s), 0);
+    assert_int_equal(rpc_server_start(s), RPC_ERR_STATE);
+    assert_int_equal(rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 2), RPC_ERR_STATE);
+    assert_int_equal(rpc_server_add_method(s, svc, "Ticks", RPC_SERVER_STREAMING,
+                                           RPC_BLOCKING, noop, NULL), RPC_ERR_STATE);
+    assert_non_null(rpc_server_ctx(s));
+    assert_int_equal(ctx_err(rpc_server_ctx(s)), 0);
+    assert_int_equal(rpc_server_shutdown(s, 0), 0);
+    assert_int_equal(rpc_server_shutdown(s, 0), 0); /* idempotent */
+    assert_int_equal(ctx_cause(rpc_server_ctx(s)), RPC_CAUSE_SHUTDOWN);
+    rpc_server_free(s);
+    rpc_server_free(NULL);
+    assert_string_equal(rpc_cause_text(RPC_CAUSE_PEER_GONE), "peer gone (connection closed)");
+    assert_int_equal(rpc_cause_status(RPC_CAUSE_DEADLINE), RPC_STATUS_DEADLINE_EXCEEDED);
+    assert_int_equal(rpc_cause_status(RPC_CAUSE_SHUTDOWN), RPC_STATUS_UNAVAILABLE);
+    assert_int_equal(rpc_cause_status(RPC_CAUSE_CLIENT_CANCEL), RPC_STATUS_CANCELLED);
+}
+
+/* ---- a non-blocking handler finished from another thread ---------------- */
+
+static void *finisher(void *arg)
+{
+    rpc_call_t *call = arg;
+    Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
+    rsp.tasks_done = 42;
+    rpc_call_set_trailer(call, "x-done-bin", "\x00\x01", 2);
+    rpc_call_send(call, &rsp.base);
+    rpc_call_finish(call, RPC_STATUS_OK, NULL);
+    return NULL;
+}
+
+static int pending(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                   void *ud)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, finisher, call);
+    pthread_detach(t);
+    return RPC_PENDING;
+}
+
+static int twice(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                 void *ud)
+{
+    Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
+    int *second = ud;
+    rpc_call_send(call, &rsp.base);
+    *second = rpc_call_send(call, &rsp.base);
+    return RPC_STATUS_OK;
+}
+
+static rpc_server_t *start(const char *method, rpc_method_kind_t kind,
+                           rpc_handler_style_t style, rpc_handler_fn fn, void *ud)
+{
+    rpc_server_t *s = rpc_server_new();
+    rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 1);
+    rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, 2);
+    rpc_server_set_option(s, RPC_SERVER_SEND_BUFFER, 128 * 1024);
+    assert_int_equal(rpc_server_add_method(s, &demo__v1__demo__descriptor, method,
+                                           kind, style, fn, ud), 0);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 0), 0);
+    assert_int_equal(rpc_server_start(s), 0);
+    return s;
+}
+
+static void test_nonblocking_finish_elsewhere(void **state)
+{
+    rpc_server_t *s = start("Fanout", RPC_UNARY, RPC_NONBLOCKING, pending, NULL);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    int i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+    strcpy(c.streams[i].trailer_key, "x-done-bin");
+    h2t_flush(&c);
+    assert_int_equal(h2t_run(&c, 5000, h2t_closed, &i), 0);
+    assert_int_equal(c.streams[i].grpc_status, 0);
+    /* one message: 5-byte prefix + field 1 varint 42 */
+    assert_int_equal(c.streams[i].data_len, 7);
+    assert_int_equal(c.streams[i].data[6], 42);
+    assert_string_equal(c.streams[i].trailer_val, "AAE"); /* base64, unpadded */
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
+static void test_unary_cardinality(void **state)
+{
+    int second = 0;
+    rpc_server_t *s = start("Fanout", RPC_UNARY, RPC_BLOCKING, twice, &second);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    int i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+    h2t_flush(&c);
+    assert_int_equal(h2t_run(&c, 5000, h2t_closed, &i), 0);
+    assert_int_equal(c.streams[i].grpc_status, 0);
+    assert_int_equal(second, RPC_ERR_STATE);
+    h2t_close(&c);
+    rpc_server_free(s);
+
+    s = start("Fanout", RPC_UNARY, RPC_BLOCKING, noop, NULL);
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+    h2t_flush(&c);
+    assert_int_equal(h2t_run(&c, 5000, h2t_closed, &i), 0);
+    assert_int_equal(c.streams[i].grpc_status, RPC_STATUS_INTERNAL);
+    assert_string_equal(c.streams[i].grpc_message, "handler returned no response");
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
+/* ---- back-pressure: a client that stops reading ------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sent, result, done;
+} bp = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static int flood(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                 void *ud)
+{
+    static uint8_t big[64 * 1024];
+    Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
+    rsp.payload.data = big;
+    rsp.payload.len = sizeof big;
+    int rc;
+    while ((rc = rpc_call_send(call, &rsp.base)) == 0) {
+        pthread_mutex_lock(&bp.mu);
+        bp.sent++;
+        pthread_cond_broadcast(&bp.cv);
+        pthread_mutex_unlock(&bp.mu);
+    }
+    pthread_mutex_lock(&bp.mu);
+    bp.result = rc;
+    bp.done = 1;
+    pthread_cond_broadcast(&bp.cv);
+    pthread_mutex_unlock(&bp.mu);
+    return RPC_STATUS_CANCELLED;
+}
+
+static void test_peer_stops_reading(void **state)
+{
+    rpc_server_t *s = start("Fanout", RPC_SERVER_STREAMING, RPC_BLOCKING, flood, NULL);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    /* Small receive buffer, and we never read: the HTTP/2 windows and the
+     * socket fill up, then the server's send buffer, then the handler
+     * blocks in rpc_call_send (it must not queue without bound). */
+    int i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+    h2t_flush(&c);
+    struct timespec ts;
+    int last = -1;
+    for (;;) { /* wait until the handler stops making progress */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&bp.mu);
+        int rc = 0;
+        while (bp.sent == last && rc == 0)
+            rc = pthread_cond_timedwait(&bp.cv, &bp.mu, &ts);
+        int stalled = bp.sent == last;
+        last = bp.sent;
+        pthread_mutex_unlock(&bp.mu);
+        if (stalled)
+            break;
+        assert_true(last < 1000); /* 64 MiB would mean no back-pressure */
+    }
+    assert_false(bp.done);
+    /* The client gives up: the blocked send returns with the cancel. */
+    nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE, c.streams[i].id,
+                              NGHTTP2_CANCEL);
+    h2t_flush(&c);
+    pthread_mutex_lock(&bp.mu);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    while (!bp.done)
+        if (pthread_cond_timedwait(&bp.cv, &bp.mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&bp.mu);
+    assert_true(bp.done);
+    assert_int_equal(bp.result, RPC_ERR_CANCELED);
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_api_errors),
+        cmocka_unit_test(test_nonblocking_finish_elsewhere),
+        cmocka_unit_test(test_unary_cardinality),
+        cmocka_unit_test(test_peer_stops_reading),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    ctx_shutdown();
+    return rc;
+}
