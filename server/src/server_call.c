@@ -38,6 +38,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Request bytes a streaming call may hold queued for its handler before
+ * the server stops opening the stream's flow-control window. */
+#define INQ_HIGH (256 * 1024)
+
+static void consume(struct rpc_call *call, size_t more);
+static int streaming_in(const struct srv_method *m);
+
 /* ---- lifetime ------------------------------------------------------------ */
 
 struct rpc_call *srv_call_new(struct srv_conn *c, int32_t stream_id)
@@ -73,6 +80,7 @@ static void free_queues(struct rpc_call *call)
         free(m);
     }
     call->inq_tail = NULL;
+    call->inq_bytes = 0;
     while (call->outq) {
         struct out_chunk *o = call->outq;
         call->outq = o->next;
@@ -323,7 +331,11 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
 void srv_call_pump(struct rpc_call *call)
 {
     struct srv_conn *c = call->conn;
-    if (c == NULL || call->ended)
+    if (c == NULL)
+        return;
+    if (call->unconsumed > 0)
+        consume(call, 0); /* the handler took messages: reopen the window */
+    if (call->ended)
         return;
     pthread_mutex_lock(&call->mu);
     int final = call->final;
@@ -549,22 +561,48 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
         else
             call->inq = m;
         call->inq_tail = m;
+        call->inq_bytes += len + RPC__FRAME_HDR;
         pthread_cond_broadcast(&call->cv);
     }
     pthread_mutex_unlock(&call->mu);
     return 0;
 }
 
+/* Gives the stream's window back for bytes the handler has taken (or
+ * that are not held for it), unless its queue is above INQ_HIGH. */
+static void consume(struct rpc_call *call, size_t more)
+{
+    struct srv_conn *c = call->conn;
+    call->unconsumed += more;
+    if (c == NULL || call->unconsumed == 0)
+        return;
+    size_t held = 0;
+    if (call->m && streaming_in(call->m)) {
+        pthread_mutex_lock(&call->mu);
+        held = call->final ? 0 : call->inq_bytes; /* nobody reads after */
+        pthread_mutex_unlock(&call->mu);
+    }
+    if (held > INQ_HIGH)
+        return;
+    nghttp2_session_consume_stream(c->sess, call->stream_id, call->unconsumed);
+    call->unconsumed = 0;
+}
+
 void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
-    if (call->vctx == NULL || call->ended)
-        return; /* rejected at the headers; nghttp2 still delivers data */
+    if (call->vctx == NULL || call->ended) {
+        consume(call, len); /* rejected: nghttp2 still delivers data */
+        return;
+    }
     pthread_mutex_lock(&call->mu);
     int final = call->final;
     pthread_mutex_unlock(&call->mu);
-    if (final)
+    if (final) {
+        consume(call, len);
         return;
+    }
     int rc = rpc__frame_feed(&call->dec, data, len, on_message, call);
+    consume(call, len);
     if (rc == 0)
         return;
     char msg[128];
@@ -817,6 +855,7 @@ int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg)
     if (!streaming_in(call->m) || on_loop_thread(call))
         return RPC_ERR_STATE;
     *msg = NULL;
+    int reopen = 0;
     pthread_mutex_lock(&call->mu);
     while (call->inq == NULL && !call->in_eof && !call->closed)
         pthread_cond_wait(&call->cv, &call->mu);
@@ -829,11 +868,16 @@ int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg)
         call->inq = m->next;
         if (call->inq == NULL)
             call->inq_tail = NULL;
+        size_t before = call->inq_bytes;
+        call->inq_bytes -= m->len + RPC__FRAME_HDR;
+        reopen = before > INQ_HIGH && call->inq_bytes <= INQ_HIGH;
         rc = 0;
     } else {
         rc = RPC_ERR_EOF;
     }
     pthread_mutex_unlock(&call->mu);
+    if (reopen)
+        srv_loop_notify(call); /* the loop gives the window back */
     if (m == NULL)
         return rc;
     *msg = protobuf_c_message_unpack(call->m->desc->input, NULL, m->len,

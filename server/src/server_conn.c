@@ -268,9 +268,16 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags,
                          int32_t stream_id, const uint8_t *data, size_t len,
                          void *user_data)
 {
-    struct rpc_call *call = call_of(user_data, stream_id);
+    struct srv_conn *c = user_data;
+    /* The connection window is always given back at once; the stream's
+     * only as its handler takes the messages (srv_call_data decides), so
+     * a handler that stops reading stalls its own stream, not others. */
+    nghttp2_session_consume_connection(sess, len);
+    struct rpc_call *call = call_of(c, stream_id);
     if (call)
         srv_call_data(call, data, len);
+    else
+        nghttp2_session_consume_stream(sess, stream_id, len);
     return 0;
 }
 
@@ -418,6 +425,8 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     /* Streams above the limit are refused (REFUSED_STREAM) by nghttp2 even
      * before the client has acknowledged our SETTINGS. */
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    /* Inbound flow control is ours (see on_data_chunk). */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     int rv = nghttp2_session_server_new2(&sess, cbs, c, opt);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);

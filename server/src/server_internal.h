@@ -224,6 +224,9 @@ struct rpc_call {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct in_msg *inq, *inq_tail; /* [mu] */
+    size_t inq_bytes;         /* [mu] queued for rpc_call_recv */
+    size_t unconsumed;        /* loop-only: stream bytes not yet given
+                                 back to the peer's flow-control window */
     int in_eof;               /* [mu] client half-closed */
     int in_error;             /* [mu] RPC_ERR_* on the request stream */
     struct out_chunk *outq, *outq_tail; /* [mu] */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "server_fixture.h"
@@ -238,6 +239,65 @@ static void test_peer_stops_reading(void **state)
     rpc_server_free(s);
 }
 
+/* ---- inbound flow control: a handler that does not read ----------------- */
+
+static int sit(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+               void *ud)
+{
+    ctx_wait(ctx, -1); /* never calls rpc_call_recv */
+    return rpc_cause_status(ctx_cause(ctx));
+}
+
+static size_t flood_sent;
+
+/* An endless byte stream of 1029-byte framed messages (FanoutRequest
+ * with a 1021-byte payload), cut wherever the window says. */
+static ssize_t flood_read(nghttp2_session *sess, int32_t id, uint8_t *buf,
+                          size_t len, uint32_t *flags,
+                          nghttp2_data_source *src, void *ud)
+{
+    static const uint8_t head[8] = {0, 0, 0, 0x04, 0x00, 0x1a, 0xfd, 0x07};
+    for (size_t i = 0; i < len; i++) {
+        size_t off = (flood_sent + i) % 1029;
+        buf[i] = off < sizeof head ? head[off] : 0;
+    }
+    flood_sent += len;
+    return (ssize_t)len;
+}
+
+static int stalled(h2t_t *c, void *arg)
+{
+    return nghttp2_session_get_stream_remote_window_size(c->sess, *(int32_t *)arg) == 0;
+}
+
+static void test_inbound_flow_control(void **state)
+{
+    rpc_server_t *s = start("Fanout", RPC_BIDI_STREAMING, RPC_BLOCKING, sit, NULL);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    nghttp2_nv nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+        {(uint8_t *)":path", (uint8_t *)"/demo.v1.Demo/Fanout", 5, 20, 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+        {(uint8_t *)"te", (uint8_t *)"trailers", 2, 8, 0},
+    };
+    nghttp2_data_provider dp = {.read_callback = flood_read};
+    int32_t id = nghttp2_submit_request(c.sess, NULL, nv, 6, &dp, NULL);
+    assert_true(id > 0);
+    h2t_flush(&c);
+    /* The server stops opening the stream's window once its queue for the
+     * handler is full: the client runs out of window and must stop. */
+    assert_int_equal(h2t_run(&c, 5000, stalled, &id), 0);
+    size_t at_stall = flood_sent;
+    assert_true(at_stall < 4 * 1024 * 1024); /* 1 MiB window + 256 KiB queue */
+    nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    h2t_flush(&c);
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_nonblocking_finish_elsewhere),
         cmocka_unit_test(test_unary_cardinality),
         cmocka_unit_test(test_peer_stops_reading),
+        cmocka_unit_test(test_inbound_flow_control),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ctx_shutdown();
