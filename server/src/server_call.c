@@ -52,11 +52,6 @@ struct rpc_call *srv_call_new(struct srv_conn *c, int32_t stream_id)
     struct rpc_call *call = calloc(1, sizeof *call);
     if (call == NULL)
         return NULL;
-    call->md = rpc_metadata_new();
-    if (call->md == NULL) {
-        free(call);
-        return NULL;
-    }
     atomic_init(&call->refs, 1); /* the stream's */
     call->s = c->s;
     call->lp = c->lp;
@@ -255,7 +250,11 @@ static void nvb_metadata(struct nvb *b, const rpc_metadata_t *md)
 static void nvb_status(struct nvb *b, int status, const char *msg,
                        char sbuf[8])
 {
-    int n = snprintf(sbuf, 8, "%d", status);
+    int n = 0;
+    if (status >= 10)
+        sbuf[n++] = (char)('0' + status / 10);
+    sbuf[n++] = (char)('0' + status % 10);
+    sbuf[n] = '\0';
     nvb_add(b, "grpc-status", sbuf, (size_t)n);
     if (msg && *msg) {
         size_t len = strlen(msg);
@@ -353,8 +352,10 @@ void srv_call_pump(struct rpc_call *call)
             return;
         struct nvb b = {.n = 0};
         char st[8], sbuf[8];
-        int hs = call->http_status ? call->http_status : 200;
-        snprintf(st, sizeof st, "%d", hs);
+        if (call->http_status)
+            snprintf(st, sizeof st, "%d", call->http_status);
+        else
+            memcpy(st, "200", 4);
         nvb_add(&b, ":status", st, strlen(st));
         nvb_add(&b, "content-type", "application/grpc", 16);
         nvb_add(&b, "grpc-accept-encoding", "identity", 8);
@@ -444,7 +445,9 @@ static void run_nonblocking(struct rpc_call *call)
     }
     call->nb_req = req;
     atomic_fetch_add(&call->refs, 1); /* the handler's, until complete */
+    call->on_loop_handler = 1; /* sends need no wake-up: we pump below */
     int status = m->fn(call->vctx, call, req, m->user_data);
+    call->on_loop_handler = 0;
     if (status != RPC_PENDING) {
         pthread_mutex_lock(&call->mu);
         call->handler_done = 1;
@@ -454,6 +457,8 @@ static void run_nonblocking(struct rpc_call *call)
         protobuf_c_message_free_unpacked(req, NULL);
         srv_call_pump(call);
         srv_call_release(call);
+    } else {
+        srv_call_pump(call); /* what it sent before returning RPC_PENDING */
     }
 }
 
@@ -843,7 +848,9 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
     }
     pthread_mutex_unlock(&call->mu);
     free(o);
-    if (rc == 0)
+    /* From the non-blocking handler running inline on the loop, the loop
+     * pumps as soon as it returns; from anywhere else, wake the loop. */
+    if (rc == 0 && !(loop && call->on_loop_handler))
         srv_loop_notify(call);
     return rc;
 }

@@ -139,6 +139,10 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
         eq(name, namelen, "user-agent") || eq(name, namelen, "accept-encoding") ||
         eq(name, namelen, "host"))
         return 0;
+    if (call->md == NULL && (call->md = rpc_metadata_new()) == NULL) {
+        set_bad(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", 0);
+        return 0;
+    }
     if (rpc__metadata_add_wire(call->md, (const char *)name, namelen,
                                (const char *)value, valuelen) != 0)
         srv_log("%s: dropped unusable metadata entry %.*s", c->peer,
