@@ -29,15 +29,21 @@ struct md_entry {
 };
 
 struct rpc_metadata {
-    struct md_entry **v;
+    struct md_entry **v;       /* inl until more than 4 entries */
     size_t n, cap;
+    struct md_entry *inl[4];
 };
 
 const char rpc__request_info_key = 0;
 
 rpc_metadata_t *rpc_metadata_new(void)
 {
-    return calloc(1, sizeof(rpc_metadata_t));
+    rpc_metadata_t *md = calloc(1, sizeof(rpc_metadata_t));
+    if (md != NULL) {
+        md->v = md->inl;
+        md->cap = sizeof md->inl / sizeof *md->inl;
+    }
+    return md;
 }
 
 void rpc_metadata_free(rpc_metadata_t *md)
@@ -46,7 +52,8 @@ void rpc_metadata_free(rpc_metadata_t *md)
         return;
     for (size_t i = 0; i < md->n; i++)
         free(md->v[i]);
-    free(md->v);
+    if (md->v != md->inl)
+        free(md->v);
     free(md);
 }
 
@@ -77,10 +84,13 @@ static int add(rpc_metadata_t *md, const char *key, size_t key_len,
                const void *value, size_t len)
 {
     if (md->n == md->cap) {
-        size_t cap = md->cap ? md->cap * 2 : 8;
-        struct md_entry **v = realloc(md->v, cap * sizeof *v);
+        size_t cap = md->cap * 2;
+        struct md_entry **v = md->v == md->inl ? malloc(cap * sizeof *v)
+                                               : realloc(md->v, cap * sizeof *v);
         if (v == NULL)
             return RPC_ERR_NOMEM;
+        if (md->v == md->inl)
+            memcpy(v, md->inl, sizeof md->inl);
         md->v = v;
         md->cap = cap;
     }
