@@ -10,7 +10,10 @@ case "$what" in
                 protobuf-compiler nghttp2-client nginx-light util-linux
                 cmd:node=nodejs cmd:npm=npm) ;;
   demo)  pkgs+=(nginx-light util-linux) ;;
-  bench) pkgs+=(golang-go nghttp2-client util-linux) ;;
+  bench) pkgs+=(golang-go nghttp2-client util-linux
+                golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc
+                golang-github-golang-protobuf-1-5-dev libgrpc++-dev
+                protobuf-compiler-grpc protobuf-compiler) ;;
 esac
 # An entry cmd:TOOL=PKG installs PKG only when no TOOL is on PATH (a
 # machine may carry Node.js from elsewhere, whose npm conflicts with
