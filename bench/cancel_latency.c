@@ -8,14 +8,14 @@
  *   deadline:         from the request's deadline (arrival + grpc-timeout,
  *                     read with ctx_deadline() in the handler) to the last
  *                     sub-task return.
- * Each request fans out to SUBTASKS sub-tasks on a task group (non-blocking
- * handler: no handler thread; sub-tasks block in ctx_wait on a pool).
+ * Each request fans out to SUBTASKS sub-tasks on a ctx_pool under a child
+ * context of the request's (non-blocking handler: no handler thread; the
+ * sub-tasks block in ctx_wait; the last one finishes the call).
  * Scenarios run with 1 and with 200 calls in flight.
  *
  *   cancel_latency [ROUNDS]      prints p50/p99 in microseconds
  */
 #include <rpc/server.h>
-#include <ctx/group.h>
 
 #include "demo/v1/demo.pb-c.h"
 #include "h2_test_client.h"
@@ -48,9 +48,17 @@ static struct {
 
 struct req {
     rpc_call_t *call;
-    ctx_group_t *g;
+    ctx_t *sub_ctx;       /* the sub-tasks' context: a child of the request's */
     struct slot *slot;
 };
+
+static void last_done(struct req *r)
+{
+    int cause = ctx_cause(r->sub_ctx);
+    rpc_call_finish(r->call, rpc_cause_status(cause), NULL);
+    ctx_release(r->sub_ctx);
+    free(r);
+}
 
 static int sub(ctx_t *ctx, void *arg)
 {
@@ -59,33 +67,30 @@ static int sub(ctx_t *ctx, void *arg)
     pthread_cond_broadcast(&B.cv);
     pthread_mutex_unlock(&B.mu);
     ctx_wait(ctx, -1);
+    return 0;
+}
+
+/* After each sub-task (or instead of one skipped because the request was
+ * already done): the last one records the time and finishes the call. */
+static void sub_done(int err, bool ran, void *arg, void *ud)
+{
     struct req *r = arg;
     int64_t now = ctx_now();
     if (atomic_fetch_sub(&r->slot->left, 1) == 1) {
         pthread_mutex_lock(&B.mu);
         r->slot->last_ns = now;
-        r->slot->cause = ctx_cause(rpc_call_ctx(r->call));
+        r->slot->cause = ctx_cause(r->sub_ctx);
         r->slot->done = 1;
         B.finished++;
         pthread_cond_broadcast(&B.cv);
         pthread_mutex_unlock(&B.mu);
+        last_done(r); /* the last sub-task completes the call */
     }
-    return 0;
 }
 
-/* Non-blocking handler: request id in payload[0]; fan out, finish when the
- * last sub-task is done (a waiter thread would defeat the point). */
-static void *reaper(void *arg)
-{
-    struct req *r = arg;
-    ctx_group_wait(r->g);
-    ctx_group_destroy(r->g);
-    int cause = ctx_cause(rpc_call_ctx(r->call));
-    rpc_call_finish(r->call, rpc_cause_status(cause), NULL);
-    free(r);
-    return NULL;
-}
-
+/* Non-blocking handler: request id in payload[0].  Fans out SUBTASKS
+ * pool tasks under a child of the request context; the last one to return
+ * finishes the call, so no thread waits for the others. */
 static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
                   void *ud)
 {
@@ -94,24 +99,12 @@ static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
     struct req *r = calloc(1, sizeof *r);
     r->call = call;
     r->slot = &B.slots[id];
+    r->sub_ctx = ctx_with_cancel(ctx);
     atomic_store(&r->slot->left, SUBTASKS);
     if (!ctx_deadline(ctx, &r->slot->deadline_ns))
         r->slot->deadline_ns = 0;
-    ctx_group_options_t o;
-    ctx_group_options_init(&o);
-    o.pool = B.pool;
-    r->g = ctx_group_create(ctx, &o);
     for (int i = 0; i < SUBTASKS; i++)
-        ctx_group_go(r->g, sub, r);
-    /* The group is reaped off the loop; a detached thread per call is fine
-     * for a benchmark driver (it only waits). */
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, 64 * 1024);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_create(&t, &a, reaper, r);
-    pthread_attr_destroy(&a);
+        ctx_pool_submit_cb(B.pool, r->sub_ctx, sub, r, sub_done, NULL);
     return RPC_PENDING;
 }
 
