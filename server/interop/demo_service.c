@@ -182,6 +182,24 @@ int demo_register(rpc_server_t *s, demo_service_t *d)
     return rc;
 }
 
+void demo_service_print(demo_service_t *d, FILE *out)
+{
+    fprintf(out,
+            "demo stats: handlers_started=%lld handlers_cancelled=%lld "
+            "subtasks_started=%lld subtasks_cancelled=%lld "
+            "cause_client_cancel=%lld cause_peer_gone=%lld cause_deadline=%lld "
+            "cause_shutdown=%lld cause_keepalive=%lld inflight=%lld "
+            "subtasks_inflight=%lld\n",
+            (long long)atomic_load(&d->handlers_started),
+            (long long)atomic_load(&d->handlers_cancelled),
+            (long long)atomic_load(&d->subtasks_started),
+            (long long)atomic_load(&d->subtasks_cancelled),
+            (long long)atomic_load(&d->cause[0]), (long long)atomic_load(&d->cause[1]),
+            (long long)atomic_load(&d->cause[2]), (long long)atomic_load(&d->cause[3]),
+            (long long)atomic_load(&d->cause[4]), (long long)atomic_load(&d->inflight),
+            (long long)atomic_load(&d->subtasks_inflight));
+}
+
 void demo_service_free(demo_service_t *d)
 {
     if (d == NULL)

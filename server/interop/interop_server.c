@@ -7,7 +7,8 @@
  *
  * --port=0 picks a free port.  Once listening it prints one line,
  * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
- * it down gracefully (1 s grace) and it exits 0.  --use_tls=false is
+ * it down gracefully (1 s grace), prints the demo service's counters
+ * ("demo stats: ...") and exits 0.  --use_tls=false is
  * accepted for compatibility; TLS is not supported yet.
  */
 #include "interop_service.h"
@@ -95,6 +96,9 @@ int main(int argc, char **argv)
     sigwait(&set, &sig);
     fprintf(stderr, "interop_server: signal %d, shutting down\n", sig);
     rpc_server_shutdown(s, CTX_SECOND);
+    /* Every handler and sub-task has returned: the counters are final. */
+    demo_service_print(demo, stdout);
+    fflush(stdout);
     rpc_server_free(s);
     demo_service_free(demo);
     ctx_shutdown();

@@ -8,6 +8,8 @@
 
 #include <rpc/server.h>
 
+#include <stdio.h>
+
 /* Registers grpc.testing.TestService (every method but UnimplementedCall).
  * Returns 0 or an RPC_ERR_* code. */
 int interop_register(rpc_server_t *s);
@@ -19,6 +21,8 @@ typedef struct demo_service demo_service_t;
 demo_service_t *demo_service_new(int subtask_threads);
 /* Registers demo.v1.Demo on s.  Returns 0 or an RPC_ERR_* code. */
 int demo_register(rpc_server_t *s, demo_service_t *d);
+/* Prints the counters as one line, "demo stats: name=value ...". */
+void demo_service_print(demo_service_t *d, FILE *out);
 /* Stops the sub-task pool and frees the state (after the server stopped). */
 void demo_service_free(demo_service_t *d);
 

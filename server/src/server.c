@@ -328,31 +328,41 @@ static void maybe_exit(struct srv_loop *lp)
         event_base_loopbreak(lp->base);
 }
 
-/* True when a call of `conn` comes later in the batch (among the next
- * few): flush the connection once per batch rather than once per call. */
-static int ready_contains(struct rpc_call *list, struct srv_conn *conn)
-{
-    for (int n = 0; list && n < 8; list = list->ready_next, n++)
-        if (list->conn == conn)
-            return 1;
-    return 0;
-}
-
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_loop *lp = arg;
+    /* Take everything under the lock.  The ready list is copied out while
+     * the lock is held: once a call's ready_queued is cleared, a worker
+     * may queue it again (rewriting ready_next) at any moment. */
+    struct rpc_call *stackv[64], **calls = stackv;
+    size_t ncalls = 0, cap = 64;
     pthread_mutex_lock(&lp->mu);
     int *fds = lp->inbox;
     size_t nfds = lp->ninbox;
     lp->inbox = NULL;
     lp->ninbox = lp->capinbox = 0;
-    struct rpc_call *ready = lp->ready;
-    lp->ready = NULL;
-    for (struct rpc_call *c = ready; c; c = c->ready_next)
-        c->ready_queued = 0;
+    for (struct rpc_call *c = lp->ready; c; c = c->ready_next) {
+        if (ncalls == cap) {
+            struct rpc_call **v = malloc(2 * cap * sizeof *v);
+            if (v == NULL)
+                break; /* the rest stay queued for the next wake-up */
+            memcpy(v, calls, ncalls * sizeof *v);
+            if (calls != stackv)
+                free(calls);
+            calls = v;
+            cap *= 2;
+        }
+        calls[ncalls++] = c;
+    }
+    lp->ready = ncalls ? calls[ncalls - 1]->ready_next : lp->ready;
+    for (size_t i = 0; i < ncalls; i++)
+        calls[i]->ready_queued = 0;
     int cmds = lp->cmds;
     lp->cmds = 0;
+    int more = lp->ready != NULL;
     pthread_mutex_unlock(&lp->mu);
+    if (more)
+        event_active(lp->wake, EV_READ, 0);
 
     for (size_t i = 0; i < nfds; i++) {
         if (lp->stopping)
@@ -361,16 +371,21 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             srv_conn_accept(lp, fds[i]);
     }
     free(fds);
-    /* Reverse order does not matter: each call is independent. */
-    while (ready) {
-        struct rpc_call *c = ready;
-        ready = c->ready_next;
-        struct srv_conn *conn = c->conn;
-        srv_call_pump(c);
-        if (conn && !ready_contains(ready, conn))
+    /* Pump every call, then flush each connection once. */
+    unsigned epoch = ++lp->flush_epoch;
+    for (size_t i = 0; i < ncalls; i++)
+        srv_call_pump(calls[i]);
+    for (size_t i = 0; i < ncalls; i++) {
+        struct srv_conn *conn = calls[i]->conn;
+        if (conn && conn->flush_epoch != epoch) {
+            conn->flush_epoch = epoch;
             srv_conn_flush(conn);
-        srv_call_release(c);
+        }
     }
+    for (size_t i = 0; i < ncalls; i++)
+        srv_call_release(calls[i]);
+    if (calls != stackv)
+        free(calls);
     if (cmds & LOOP_CMD_DRAIN) {
         for (int i = 0; i < lp->nlisteners; i++)
             evconnlistener_disable(lp->listeners[i]);

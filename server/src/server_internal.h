@@ -127,6 +127,7 @@ struct srv_loop {
     struct srv_conn *conns;   /* doubly linked */
     int nconns;
     int stopping;
+    unsigned flush_epoch;     /* one flush per connection per wake-up */
     struct event *stop_timer;
 };
 
@@ -167,6 +168,7 @@ struct srv_conn {
     int got_settings;
     int closing;
     int close_cause;          /* RPC_CAUSE_* decided for this close */
+    unsigned flush_epoch;     /* last loop epoch this was flushed in */
 };
 
 /* ---- calls ---------------------------------------------------------------- */

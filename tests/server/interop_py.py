@@ -312,6 +312,39 @@ def disconnect_fanout(ch):
     _proof(ch, before, "cause_peer_gone", 8)
 
 
+def keepalive_fanout(ch):
+    """A client host that freezes (SIGSTOP: TCP stays open, nothing is
+    acknowledged any more) is noticed by the server's keepalive PING and
+    its call cancelled with cause KEEPALIVE (run_py starts the server with
+    --keepalive_ms=200 --keepalive_timeout_ms=300)."""
+    before = stats(ch)
+    child = subprocess.Popen([sys.executable, "-c", DISCONNECT_CHILD, GEN_DIR, PORT])
+    try:
+        wait_stats(ch, lambda s: s.subtasks_started >= before.subtasks_started + 8, "start")
+        os.kill(child.pid, signal.SIGSTOP)
+        _proof(ch, before, "cause_keepalive", 8)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+
+
+def shutdown_fanout(ch):
+    """SIGTERM to the server with a fan-out in flight: after the grace
+    period the call ends UNAVAILABLE; run_py.py then checks the counters
+    the server prints on exit (cause_shutdown, every sub-task cancelled)."""
+    stub = demo_pb2_grpc.DemoStub(ch)
+    before = stats(ch)
+    fut = stub.Fanout.future(demo_pb2.FanoutRequest(tasks=8, sleep_ms=60000), timeout=30)
+    wait_stats(ch, lambda s: s.subtasks_started >= before.subtasks_started + 8, "start")
+    os.kill(SERVER_PID, signal.SIGTERM)
+    try:
+        fut.result(timeout=20)
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.UNAVAILABLE, "code %s" % e.code())
+        return
+    raise AssertionError("call succeeded")
+
+
 def metadata_in_subtasks(ch):
     """x-request-id is visible to the handler through rpc_metadata_get (echo
     through the interop service's echo-initial path uses the same lookup)."""
@@ -337,7 +370,9 @@ CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong
          timeout_on_sleeping_server, custom_metadata, status_code_and_message,
          special_status_message, unimplemented_method, unimplemented_service,
          health, metadata_in_subtasks, bad_inputs, deadline_fanout, cancel_fanout,
-         disconnect_fanout]
+         disconnect_fanout, keepalive_fanout]
+# Run alone, against a server of its own (it stops the server).
+SOLO = [shutdown_fanout]
 
 
 def main():
@@ -347,11 +382,13 @@ def main():
     ap.add_argument("--server_host", default="127.0.0.1")
     ap.add_argument("--server_port", required=True)
     ap.add_argument("--test_case", default="all")
+    ap.add_argument("--server_pid", type=int, default=0)
     a = ap.parse_args()
-    GEN_DIR, PORT = a.gen_dir, a.server_port
+    global SERVER_PID
+    GEN_DIR, PORT, SERVER_PID = a.gen_dir, a.server_port, a.server_pid
     load(a.gen_dir)
     names = [c.__name__ for c in CASES] if a.test_case == "all" else a.test_case.split(",")
-    byname = {c.__name__: c for c in CASES}
+    byname = {c.__name__: c for c in CASES + SOLO}
     passed = failed = 0
     with grpc.insecure_channel("%s:%s" % (a.server_host, a.server_port),
                                options=[("grpc.max_send_message_length", 8 << 20)]) as ch:

@@ -41,6 +41,7 @@ def gen_stubs(gen_dir, demo_proto_root):
 
 
 def start_server(path, extra=()):
+    """Starts the server with --port=0 and returns (process, port)."""
     p = subprocess.Popen([path, "--port=0", "--loops=2"] + list(extra),
                          stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()  # bounded: the server prints it at once or dies
@@ -72,7 +73,8 @@ def main():
     ap.add_argument("--test_case", default="all")
     a = ap.parse_args()
     gen_stubs(a.gen_dir, a.proto_dir)
-    p, port = start_server(a.server)
+    # Short server keepalive so keepalive_fanout sees a frozen peer dropped.
+    p, port = start_server(a.server, ["--keepalive_ms=200", "--keepalive_timeout_ms=300"])
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         rc = subprocess.run([sys.executable, os.path.join(here, "interop_py.py"),
@@ -80,7 +82,28 @@ def main():
                              "--test_case=" + a.test_case], timeout=240).returncode
     finally:
         stop_server(p)
-    return rc
+    # Shutdown with a call in flight, on a server of its own.
+    p, port = start_server(a.server)
+    try:
+        rc2 = subprocess.run([sys.executable, os.path.join(here, "interop_py.py"),
+                              "--gen_dir=" + a.gen_dir, "--server_port=" + port,
+                              "--test_case=shutdown_fanout",
+                              "--server_pid=%d" % p.pid], timeout=120).returncode
+        out, _ = p.communicate(timeout=30)  # the server exits by itself
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+        raise SystemExit("server did not stop after SIGTERM")
+    m = re.search(r"demo stats: (.*)", out or "")
+    counters = dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+    ok = (p.returncode == 0 and counters.get("cause_shutdown") == "1" and
+          counters.get("subtasks_cancelled") == "8" and
+          counters.get("inflight") == "0" and counters.get("subtasks_inflight") == "0")
+    print("%s: shutdown counters %s (server exit %s)" %
+          ("OK" if ok else "FAIL", counters, p.returncode))
+    print("%d passed, %d failed" % (1 if ok and rc2 == 0 else 0,
+                                    0 if ok and rc2 == 0 else 1))
+    return rc or rc2 or (0 if ok else 1)
 
 
 if __name__ == "__main__":
