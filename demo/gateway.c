@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_BACKENDS 16
 /* GetStats asks every backend; a caller without a deadline gets this one. */
@@ -465,6 +466,8 @@ static int add_methods(rpc_server_t *s, struct gateway *gw)
 int main(int argc, char **argv)
 {
     static struct gateway gw = {.name = "gateway"};
+    /* Gateways started together should not all begin with backend 1. */
+    atomic_store(&gw.rr, (unsigned)getpid());
     long port = -1, loops = 0, workers = 64, grace_ms = 1000;
     const char *host = "127.0.0.1", *v;
     for (int i = 1; i < argc; i++) {
