@@ -26,6 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
+static const uint8_t drain_ping[8];
+static void drain_acked(struct srv_conn *c);
+
 static struct timeval tv_of(int64_t ns)
 {
     struct timeval tv = {(time_t)(ns / CTX_SECOND),
@@ -232,6 +235,11 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
         break;
     case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+            if (c->draining &&
+                memcmp(frame->ping.opaque_data, drain_ping, 8) == 0) {
+                drain_acked(c);
+                break;
+            }
             c->ping_outstanding = 0;
             evtimer_del(c->ack_timer);
         } else {
@@ -513,17 +521,34 @@ void srv_conn_flush(struct srv_conn *c)
         rpc__h2_flush(c->h2);
 }
 
+/* Graceful drain (gRFC A9, what grpc-go does): a first GOAWAY with the
+ * maximum stream id announces the shutdown while streams the client has
+ * already sent are still accepted; a PING marks the moment; its ACK
+ * proves the client has seen the notice, and the second GOAWAY then
+ * carries the real last stream id.  Calls in flight run on. */
+static const uint8_t drain_ping[8] = {'r', 'p', 'c', 'd', 'r', 'a', 'i', 'n'};
+
 void srv_conn_drain_all(struct srv_loop *lp)
 {
     for (struct srv_conn *c = lp->conns; c; c = c->next) {
-        if (c->closing)
+        if (c->closing || c->draining)
             continue;
-        c->closing = 1;
-        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->sess),
-                              NGHTTP2_NO_ERROR, (const uint8_t *)"shutdown", 8);
+        c->draining = 1;
+        nghttp2_submit_shutdown_notice(c->sess);
+        nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, drain_ping);
         rpc__h2_flush(c->h2);
     }
+}
+
+/* The drain PING came back: send the final GOAWAY. */
+static void drain_acked(struct srv_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->sess),
+                          NGHTTP2_NO_ERROR, (const uint8_t *)"shutdown", 8);
 }
 
 void srv_conn_abort_all(struct srv_loop *lp)

@@ -166,7 +166,8 @@ struct srv_conn {
     int64_t last_client_ping_ns;
     int strikes;
     int got_settings;
-    int closing;
+    int closing;              /* final GOAWAY sent or closing */
+    int draining;             /* shutdown notice sent, awaiting its PING */
     int close_cause;          /* RPC_CAUSE_* decided for this close */
     unsigned flush_epoch;     /* last loop epoch this was flushed in */
 };

@@ -71,7 +71,9 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     h2t_t *c = ud;
     if (f->hd.type == NGHTTP2_GOAWAY) {
-        c->goaway = 1;
+        if (c->goaway < 4)
+            c->goaway_last_id[c->goaway] = f->goaway.last_stream_id;
+        c->goaway++;
         c->goaway_code = f->goaway.error_code;
     }
     return 0;

@@ -31,8 +31,9 @@ typedef struct h2t {
     nghttp2_session *sess;
     struct h2t_stream streams[H2T_MAX_STREAMS];
     int nstreams;
-    int goaway;           /* GOAWAY received */
+    int goaway;           /* GOAWAYs received */
     uint32_t goaway_code;
+    int32_t goaway_last_id[4]; /* last-stream-id of the first four */
     int eof;              /* the server closed the connection */
 } h2t_t;
 

@@ -298,6 +298,53 @@ static void test_inbound_flow_control(void **state)
     rpc_server_free(s);
 }
 
+/* ---- graceful drain: double GOAWAY, calls in flight finish ------------- */
+
+static int slow_echo(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                     void *ud)
+{
+    if (ctx_wait(ctx, 300 * CTX_MS) != 0)
+        return rpc_cause_status(ctx_cause(ctx));
+    Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
+    rsp.tasks_done = 7;
+    return rpc_call_send(call, &rsp.base) == 0 ? RPC_STATUS_OK : RPC_STATUS_CANCELLED;
+}
+
+static void *shutdown_thread(void *arg)
+{
+    rpc_server_shutdown(arg, 10 * CTX_SECOND);
+    return NULL;
+}
+
+static int two_goaways(h2t_t *c, void *arg)
+{
+    return c->goaway >= 2 && h2t_closed(c, arg);
+}
+
+static void test_graceful_drain(void **state)
+{
+    rpc_server_t *s = start("Fanout", RPC_UNARY, RPC_BLOCKING, slow_echo, NULL);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    int i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+    h2t_flush(&c);
+    /* Wait for the server to have the call (its SETTINGS ack is enough of
+     * a round trip), then shut down with a generous grace period. */
+    while (rpc_server_stat(s, RPC_STAT_CALLS_ACTIVE) == 0)
+        h2t_run(&c, 10, NULL, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, shutdown_thread, s);
+    assert_int_equal(h2t_run(&c, 5000, two_goaways, &i), 0);
+    assert_int_equal(c.goaway_last_id[0], 0x7fffffff); /* the notice */
+    assert_int_equal(c.goaway_last_id[1], c.streams[i].id); /* the real one */
+    assert_int_equal(c.streams[i].grpc_status, 0); /* finished normally */
+    assert_int_equal(c.streams[i].data[6], 7);
+    pthread_join(t, NULL);
+    assert_int_equal(rpc_server_stat(s, RPC_STAT_CANCEL_SHUTDOWN), 0);
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_unary_cardinality),
         cmocka_unit_test(test_peer_stops_reading),
         cmocka_unit_test(test_inbound_flow_control),
+        cmocka_unit_test(test_graceful_drain),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ctx_shutdown();
