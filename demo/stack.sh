@@ -7,7 +7,8 @@
 #   demo/stack.sh --bin-dir BUILD_DIR [--check]
 #
 # BUILD_DIR is a CMake build tree of this project (server/interop_server,
-# demo/demo_gateway, client/rpcurl).  Every server listens on 127.0.0.1 on a
+# demo/demo_gateway, client/rpcurl); the environment variables
+# INTEROP_SERVER, DEMO_GATEWAY, RPCURL and NGINX override each program.  Every server listens on 127.0.0.1 on a
 # port chosen free at run time (--port 0, or a random one retried for
 # nginx); nginx runs in the foreground (daemon off) with its own config,
 # prefix, pid and temp paths in a temp dir, never the system nginx's.
@@ -37,10 +38,15 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 --bin-dir BUILD_DIR [--check]" >&2; exit 2 ;;
   esac
 done
-[ -n "$bin_dir" ] || { echo "usage: $0 --bin-dir BUILD_DIR [--check]" >&2; exit 2; }
-BACKEND=$bin_dir/server/interop_server
-GATEWAY=$bin_dir/demo/demo_gateway
-RPCURL=$bin_dir/client/rpcurl
+# The programs: from the build tree, or each named by an environment
+# variable (ctest passes the exact target files).
+if [ -z "$bin_dir" ] && [ -z "${INTEROP_SERVER:-}${DEMO_GATEWAY:-}${RPCURL:-}" ]; then
+  echo "usage: $0 --bin-dir BUILD_DIR [--check]" >&2
+  exit 2
+fi
+BACKEND=${INTEROP_SERVER:-$bin_dir/server/interop_server}
+GATEWAY=${DEMO_GATEWAY:-$bin_dir/demo/demo_gateway}
+RPCURL=${RPCURL:-$bin_dir/client/rpcurl}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 for b in "$BACKEND" "$GATEWAY" "$RPCURL" "$NGINX"; do
   [ -x "$b" ] || { echo "stack: $b is missing (build first; nginx: apt install nginx-light)" >&2; exit 1; }

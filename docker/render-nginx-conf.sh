@@ -13,6 +13,11 @@ if [ $# -lt 7 ]; then
   exit 2
 fi
 template=$1 out=$2 run_dir=$3 listen=$4 error_log=$5 access_log=$6
+# awk's gsub() gives '&' and '\' meanings in a replacement; paths and
+# addresses never need them.
+case "$*" in
+  *'&'* | *'\'* | *';'*) echo "$0: '&', '\' and ';' are not allowed in arguments" >&2; exit 2 ;;
+esac
 shift 6
 gateways=""
 for g in "$@"; do
