@@ -345,6 +345,48 @@ static void test_graceful_drain(void **state)
     rpc_server_free(s);
 }
 
+/* ---- health: Watch sees status changes; cancelling it frees it --------- */
+
+static int data_at_least(h2t_t *c, void *arg)
+{
+    return c->streams[0].data_len >= *(size_t *)arg;
+}
+
+static void test_health_watch(void **state)
+{
+    rpc_server_t *s = rpc_server_new();
+    rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 1);
+    assert_int_equal(rpc_server_add_health(s), 0);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 0), 0);
+    assert_int_equal(rpc_server_start(s), 0);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    /* HealthCheckRequest{service: "svc"} */
+    int i = h2t_call(&c, "/grpc.health.v1.Health/Watch", "\x0a\x03svc", 5, 1, NULL);
+    h2t_flush(&c);
+    size_t want = 7; /* prefix + {status: SERVICE_UNKNOWN} */
+    assert_int_equal(h2t_run(&c, 5000, data_at_least, &want), 0);
+    assert_int_equal(c.streams[i].data[6], 3);
+    assert_int_equal(rpc_server_set_health(s, "svc", RPC_HEALTH_SERVING), 0);
+    want = 14;
+    assert_int_equal(h2t_run(&c, 5000, data_at_least, &want), 0);
+    assert_int_equal(c.streams[i].data[13], 1);
+    assert_int_equal(rpc_server_set_health(s, "svc", RPC_HEALTH_SERVING), 0); /* no change */
+    assert_int_equal(rpc_server_set_health(s, "svc", RPC_HEALTH_NOT_SERVING), 0);
+    want = 21;
+    assert_int_equal(h2t_run(&c, 5000, data_at_least, &want), 0);
+    assert_int_equal(c.streams[i].data[20], 2);
+    /* The client goes away: the watcher ends (AfterFunc) and is freed. */
+    nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE, c.streams[i].id, NGHTTP2_CANCEL);
+    h2t_flush(&c);
+    for (int k = 0; k < 500 && rpc_server_stat(s, RPC_STAT_CALLS_ACTIVE) > 0; k++)
+        h2t_run(&c, 10, NULL, NULL);
+    assert_int_equal(rpc_server_stat(s, RPC_STAT_CALLS_ACTIVE), 0);
+    assert_int_equal(rpc_server_set_health(s, NULL, RPC_HEALTH_SERVING), RPC_ERR_INVAL);
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_peer_stops_reading),
         cmocka_unit_test(test_inbound_flow_control),
         cmocka_unit_test(test_graceful_drain),
+        cmocka_unit_test(test_health_watch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ctx_shutdown();
