@@ -101,6 +101,30 @@ size_t rpc__base64_decoded_max(size_t len);
  * character, padding in the middle, non-zero trailing bits). */
 long rpc__base64_decode(const char *src, size_t len, uint8_t *dst);
 
+/* ---- message compression (rpc_compress.c) ----------------------------- */
+
+enum { RPC__ENC_IDENTITY = 0, RPC__ENC_GZIP = 1, RPC__ENC_DEFLATE = 2 };
+/* What a server or client advertises in grpc-accept-encoding. */
+#define RPC__ACCEPT_ENCODING "identity,deflate,gzip"
+
+/* An encoding name ("identity", "gzip", "deflate") -> RPC__ENC_*, or -1
+ * for anything else. */
+int rpc__encoding_parse(const char *s, size_t len);
+const char *rpc__encoding_name(int enc);
+/* A grpc-accept-encoding list ("identity, deflate,gzip") -> bit mask of
+ * the RPC__ENC_* it names (identity is always in). */
+unsigned rpc__accept_encoding_parse(const char *s, size_t len);
+/* Compresses one message; *out is malloc'd (caller frees).  Returns 0,
+ * RPC_ERR_UNSUPPORTED (identity or unknown enc) or RPC_ERR_NOMEM. */
+int rpc__compress(int enc, const uint8_t *in, size_t len, uint8_t **out,
+                  size_t *out_len);
+/* Decompresses one message into a malloc'd *out of at most max bytes.
+ * Returns 0, RPC_ERR_TOO_LARGE (inflates past max: stops there),
+ * RPC_ERR_MALFORMED (corrupt, truncated or trailing bytes),
+ * RPC_ERR_UNSUPPORTED or RPC_ERR_NOMEM. */
+int rpc__decompress(int enc, const uint8_t *in, size_t len, size_t max,
+                    uint8_t **out, size_t *out_len);
+
 /* ---- request info: one context value node per request (rpc_metadata.c) */
 
 /* What the server attaches to each request context in one value node:
