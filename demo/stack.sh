@@ -16,8 +16,9 @@
 # Steps: start 2 backends and 2 gateways (each awaited by its "listening on
 # port N" line, then Health/Check), render docker/nginx.conf.template and
 # start nginx (awaited by Health/Check through it), run demo/client.sh
-# against nginx, check that the gateway logs carry the request ids, then
-# stop every process by PID (SIGTERM, bounded wait, SIGKILL as a last
+# against nginx, check that the gateway logs carry the request ids, stop
+# gateway1 with a call in flight (its shutdown must cancel the call down to
+# the backend's sub-tasks and answer UNAVAILABLE), then stop every process by PID (SIGTERM, bounded wait, SIGKILL as a last
 # resort; also on any exit, by trap) and check each exited 0 -- under ASan
 # that is also the leak check.
 #
@@ -64,33 +65,38 @@ failed() { failures+=("$*"); fail=1; printf 'stack: FAILED: %s\n' "$*" >&2; }
 # ---- processes ----------------------------------------------------------
 names=() pids=() stopped=()
 
-# stop_all: SIGTERM to every process still running, newest first (nginx,
-# gateways, backends), a bounded wait for each, SIGKILL after 10 s; each
-# must exit 0.  Idempotent (the EXIT trap calls it again).
-stop_all() {
-  local i pid limit st
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    [ "${stopped[$i]}" = 0 ] || continue
-    stopped[$i]=1
-    pid=${pids[$i]}
+# stop_one INDEX: SIGTERM to process INDEX if still running, a bounded wait,
+# SIGKILL after 10 s; it must exit 0.  Once per process.
+stop_one() {
+  local i=$1 pid=${pids[$1]} limit st
+  [ "${stopped[$i]}" = 0 ] || return 0
+  stopped[$i]=1
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    limit=$(($(now_ms) + 10000))
+    while kill -0 "$pid" 2>/dev/null && [ "$(now_ms)" -lt "$limit" ]; do
+      sleep 0.02
+    done
     if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null
-      limit=$(($(now_ms) + 10000))
-      while kill -0 "$pid" 2>/dev/null && [ "$(now_ms)" -lt "$limit" ]; do
-        sleep 0.02
-      done
-      if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null
-        failed "${names[$i]} (pid $pid) ignored SIGTERM for 10s; killed"
-      fi
+      kill -KILL "$pid" 2>/dev/null
+      failed "${names[$i]} (pid $pid) ignored SIGTERM for 10s; killed"
     fi
-    wait "$pid"
-    st=$?
-    if [ "$st" -ne 0 ]; then
-      failed "${names[$i]} (pid $pid) exited with status $st (see $run/${names[$i]}.log)"
-    elif [ "$check_mode" = 0 ]; then
-      log "   stopped ${names[$i]} (pid $pid): exit 0"
-    fi
+  fi
+  wait "$pid"
+  st=$?
+  if [ "$st" -ne 0 ]; then
+    failed "${names[$i]} (pid $pid) exited with status $st (see $run/${names[$i]}.log)"
+    return 1
+  fi
+  [ "$check_mode" = 1 ] || log "   stopped ${names[$i]} (pid $pid): exit 0"
+}
+
+# stop_all: stop_one for every process, newest first (nginx, gateways,
+# backends).  Idempotent (the EXIT trap calls it again).
+stop_all() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    stop_one "$i"
   done
 }
 
@@ -160,7 +166,7 @@ done
 gateways=()
 for i in 1 2; do
   start "gateway$i" "$GATEWAY" --name "gateway$i" --host 127.0.0.1 --port 0 \
-    --loops 1 --workers 16 --backend "${backends[0]}" --backend "${backends[1]}"
+    --grace-ms 200 --loops 1 --workers 16 --backend "${backends[0]}" --backend "${backends[1]}"
   port=$(await_port "gateway$i") || exit 1
   gateways+=("127.0.0.1:$port")
   await_serving "127.0.0.1:$port" 10 || { failed "gateway$i not SERVING"; exit 1; }
@@ -215,6 +221,44 @@ for id in "$rid-ok-1" "$rid-deadline" "$rid-cancel"; do
 done
 grep -h "Fanout rid=$rid-ok-1 .*status=OK" "$run"/gateway*.log >/dev/null ||
   failed "the gateway did not log $rid-ok-1 as OK"
+
+printf '\n== 6. a gateway stopped (SIGTERM) with a call in flight: shutdown cancels it downstream\n'
+field() { # as in client.sh
+  local v
+  v=$(sed -n "s/^ *\"$2\": \"\{0,1\}\(-\{0,1\}[0-9][0-9]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$1" | head -n1)
+  echo "${v:-0}"
+}
+gstats() { "$RPCURL" --timeout 5s "${gateways[1]}" demo.v1.Demo/GetStats >"$1" 2>/dev/null; }
+gstats "$run/before.json" || failed "GetStats from gateway2 failed"
+"$RPCURL" -H "x-request-id: $rid-shutdown" -d '{"tasks":4,"sleep_ms":20000}' \
+  "${gateways[0]}" demo.v1.Demo/Fanout >"$run/shutdown.out" 2>&1 &
+spid=$!
+limit=$(($(now_ms) + 10000))
+until gstats "$run/after.json" && [ "$(field "$run/after.json" subtasksInflight)" -ge 4 ]; do
+  [ "$(now_ms)" -lt "$limit" ] || { failed "the call to gateway1 never showed up in flight"; break; }
+  sleep 0.02
+done
+printf '   a Fanout (4 x 20s) is in flight through gateway1; SIGTERM to gateway1 (pid %s)\n' "${pids[2]}"
+stop_one 2
+wait "$spid"
+src=$?
+sed -n 's/^ *Code: /   rpcurl: /p' "$run/shutdown.out"
+[ "$src" -eq 78 ] || failed "the call in flight at shutdown ended with exit $src, want 78 (UNAVAILABLE)"
+limit=$(($(now_ms) + 5000))
+until gstats "$run/after.json" && [ "$(field "$run/after.json" subtasksInflight)" -eq 0 ] &&
+      [ $(( $(field "$run/after.json" causeClientCancel) - $(field "$run/before.json" causeClientCancel) )) -ge 1 ]; do
+  [ "$(now_ms)" -lt "$limit" ] || break
+  sleep 0.02
+done
+dcc=$(( $(field "$run/after.json" causeClientCancel) - $(field "$run/before.json" causeClientCancel) ))
+dsc=$(( $(field "$run/after.json" subtasksCancelled) - $(field "$run/before.json" subtasksCancelled) ))
+printf '   backend stats delta: causeClientCancel=+%d subtasksCancelled=+%d subtasksInflight=%d\n' \
+  "$dcc" "$dsc" "$(field "$run/after.json" subtasksInflight)"
+[ "$dcc" -eq 1 ] && [ "$dsc" -eq 4 ] ||
+  failed "the backend did not see gateway1's shutdown cancel its call and 4 sub-tasks"
+grep -h "Fanout rid=$rid-shutdown " "$run/gateway1.log" | sed 's/^/   /'
+grep -q "Fanout rid=$rid-shutdown .*cause=\"server shutting down\"" "$run/gateway1.log" ||
+  failed "gateway1 did not log the call as ended by its shutdown"
 
 printf '\n== stopping every process by PID\n'
 stop_all

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_nginx_conf -- docker/nginx.conf.template renders (both shapes: the
-# native run's loopback one and the docker lb's) and `nginx -t` accepts the
-# result; the renderer refuses bad input.  Nothing is started: nginx -t only
+# native run's loopback one and the docker lb's, the latter also through
+# docker/lb-entrypoint.sh) and `nginx -t` accepts the result; the renderer
+# refuses bad input.  Nothing is started: nginx -t only
 # parses the config and opens its log files (in a temp dir).
 #
 #   test_nginx_conf.sh NGINX
@@ -49,6 +50,19 @@ try native 127.0.0.1:18080 "$tmp/native/error.log" "$tmp/native/access.log" \
 # The docker lb's shape (there the gateways are gateway1/gateway2, names
 # only compose's DNS resolves, so localhost stands in for them here).
 try docker 0.0.0.0:8080 stderr /dev/stdout localhost:50051 127.0.0.1:50052
+
+# The docker lb's entrypoint, run as the container runs it, with a shim
+# "nginx" on PATH that turns its final exec into `nginx -t`.
+mkdir -p "$tmp/bin"
+printf '#!/bin/sh\nexec "%s" -t -q "$@"\n' "$NGINX" >"$tmp/bin/nginx"
+chmod +x "$tmp/bin/nginx"
+if PATH="$tmp/bin:$PATH" GATEWAYS="localhost:50051 127.0.0.1:50052" LB_PORT=8080 \
+     RUN_DIR="$tmp/lb" "$root/docker/lb-entrypoint.sh" >"$tmp/lb.out" 2>&1 &&
+   grep -qF "listen 0.0.0.0:8080 http2;" "$tmp/lb/nginx.conf"; then
+  ok "docker/lb-entrypoint.sh renders a config nginx -t accepts"
+else
+  bad "docker/lb-entrypoint.sh: $(cat "$tmp/lb.out")"
+fi
 
 if "$render" "$template" "$tmp/x.conf" "$tmp/x" 127.0.0.1:1 stderr stderr nocolon \
      2>/dev/null; then
