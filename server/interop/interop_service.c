@@ -11,9 +11,12 @@
  * cancelled (ctx_wait on the request context), aggregated payload sizes
  * for client streaming, full- and half-duplex bidi.  UnimplementedCall and
  * grpc.testing.UnimplementedService are deliberately not registered.
- * Compression: this server supports identity only, so a request that
- * expects a compressed message gets INVALID_ARGUMENT (what the compression
- * probes expect from a server that received it uncompressed).
+ * Compression (CompressedRequest / CompressedResponse features): a request
+ * carrying expect_compressed must have arrived compressed exactly when it
+ * says so, else INVALID_ARGUMENT (as the C++ reference server checks);
+ * response_compressed / ResponseParameters.compressed turn compression of
+ * the next responses on or off (gzip, or deflate if that is all the client
+ * accepts).
  */
 #include "interop_service.h"
 
@@ -38,6 +41,22 @@ static void echo_metadata(rpc_call_t *call)
     v = rpc_metadata_find(md, "x-grpc-test-echo-trailing-bin", &len);
     if (v)
         rpc_call_set_trailer(call, "x-grpc-test-echo-trailing-bin", v, len);
+}
+
+/* The CompressedRequest check: 0, or INVALID_ARGUMENT with a message. */
+static int check_compressed(rpc_call_t *call, const Grpc__Testing__BoolValue *want)
+{
+    if (want == NULL || (bool)want->value == rpc_call_received_compressed(call))
+        return RPC_STATUS_OK;
+    rpc_call_set_status_message(call, want->value ? "expected a compressed request"
+                                                  : "expected an uncompressed request");
+    return RPC_STATUS_INVALID_ARGUMENT;
+}
+
+static void want_compressed(rpc_call_t *call, const Grpc__Testing__BoolValue *v)
+{
+    if (v != NULL)
+        rpc_call_set_compression(call, v->value); /* best effort */
 }
 
 static int echo_status(rpc_call_t *call, const Grpc__Testing__EchoStatus *st)
@@ -76,10 +95,10 @@ static int unary_call(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
     echo_metadata(call);
     if (req->response_status && req->response_status->code != 0)
         return echo_status(call, req->response_status);
-    if (req->expect_compressed && req->expect_compressed->value) {
-        rpc_call_set_status_message(call, "expected a compressed request");
-        return RPC_STATUS_INVALID_ARGUMENT;
-    }
+    int st = check_compressed(call, req->expect_compressed);
+    if (st != RPC_STATUS_OK)
+        return st;
+    want_compressed(call, req->response_compressed);
     if (req->response_size < 0) {
         rpc_call_set_status_message(call, "negative response_size");
         return RPC_STATUS_INVALID_ARGUMENT;
@@ -107,6 +126,7 @@ static int send_params(ctx_t *ctx, rpc_call_t *call,
             rpc_call_set_status_message(call, "negative size");
             return RPC_STATUS_INVALID_ARGUMENT;
         }
+        want_compressed(call, rp->compressed);
         Grpc__Testing__StreamingOutputCallResponse rsp =
             GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
         Grpc__Testing__Payload p;
@@ -147,14 +167,12 @@ static int streaming_input(ctx_t *ctx, rpc_call_t *call,
         if (rc != 0)
             return rpc_cause_status(ctx_cause(ctx));
         Grpc__Testing__StreamingInputCallRequest *req = (void *)m;
-        int expect = req->expect_compressed && req->expect_compressed->value;
+        int st = check_compressed(call, req->expect_compressed);
         if (req->payload)
             total += (int32_t)req->payload->body.len;
         protobuf_c_message_free_unpacked(m, NULL);
-        if (expect) {
-            rpc_call_set_status_message(call, "expected a compressed request");
-            return RPC_STATUS_INVALID_ARGUMENT;
-        }
+        if (st != RPC_STATUS_OK)
+            return st;
     }
     Grpc__Testing__StreamingInputCallResponse rsp =
         GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;

@@ -58,6 +58,7 @@ struct rpc_call *srv_call_new(struct srv_conn *c, int32_t stream_id)
     call->conn = c;
     call->stream_id = stream_id;
     call->timeout_ns = -1;
+    call->accept_mask = 1u << RPC__ENC_IDENTITY;
     call->arrival_ns = ctx_now();
     rpc__frame_decoder_init(&call->dec, c->s->o.max_recv);
     pthread_mutex_init(&call->mu, NULL);
@@ -341,6 +342,7 @@ void srv_call_pump(struct rpc_call *call)
     int has_out = call->outq != NULL;
     int status = call->status;
     rpc_metadata_t *hdrs = NULL;
+    int send_enc = call->send_enc;
     if (!call->headers_sent && (has_out || final)) {
         hdrs = call->rsp_headers;
         call->hdrs_frozen = 1;
@@ -358,7 +360,11 @@ void srv_call_pump(struct rpc_call *call)
             memcpy(st, "200", 4);
         nvb_add(&b, ":status", st, strlen(st));
         nvb_add(&b, "content-type", "application/grpc", 16);
-        nvb_add(&b, "grpc-accept-encoding", "identity", 8);
+        nvb_add(&b, "grpc-accept-encoding", RPC__ACCEPT_ENCODING,
+                sizeof RPC__ACCEPT_ENCODING - 1);
+        if (send_enc)
+            nvb_add(&b, "grpc-encoding", rpc__encoding_name(send_enc),
+                    strlen(rpc__encoding_name(send_enc)));
         nvb_metadata(&b, hdrs);
         call->headers_sent = 1;
         if (!has_out) { /* Trailers-Only */
@@ -389,19 +395,58 @@ static int streaming_in(const struct srv_method *m)
     return m->kind == RPC_CLIENT_STREAMING || m->kind == RPC_BIDI_STREAMING;
 }
 
+/* Decodes a received message (decompressing it first when its flag says
+ * so).  Returns 0, RPC_ERR_MALFORMED or RPC_ERR_TOO_LARGE. */
+static int decode(struct rpc_call *call, int flag, const uint8_t *data,
+                  size_t len, ProtobufCMessage **out)
+{
+    uint8_t *plain = NULL;
+    size_t plen = len;
+    call->last_in_compressed = flag;
+    if (flag) {
+        int rc = rpc__decompress(call->req_enc, data, len, call->s->o.max_recv,
+                                 &plain, &plen);
+        if (rc != 0) {
+            srv_log("%s from %s: %s compressed message: %s", call->path,
+                    rpc_call_peer(call), rpc__encoding_name(call->req_enc),
+                    rpc_strerror(rc));
+            return rc == RPC_ERR_TOO_LARGE ? rc : RPC_ERR_MALFORMED;
+        }
+        data = plain;
+    }
+    *out = protobuf_c_message_unpack(call->m->desc->input, NULL, plen, data);
+    free(plain);
+    if (*out == NULL) {
+        srv_log("%s from %s: undecodable request message", call->path,
+                rpc_call_peer(call));
+        return RPC_ERR_MALFORMED;
+    }
+    return 0;
+}
+
+static int decode_status(int rc, const char **msg)
+{
+    *msg = rc == RPC_ERR_TOO_LARGE ? "decompressed message larger than max"
+                                   : "could not decode request";
+    return rc == RPC_ERR_TOO_LARGE ? RPC_STATUS_RESOURCE_EXHAUSTED
+                                   : RPC_STATUS_INTERNAL;
+}
+
 static int run_handler(ctx_t *ctx, void *arg)
 {
     struct rpc_call *call = arg;
     const struct srv_method *m = call->m;
     ProtobufCMessage *req = NULL;
     if (!streaming_in(m)) {
-        req = protobuf_c_message_unpack(m->desc->input, NULL, call->req_len,
-                                        call->req);
-        if (req == NULL) {
-            srv_log("%s from %s: undecodable request message", call->path,
-                    rpc_call_peer(call));
+        int rc = decode(call, call->req_flag, call->req, call->req_len, &req);
+        if (rc != 0) {
+            const char *msg;
+            int st = decode_status(rc, &msg);
             srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
-            decide(call, RPC_STATUS_INTERNAL, "could not decode request", 1);
+            pthread_mutex_lock(&call->mu);
+            call->handler_done = 1;
+            pthread_mutex_unlock(&call->mu);
+            decide(call, st, msg, 1);
             srv_loop_notify(call);
             return 0;
         }
@@ -435,12 +480,12 @@ static void handler_done(int err, bool ran, void *arg, void *user_data)
 static void run_nonblocking(struct rpc_call *call)
 {
     const struct srv_method *m = call->m;
-    ProtobufCMessage *req =
-        protobuf_c_message_unpack(m->desc->input, NULL, call->req_len, call->req);
-    if (req == NULL) {
-        srv_log("%s from %s: undecodable request message", call->path,
-                rpc_call_peer(call));
-        srv_call_abort(call, RPC_STATUS_INTERNAL, "could not decode request", 0);
+    ProtobufCMessage *req = NULL;
+    int rc = decode(call, call->req_flag, call->req, call->req_len, &req);
+    if (rc != 0) {
+        const char *msg;
+        int st = decode_status(rc, &msg);
+        srv_call_abort(call, st, msg, 0);
         return;
     }
     call->nb_req = req;
@@ -539,11 +584,12 @@ void srv_call_headers_done(struct rpc_call *call)
 static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
 {
     struct rpc_call *call = ud;
-    if (flag)
+    if (flag && call->req_enc == RPC__ENC_IDENTITY)
         return RPC_ERR_UNSUPPORTED;
     if (!streaming_in(call->m)) {
         if (++call->nreq > 1)
             return RPC_ERR_STATE;
+        call->req_flag = flag;
         call->req = malloc(len ? len : 1);
         if (call->req == NULL)
             return RPC_ERR_NOMEM;
@@ -556,6 +602,7 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
         return RPC_ERR_NOMEM;
     m->next = NULL;
     m->len = len;
+    m->flag = flag;
     memcpy(m->data, data, len);
     pthread_mutex_lock(&call->mu);
     if (call->closed) {
@@ -817,11 +864,36 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
     size_t len = protobuf_c_message_get_packed_size(msg);
     if (len > UINT32_MAX)
         return RPC_ERR_INVAL;
-    struct out_chunk *o = malloc(sizeof *o + RPC__FRAME_HDR + len);
-    if (o == NULL)
-        return RPC_ERR_NOMEM;
-    rpc__frame_header(o->data, 0, (uint32_t)len);
-    protobuf_c_message_pack(msg, o->data + RPC__FRAME_HDR);
+    pthread_mutex_lock(&call->mu);
+    int enc = call->compress_on ? call->send_enc : 0;
+    pthread_mutex_unlock(&call->mu);
+    struct out_chunk *o;
+    if (enc) {
+        uint8_t *plain = malloc(len ? len : 1), *z;
+        size_t zl;
+        if (plain == NULL)
+            return RPC_ERR_NOMEM;
+        protobuf_c_message_pack(msg, plain);
+        int zrc = rpc__compress(enc, plain, len, &z, &zl);
+        free(plain);
+        if (zrc != 0)
+            return zrc;
+        o = malloc(sizeof *o + RPC__FRAME_HDR + zl);
+        if (o == NULL) {
+            free(z);
+            return RPC_ERR_NOMEM;
+        }
+        rpc__frame_header(o->data, 1, (uint32_t)zl);
+        memcpy(o->data + RPC__FRAME_HDR, z, zl);
+        free(z);
+        len = zl;
+    } else {
+        o = malloc(sizeof *o + RPC__FRAME_HDR + len);
+        if (o == NULL)
+            return RPC_ERR_NOMEM;
+        rpc__frame_header(o->data, 0, (uint32_t)len);
+        protobuf_c_message_pack(msg, o->data + RPC__FRAME_HDR);
+    }
     o->len = RPC__FRAME_HDR + len;
     o->off = 0;
     o->next = NULL;
@@ -887,15 +959,40 @@ int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg)
         srv_loop_notify(call); /* the loop gives the window back */
     if (m == NULL)
         return rc;
-    *msg = protobuf_c_message_unpack(call->m->desc->input, NULL, m->len,
-                                     m->data);
+    int drc = decode(call, m->flag, m->data, m->len, msg);
     free(m);
-    if (*msg == NULL) {
-        srv_log("%s from %s: undecodable request message", call->path,
-                rpc_call_peer(call));
-        return RPC_ERR_MALFORMED;
+    return drc;
+}
+
+bool rpc_call_received_compressed(rpc_call_t *call)
+{
+    return call && call->last_in_compressed;
+}
+
+int rpc_call_set_compression(rpc_call_t *call, bool on)
+{
+    if (call == NULL)
+        return RPC_ERR_INVAL;
+    int enc = call->accept_mask & (1u << RPC__ENC_GZIP)      ? RPC__ENC_GZIP
+              : call->accept_mask & (1u << RPC__ENC_DEFLATE) ? RPC__ENC_DEFLATE
+                                                             : 0;
+    int rc = 0;
+    pthread_mutex_lock(&call->mu);
+    if (call->closed)
+        rc = RPC_ERR_CLOSED;
+    else if (!on)
+        call->compress_on = 0;
+    else if (enc == 0)
+        rc = RPC_ERR_UNSUPPORTED;
+    else if (call->send_enc == 0 && call->hdrs_frozen)
+        rc = RPC_ERR_STATE;
+    else {
+        if (call->send_enc == 0)
+            call->send_enc = enc;
+        call->compress_on = 1;
     }
-    return 0;
+    pthread_mutex_unlock(&call->mu);
+    return rc;
 }
 
 int rpc_call_finish(rpc_call_t *call, int status, const char *msg)

@@ -131,10 +131,18 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
         return 0;
     }
     if (eq(name, namelen, "grpc-encoding")) {
-        if (!eq(value, valuelen, "identity"))
+        int enc = rpc__encoding_parse((const char *)value, valuelen);
+        if (enc < 0)
             set_bad(call, RPC_STATUS_UNIMPLEMENTED,
-                    "unsupported grpc-encoding (this server accepts identity)",
-                    0);
+                    "unsupported grpc-encoding (this server accepts "
+                    RPC__ACCEPT_ENCODING ")", 0);
+        else
+            call->req_enc = enc;
+        return 0;
+    }
+    if (eq(name, namelen, "grpc-accept-encoding")) {
+        call->accept_mask |=
+            rpc__accept_encoding_parse((const char *)value, valuelen);
         return 0;
     }
     /* Transport headers and reserved grpc-* names are not metadata. */

@@ -183,6 +183,7 @@ struct out_chunk {
 struct in_msg {
     struct in_msg *next;
     size_t len;
+    int flag;                 /* compressed on the wire */
     uint8_t data[];
 };
 
@@ -202,6 +203,11 @@ struct rpc_call {
     int http_status;          /* for a non-gRPC rejection (415, 405) */
     int seen_ct, seen_te, seen_post, seen_path;
     int64_t timeout_ns;       /* -1: no grpc-timeout */
+    int req_enc;              /* RPC__ENC_* of grpc-encoding */
+    unsigned accept_mask;     /* grpc-accept-encoding, as a bit mask */
+    int req_flag;             /* the unary request arrived compressed */
+    int last_in_compressed;   /* handler thread: see
+                                 rpc_call_received_compressed() */
     int64_t arrival_ns;
     rpc_metadata_t *md;       /* until handed to the value node */
     rpc__frame_decoder_t dec;
@@ -243,6 +249,8 @@ struct rpc_call {
     int closed;               /* [mu] handler output is dropped from now */
     int handler_done;         /* [mu] the handler has returned/finished */
     int hdrs_frozen;          /* [mu] response headers submitted */
+    int send_enc;             /* [mu] grpc-encoding announced (0: none) */
+    int compress_on;          /* [mu] compress the messages sent now */
     int on_loop_handler;      /* running a non-blocking handler now */
 };
 

@@ -31,6 +31,9 @@ const test = new pkg.grpc.testing.TestService(addr, creds, chOpts);
 const unimpl = new pkg.grpc.testing.UnimplementedService(addr, creds, chOpts);
 const health = new pkg.grpc.health.v1.Health(addr, creds, chOpts);
 const demo = new pkg.demo.v1.Demo(addr, creds, chOpts);
+// A second client that gzips what it sends (compression cases).
+const testGz = new pkg.grpc.testing.TestService(addr, creds,
+    Object.assign({'grpc.default_compression_algorithm': 2}, chOpts));
 
 function check(cond, what) { if (!cond) throw new Error(what); }
 const zeros = (n) => ({type: 'COMPRESSABLE', body: Buffer.alloc(n)});
@@ -192,6 +195,47 @@ const cases = {
     w.on('error', () => {});
     w.cancel();
   },
+  async client_compressed_unary() {
+    const req = (expect) => ({expect_compressed: {value: expect}, response_type: 'COMPRESSABLE',
+                              response_size: 314159, payload: zeros(271828)});
+    // The probe: uncompressed but expecting compression -> INVALID_ARGUMENT.
+    await expectCode(unary(test, 'UnaryCall', req(true)), grpc.status.INVALID_ARGUMENT);
+    await unary(testGz, 'EmptyCall', {}); // learn the server's accept-encoding
+    const r = await unary(testGz, 'UnaryCall', req(true));
+    check(r.rsp.payload.body.length === 314159, 'size');
+    const r2 = await unary(test, 'UnaryCall', req(false));
+    check(r2.rsp.payload.body.length === 314159, 'size');
+  },
+  async client_compressed_streaming() {
+    await expectCode(new Promise((resolve, reject) => {
+      const call = test.StreamingInputCall({deadline: dl(10000)},
+        (e, rsp) => e ? reject(e) : resolve(rsp));
+      call.write({expect_compressed: {value: true}, payload: zeros(27182)});
+      call.end();
+    }), grpc.status.INVALID_ARGUMENT);
+    const r = await new Promise((resolve, reject) => {
+      const call = testGz.StreamingInputCall({deadline: dl(10000)},
+        (e, rsp) => e ? reject(e) : resolve(rsp));
+      call.write({expect_compressed: {value: true}, payload: zeros(27182)});
+      call.write({expect_compressed: {value: false}, payload: zeros(45904)}, 2); // NoCompress
+      call.end();
+    });
+    check(r.aggregated_payload_size === 73086, 'aggregated ' + r.aggregated_payload_size);
+  },
+  async server_compressed_unary() {
+    for (const on of [true, false]) {
+      const r = await unary(test, 'UnaryCall', {response_compressed: {value: on},
+        response_type: 'COMPRESSABLE', response_size: 314159, payload: zeros(271828)});
+      check(r.rsp.payload.body.length === 314159, 'size');
+    }
+  },
+  async server_compressed_streaming() {
+    const r = await collect(test.StreamingOutputCall({response_type: 'COMPRESSABLE',
+      response_parameters: [{compressed: {value: true}, size: 31415},
+                            {compressed: {value: false}, size: 92653}]}, {deadline: dl(10000)}));
+    check(r.got.length === 2 && r.got[0].payload.body.length === 31415 &&
+          r.got[1].payload.body.length === 92653, 'sizes');
+  },
   async deadline_propagates_as_status() {
     // Our server answers DEADLINE_EXCEEDED itself when its timer fires.
     await expectCode(unary(demo, 'Fanout', {tasks: 4, sleep_ms: 60000}, undefined,
@@ -216,6 +260,6 @@ const cases = {
     }
   }
   console.log(`${passed} passed, ${failed} failed`);
-  for (const c of [test, unimpl, health, demo]) c.close();
+  for (const c of [test, testGz, unimpl, health, demo]) c.close();
   process.exit(failed ? 1 : 0);
 })();

@@ -102,14 +102,41 @@ const cases = {
     }
   },
   async unsupported_encoding_is_unimplemented() {
-    const r = await request(EMPTY, {headers: {'grpc-encoding': 'gzip'},
+    const r = await request(EMPTY, {headers: {'grpc-encoding': 'snappy'},
                                     body: [frame(Buffer.alloc(0))]});
     check(gstatus(r) === 12, 'status ' + gstatus(r));
-    check(r.headers['grpc-accept-encoding'] === 'identity', 'accept-encoding');
+    check(r.headers['grpc-accept-encoding'] === 'identity,deflate,gzip', 'accept-encoding');
   },
   async compressed_flag_without_encoding_is_internal() {
     const r = await request(EMPTY, {body: [frame(Buffer.alloc(0), 1)]});
     check(gstatus(r) === 13, 'status ' + gstatus(r));
+  },
+  async corrupt_gzip_message_is_internal() {
+    const r = await request(EMPTY, {headers: {'grpc-encoding': 'gzip'},
+                                    body: [frame(Buffer.from('not gzip'), 1)]});
+    check(gstatus(r) === 13, 'status ' + gstatus(r));
+  },
+  async gzip_bomb_is_resource_exhausted() {
+    // 5 MiB of zeros in ~5 KiB: must stop inflating at the 4 MiB limit.
+    const zlib = require('zlib');
+    const z = zlib.gzipSync(Buffer.concat([Buffer.from([0x1a, 0x80, 0x80, 0x40]),
+                                           Buffer.alloc(5 << 20)]));
+    const r = await request(UNARY, {headers: {'grpc-encoding': 'gzip'}, body: [frame(z, 1)]});
+    check(gstatus(r) === 8, 'status ' + gstatus(r));
+  },
+  async server_compressed_flags_on_the_wire() {
+    // server_compressed_unary as seen on the wire: flag 1 + grpc-encoding
+    // when asked, flag 0 when not (grpc-js cannot show received flags).
+    const req = (on) => Buffer.from([0x10, 0x80, 0x80, 0x01, 0x32, 0x02, 0x08, on ? 1 : 0]);
+    const hdr = {'grpc-accept-encoding': 'identity,gzip'};
+    const a = await request(UNARY, {headers: hdr, body: [frame(req(true))]});
+    check(gstatus(a) === 0 && a.data[0] === 1 && a.headers['grpc-encoding'] === 'gzip',
+          'compressed: status ' + gstatus(a) + ' flag ' + a.data[0]);
+    const len = a.data.readUInt32BE(1);
+    const body = require('zlib').gunzipSync(a.data.subarray(5, 5 + len));
+    check(body.length > 16384, 'inflated ' + body.length);
+    const b = await request(UNARY, {headers: hdr, body: [frame(req(false))]});
+    check(gstatus(b) === 0 && b.data[0] === 0, 'uncompressed flag ' + b.data[0]);
   },
   async truncated_message_is_internal() {
     const r = await request(EMPTY, {body: [frame(Buffer.alloc(10), 0, 100)]});

@@ -225,6 +225,31 @@ def unimplemented_service(ch):
                  grpc.StatusCode.UNIMPLEMENTED)
 
 
+def client_compressed_unary(ch):
+    stub = test_pb2_grpc.TestServiceStub(ch)
+    def req(expect):
+        return messages_pb2.SimpleRequest(
+            expect_compressed=messages_pb2.BoolValue(value=expect),
+            response_type=messages_pb2.COMPRESSABLE, response_size=314159,
+            payload=zeros(271828))
+    expect_error(lambda: stub.UnaryCall(req(True), timeout=10),
+                 grpc.StatusCode.INVALID_ARGUMENT)
+    r = stub.UnaryCall(req(True), timeout=10, compression=grpc.Compression.Gzip)
+    check(len(r.payload.body) == 314159, "size")
+    r = stub.UnaryCall(req(False), timeout=10)
+    check(len(r.payload.body) == 314159, "size")
+
+
+def server_compressed_unary(ch):
+    stub = test_pb2_grpc.TestServiceStub(ch)
+    for on in (True, False):
+        r = stub.UnaryCall(messages_pb2.SimpleRequest(
+            response_compressed=messages_pb2.BoolValue(value=on),
+            response_type=messages_pb2.COMPRESSABLE, response_size=314159,
+            payload=zeros(271828)), timeout=10)
+        check(len(r.payload.body) == 314159, "size")
+
+
 # ---- health ------------------------------------------------------------------
 
 def health(ch):
@@ -369,7 +394,7 @@ CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong
          empty_stream, cancel_after_begin, cancel_after_first_response,
          timeout_on_sleeping_server, custom_metadata, status_code_and_message,
          special_status_message, unimplemented_method, unimplemented_service,
-         health, metadata_in_subtasks, bad_inputs, deadline_fanout, cancel_fanout,
+         client_compressed_unary, server_compressed_unary, health, metadata_in_subtasks, bad_inputs, deadline_fanout, cancel_fanout,
          disconnect_fanout, keepalive_fanout]
 # Run alone, against a server of its own (it stops the server).
 SOLO = [shutdown_fanout]

@@ -298,6 +298,23 @@ RPC_API int rpc_call_send(rpc_call_t *call,
  * thread).  Blocking handlers only, one thread at a time. */
 RPC_API int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg);
 
+/* Message compression (gzip or deflate, per message; requests in any
+ * encoding the client declares with grpc-encoding are decompressed before
+ * handlers see them, within the receive limit).
+ *
+ * rpc_call_received_compressed(): true when the request message most
+ * recently handed to this handler (the unary request, or the last one
+ * rpc_call_recv returned) arrived compressed on the wire.  Handler thread.
+ *
+ * rpc_call_set_compression(call, true): messages sent from now on are
+ * compressed, with gzip if the client's grpc-accept-encoding lists it,
+ * else deflate; false: sent uncompressed again (allowed per message).
+ * Returns 0, RPC_ERR_UNSUPPORTED (the client accepts neither),
+ * RPC_ERR_STATE (the response headers already went out without a
+ * grpc-encoding) or RPC_ERR_CLOSED.  Any thread. */
+RPC_API bool rpc_call_received_compressed(rpc_call_t *call);
+RPC_API int rpc_call_set_compression(rpc_call_t *call, bool on);
+
 /* Completes a call whose non-blocking handler returned RPC_PENDING, with
  * `status` and an optional message (copied).  The call object and the
  * request are gone when it returns.  Any thread, exactly once.  Returns 0,
