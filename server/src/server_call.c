@@ -1,7 +1,7 @@
 /*
  * server_call.c -- one gRPC call on the server: its context tree, the
- * dispatch to its handler, the handler API and the production of the
- * response.
+ * dispatch to its handler, the production of the response, and every way
+ * the call can end.  The handler's side (rpc_call_*) is server_call_api.c.
  *
  * States of a call (loop's view):
  *
@@ -38,12 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Request bytes a streaming call may hold queued for its handler before
- * the server stops opening the stream's flow-control window. */
-#define INQ_HIGH (256 * 1024)
 
 static void consume(struct rpc_call *call, size_t more);
-static int streaming_in(const struct srv_method *m);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -107,7 +103,7 @@ void srv_call_release(struct rpc_call *call)
     srv_call_freed(s);
 }
 
-static int on_loop_thread(struct rpc_call *call)
+int srv_call_on_loop_thread(struct rpc_call *call)
 {
     return pthread_equal(pthread_self(), call->lp->thread);
 }
@@ -185,7 +181,7 @@ void srv_call_abort(struct rpc_call *call, int status, const char *msg,
 }
 
 /* The handler's outcome. */
-static void complete(struct rpc_call *call, int status)
+void srv_call_complete(struct rpc_call *call, int status)
 {
     count_cancel(call);
     pthread_mutex_lock(&call->mu);
@@ -390,15 +386,11 @@ void srv_call_pump(struct rpc_call *call)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static int streaming_in(const struct srv_method *m)
-{
-    return m->kind == RPC_CLIENT_STREAMING || m->kind == RPC_BIDI_STREAMING;
-}
 
 /* Decodes a received message (decompressing it first when its flag says
  * so).  Returns 0, RPC_ERR_MALFORMED or RPC_ERR_TOO_LARGE. */
-static int decode(struct rpc_call *call, int flag, const uint8_t *data,
-                  size_t len, ProtobufCMessage **out)
+int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
+                    size_t len, ProtobufCMessage **out)
 {
     uint8_t *plain = NULL;
     size_t plen = len;
@@ -437,8 +429,8 @@ static int run_handler(ctx_t *ctx, void *arg)
     struct rpc_call *call = arg;
     const struct srv_method *m = call->m;
     ProtobufCMessage *req = NULL;
-    if (!streaming_in(m)) {
-        int rc = decode(call, call->req_flag, call->req, call->req_len, &req);
+    if (!srv_method_streaming_in(m)) {
+        int rc = srv_call_decode(call, call->req_flag, call->req, call->req_len, &req);
         if (rc != 0) {
             const char *msg;
             int st = decode_status(rc, &msg);
@@ -457,7 +449,7 @@ static int run_handler(ctx_t *ctx, void *arg)
     pthread_mutex_lock(&call->mu);
     call->handler_done = 1;
     pthread_mutex_unlock(&call->mu);
-    complete(call, status);
+    srv_call_complete(call, status);
     srv_loop_notify(call);
     return 0;
 }
@@ -481,7 +473,7 @@ static void run_nonblocking(struct rpc_call *call)
 {
     const struct srv_method *m = call->m;
     ProtobufCMessage *req = NULL;
-    int rc = decode(call, call->req_flag, call->req, call->req_len, &req);
+    int rc = srv_call_decode(call, call->req_flag, call->req, call->req_len, &req);
     if (rc != 0) {
         const char *msg;
         int st = decode_status(rc, &msg);
@@ -497,7 +489,7 @@ static void run_nonblocking(struct rpc_call *call)
         pthread_mutex_lock(&call->mu);
         call->handler_done = 1;
         pthread_mutex_unlock(&call->mu);
-        complete(call, status);
+        srv_call_complete(call, status);
         call->nb_req = NULL;
         protobuf_c_message_free_unpacked(req, NULL);
         srv_call_pump(call);
@@ -577,7 +569,7 @@ void srv_call_headers_done(struct rpc_call *call)
             evtimer_add(call->deadline_ev, &tv);
         }
     }
-    if (streaming_in(call->m))
+    if (srv_method_streaming_in(call->m))
         dispatch(call);
 }
 
@@ -586,7 +578,7 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
     struct rpc_call *call = ud;
     if (flag && call->req_enc == RPC__ENC_IDENTITY)
         return RPC_ERR_UNSUPPORTED;
-    if (!streaming_in(call->m)) {
+    if (!srv_method_streaming_in(call->m)) {
         if (++call->nreq > 1)
             return RPC_ERR_STATE;
         call->req_flag = flag;
@@ -629,7 +621,7 @@ static void consume(struct rpc_call *call, size_t more)
     if (c == NULL || call->unconsumed == 0)
         return;
     size_t held = 0;
-    if (call->m && streaming_in(call->m)) {
+    if (call->m && srv_method_streaming_in(call->m)) {
         pthread_mutex_lock(&call->mu);
         held = call->final ? 0 : call->inq_bytes; /* nobody reads after */
         pthread_mutex_unlock(&call->mu);
@@ -695,7 +687,8 @@ void srv_call_remote_close(struct rpc_call *call)
         return;
     pthread_mutex_lock(&call->mu);
     int final = call->final;
-    if (!final && streaming_in(call->m) && rpc__frame_idle(&call->dec)) {
+    if (!final && srv_method_streaming_in(call->m) &&
+        rpc__frame_idle(&call->dec)) {
         call->in_eof = 1;
         pthread_cond_broadcast(&call->cv);
     }
@@ -709,7 +702,7 @@ void srv_call_remote_close(struct rpc_call *call)
                        "truncated message at end of stream", RPC_CAUSE_PROTOCOL);
         return;
     }
-    if (streaming_in(call->m))
+    if (srv_method_streaming_in(call->m))
         return;
     if (call->nreq != 1) {
         srv_log("%s from %s: no request message", call->path, call->conn->peer);
@@ -765,254 +758,3 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
     srv_call_release(call);
 }
 
-/* ---- the handler API -------------------------------------------------------- */
-
-ctx_t *rpc_call_ctx(rpc_call_t *call)
-{
-    return call ? call->vctx : NULL;
-}
-
-const rpc_metadata_t *rpc_call_metadata(rpc_call_t *call)
-{
-    return call ? rpc_metadata_from_ctx(call->vctx) : NULL;
-}
-
-const char *rpc_call_method(rpc_call_t *call)
-{
-    return call ? call->path : NULL;
-}
-
-const char *rpc_call_peer(rpc_call_t *call)
-{
-    const rpc__request_info_t *info = call ? rpc__request_info(call->vctx) : NULL;
-    return info ? info->peer : NULL;
-}
-
-const char *rpc_server_method(ctx_t *c)
-{
-    const rpc__request_info_t *info = rpc__request_info(c);
-    return info ? info->method : NULL;
-}
-
-const char *rpc_server_peer(ctx_t *c)
-{
-    const rpc__request_info_t *info = rpc__request_info(c);
-    return info ? info->peer : NULL;
-}
-
-static int add_md(rpc_call_t *call, rpc_metadata_t **mdp, int headers,
-                  const char *key, const void *value, size_t len)
-{
-    if (call == NULL || key == NULL)
-        return RPC_ERR_INVAL;
-    int rc;
-    pthread_mutex_lock(&call->mu);
-    if (call->closed)
-        rc = RPC_ERR_CLOSED;
-    else if (headers && call->hdrs_frozen)
-        rc = RPC_ERR_STATE;
-    else if (*mdp == NULL && (*mdp = rpc_metadata_new()) == NULL)
-        rc = RPC_ERR_NOMEM;
-    else
-        rc = rpc_metadata_add(*mdp, key, value, len);
-    pthread_mutex_unlock(&call->mu);
-    return rc;
-}
-
-int rpc_call_set_header(rpc_call_t *call, const char *key, const void *value,
-                        size_t len)
-{
-    return add_md(call, call ? &call->rsp_headers : NULL, 1, key, value, len);
-}
-
-int rpc_call_set_trailer(rpc_call_t *call, const char *key, const void *value,
-                         size_t len)
-{
-    return add_md(call, call ? &call->rsp_trailers : NULL, 0, key, value, len);
-}
-
-int rpc_call_set_status_message(rpc_call_t *call, const char *msg)
-{
-    if (call == NULL)
-        return RPC_ERR_INVAL;
-    char *copy = msg ? strdup(msg) : NULL;
-    if (msg && copy == NULL)
-        return RPC_ERR_NOMEM;
-    pthread_mutex_lock(&call->mu);
-    int rc = call->closed ? RPC_ERR_CLOSED : 0;
-    if (rc == 0) {
-        free(call->status_msg);
-        call->status_msg = copy;
-        copy = NULL;
-    }
-    pthread_mutex_unlock(&call->mu);
-    free(copy);
-    return rc;
-}
-
-static int closed_err(rpc_call_t *call)
-{
-    int e = rpc_err_from_ctx(call->vctx);
-    return e ? e : RPC_ERR_CLOSED;
-}
-
-int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
-{
-    if (call == NULL || msg == NULL)
-        return RPC_ERR_INVAL;
-    int loop = on_loop_thread(call);
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    if (len > UINT32_MAX)
-        return RPC_ERR_INVAL;
-    pthread_mutex_lock(&call->mu);
-    int enc = call->compress_on ? call->send_enc : 0;
-    pthread_mutex_unlock(&call->mu);
-    struct out_chunk *o;
-    if (enc) {
-        uint8_t *plain = malloc(len ? len : 1), *z;
-        size_t zl;
-        if (plain == NULL)
-            return RPC_ERR_NOMEM;
-        protobuf_c_message_pack(msg, plain);
-        int zrc = rpc__compress(enc, plain, len, &z, &zl);
-        free(plain);
-        if (zrc != 0)
-            return zrc;
-        o = malloc(sizeof *o + RPC__FRAME_HDR + zl);
-        if (o == NULL) {
-            free(z);
-            return RPC_ERR_NOMEM;
-        }
-        rpc__frame_header(o->data, 1, (uint32_t)zl);
-        memcpy(o->data + RPC__FRAME_HDR, z, zl);
-        free(z);
-        len = zl;
-    } else {
-        o = malloc(sizeof *o + RPC__FRAME_HDR + len);
-        if (o == NULL)
-            return RPC_ERR_NOMEM;
-        rpc__frame_header(o->data, 0, (uint32_t)len);
-        protobuf_c_message_pack(msg, o->data + RPC__FRAME_HDR);
-    }
-    o->len = RPC__FRAME_HDR + len;
-    o->off = 0;
-    o->next = NULL;
-    int rc = 0;
-    pthread_mutex_lock(&call->mu);
-    int unary_out = call->m->kind == RPC_UNARY ||
-                    call->m->kind == RPC_CLIENT_STREAMING;
-    if (unary_out && call->sent_msgs > 0)
-        rc = RPC_ERR_STATE;
-    while (rc == 0 && !loop && !call->closed &&
-           call->out_bytes > call->s->o.send_buffer)
-        pthread_cond_wait(&call->cv, &call->mu);
-    if (rc == 0 && call->closed)
-        rc = closed_err(call);
-    if (rc == 0) {
-        if (call->outq_tail)
-            call->outq_tail->next = o;
-        else
-            call->outq = o;
-        call->outq_tail = o;
-        call->out_bytes += o->len;
-        call->sent_msgs++;
-        o = NULL;
-    }
-    pthread_mutex_unlock(&call->mu);
-    free(o);
-    /* From the non-blocking handler running inline on the loop, the loop
-     * pumps as soon as it returns; from anywhere else, wake the loop. */
-    if (rc == 0 && !(loop && call->on_loop_handler))
-        srv_loop_notify(call);
-    return rc;
-}
-
-int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg)
-{
-    if (call == NULL || msg == NULL)
-        return RPC_ERR_INVAL;
-    if (!streaming_in(call->m) || on_loop_thread(call))
-        return RPC_ERR_STATE;
-    *msg = NULL;
-    int reopen = 0;
-    pthread_mutex_lock(&call->mu);
-    while (call->inq == NULL && !call->in_eof && !call->closed)
-        pthread_cond_wait(&call->cv, &call->mu);
-    struct in_msg *m = NULL;
-    int rc;
-    if (call->closed) {
-        rc = closed_err(call);
-    } else if (call->inq) {
-        m = call->inq;
-        call->inq = m->next;
-        if (call->inq == NULL)
-            call->inq_tail = NULL;
-        size_t before = call->inq_bytes;
-        call->inq_bytes -= m->len + RPC__FRAME_HDR;
-        reopen = before > INQ_HIGH && call->inq_bytes <= INQ_HIGH;
-        rc = 0;
-    } else {
-        rc = RPC_ERR_EOF;
-    }
-    pthread_mutex_unlock(&call->mu);
-    if (reopen)
-        srv_loop_notify(call); /* the loop gives the window back */
-    if (m == NULL)
-        return rc;
-    int drc = decode(call, m->flag, m->data, m->len, msg);
-    free(m);
-    return drc;
-}
-
-bool rpc_call_received_compressed(rpc_call_t *call)
-{
-    return call && call->last_in_compressed;
-}
-
-int rpc_call_set_compression(rpc_call_t *call, bool on)
-{
-    if (call == NULL)
-        return RPC_ERR_INVAL;
-    int enc = call->accept_mask & (1u << RPC__ENC_GZIP)      ? RPC__ENC_GZIP
-              : call->accept_mask & (1u << RPC__ENC_DEFLATE) ? RPC__ENC_DEFLATE
-                                                             : 0;
-    int rc = 0;
-    pthread_mutex_lock(&call->mu);
-    if (call->closed)
-        rc = RPC_ERR_CLOSED;
-    else if (!on)
-        call->compress_on = 0;
-    else if (enc == 0)
-        rc = RPC_ERR_UNSUPPORTED;
-    else if (call->send_enc == 0 && call->hdrs_frozen)
-        rc = RPC_ERR_STATE;
-    else {
-        if (call->send_enc == 0)
-            call->send_enc = enc;
-        call->compress_on = 1;
-    }
-    pthread_mutex_unlock(&call->mu);
-    return rc;
-}
-
-int rpc_call_finish(rpc_call_t *call, int status, const char *msg)
-{
-    if (call == NULL)
-        return RPC_ERR_INVAL;
-    int rc = 0;
-    if (msg)
-        rc = rpc_call_set_status_message(call, msg);
-    pthread_mutex_lock(&call->mu);
-    if (call->closed)
-        rc = RPC_ERR_CLOSED;
-    call->handler_done = 1;
-    pthread_mutex_unlock(&call->mu);
-    complete(call, status);
-    ProtobufCMessage *req = call->nb_req;
-    call->nb_req = NULL;
-    if (req)
-        protobuf_c_message_free_unpacked(req, NULL);
-    srv_loop_notify(call);
-    srv_call_release(call);
-    return rc;
-}

@@ -6,8 +6,9 @@
  *                   method table, counters
  *   server_conn.c   one HTTP/2 connection: nghttp2 callbacks, request
  *                   header validation, keepalive/handshake/idle timers
- *   server_call.c   one call: context tree, dispatch to handlers, the
- *                   handler API (send/recv/finish), response production
+ *   server_call.c   one call: context tree, dispatch to handlers, response
+ *                   production, the ways a call ends
+ *   server_call_api.c  the handler API (rpc_call_*: send/recv/finish...)
  *   server_health.c grpc.health.v1.Health
  *
  * Threads and ownership.
@@ -272,6 +273,22 @@ void srv_call_abort(struct rpc_call *call, int status, const char *msg,
  * connection died (conn_cause != 0). */
 void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
                             int conn_cause);
+/* Request bytes a streaming call may hold queued for its handler before
+ * the server stops opening the stream's flow-control window. */
+#define INQ_HIGH (256 * 1024)
+
+static inline int srv_method_streaming_in(const struct srv_method *m)
+{
+    return m->kind == RPC_CLIENT_STREAMING || m->kind == RPC_BIDI_STREAMING;
+}
+/* True on the call's loop thread. */
+int srv_call_on_loop_thread(struct rpc_call *call);
+/* The handler's outcome (status decided unless already final). */
+void srv_call_complete(struct rpc_call *call, int status);
+/* Decodes a received message, decompressing it first when flag says so.
+ * Handler threads.  Returns 0, RPC_ERR_MALFORMED or RPC_ERR_TOO_LARGE. */
+int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
+                    size_t len, ProtobufCMessage **out);
 /* Push whatever the handler produced into nghttp2. */
 void srv_call_pump(struct rpc_call *call);
 
