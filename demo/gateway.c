@@ -190,13 +190,23 @@ static void set_route_headers(struct gateway *gw, rpc_call_t *call,
         glog(gw, "warning: response headers: %s", rpc_strerror(rc));
 }
 
+/* Sets the grpc-message of our answer; the status goes out without it
+ * when that fails (out of memory), which is logged. */
+static void set_message(struct gateway *gw, rpc_call_t *call, const char *m)
+{
+    int rc = rpc_call_set_status_message(call, m);
+    if (rc != 0)
+        glog(gw, "warning: status message \"%s\" dropped: %s", m,
+             rpc_strerror(rc));
+}
+
 /* Copies a finished downstream call's status message to our answer. */
 static void pass_message(struct gateway *gw, rpc_call_t *call,
                          rpc_client_call_t *dc)
 {
     const char *m = dc != NULL ? rpc_client_call_message(dc) : NULL;
-    if (m != NULL && *m != '\0' && rpc_call_set_status_message(call, m) != 0)
-        glog(gw, "warning: could not keep status message \"%s\"", m);
+    if (m != NULL && *m != '\0')
+        set_message(gw, call, m);
 }
 
 /* ---- Fanout -------------------------------------------------------------- */
@@ -216,12 +226,12 @@ static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
                                  &demo__v1__fanout_reply__descriptor, &resp,
                                  &dc);
     if (st < 0) {
-        rpc_call_set_status_message(call, rpc_strerror(st));
+        set_message(gw, call, rpc_strerror(st));
         st = RPC_STATUS_INTERNAL;
     } else if (st == RPC_STATUS_OK) {
         int rc = rpc_call_send(call, resp);
         if (rc != 0 && ctx_err(ctx) == 0) {
-            rpc_call_set_status_message(call, rpc_strerror(rc));
+            set_message(gw, call, rpc_strerror(rc));
             st = RPC_STATUS_INTERNAL;
         }
     } else {
@@ -247,7 +257,7 @@ static int relay_ticks(struct gateway *gw, ctx_t *ctx, rpc_call_t *call,
             break;
         if (rc == RPC_ERR_MALFORMED) {
             rpc_client_call_cancel(dc);
-            rpc_call_set_status_message(call, "backend sent a malformed Tick");
+            set_message(gw, call, "backend sent a malformed Tick");
             return RPC_STATUS_INTERNAL;
         }
         if (rc != 0)
@@ -287,7 +297,7 @@ static int ticks(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
          * relay_ticks() collects its status. */
         st = relay_ticks(gw, ctx, call, dc);
     } else {
-        rpc_call_set_status_message(call, rpc_strerror(rc));
+        set_message(gw, call, rpc_strerror(rc));
         st = RPC_STATUS_INTERNAL;
     }
     rpc_client_call_free(dc);
@@ -339,7 +349,7 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
     /* Bounded even when the caller sent no deadline. */
     ctx_t *sub = ctx_with_timeout(ctx, STATS_TIMEOUT);
     if (sub == NULL) {
-        rpc_call_set_status_message(call, "out of memory");
+        set_message(gw, call, "out of memory");
         return req_end(gw, &r, ctx, "all", RPC_STATUS_RESOURCE_EXHAUSTED);
     }
     Demo__V1__Stats sum = DEMO__V1__STATS__INIT;
@@ -356,9 +366,9 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
             char m[256];
             snprintf(m, sizeof m, "backend %s: %s", gw->be[i].target,
                      dc ? rpc_client_call_message(dc) : "");
-            rpc_call_set_status_message(call, m);
+            set_message(gw, call, m);
         } else {
-            rpc_call_set_status_message(call, rpc_strerror(st));
+            set_message(gw, call, rpc_strerror(st));
             st = RPC_STATUS_INTERNAL;
         }
         if (resp != NULL)
@@ -370,7 +380,7 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
         set_gateway_trailer(gw, call);
         int rc = rpc_call_send(call, &sum.base);
         if (rc != 0 && ctx_err(ctx) == 0) {
-            rpc_call_set_status_message(call, rpc_strerror(rc));
+            set_message(gw, call, rpc_strerror(rc));
             st = RPC_STATUS_INTERNAL;
         }
     }
@@ -555,19 +565,25 @@ int main(int argc, char **argv)
     /* Handlers still running after the grace period see their request
      * context cancelled (cause shutdown) and reset their downstream calls;
      * shutdown returns once every handler has returned. */
-    rpc_server_shutdown(s, grace_ms * CTX_MS);
+    if ((rc = rpc_server_shutdown(s, grace_ms * CTX_MS)) != 0)
+        glog(&gw, "shutdown: %s", rpc_strerror(rc)); /* free() still stops it */
     rpc_server_free(s);
     close_backends(&gw);
     glog(&gw, "stopped: requests=%lld ok=%lld failed=%lld cancelled=%lld",
          (long long)atomic_load(&gw.requests), (long long)atomic_load(&gw.ok),
          (long long)atomic_load(&gw.failed),
          (long long)atomic_load(&gw.cancelled));
-    ctx_shutdown();
+    /* Everything is released: a timer or callback still pending would be
+     * a context leaked somewhere, worth a non-zero exit. */
+    if ((rc = ctx_shutdown()) != 0) {
+        fprintf(stderr, "%s: ctx_shutdown: %s\n", prog, strerror(rc));
+        return 1;
+    }
     return 0;
 
 fail:
     rpc_server_free(s);
     close_backends(&gw);
-    ctx_shutdown();
+    (void)ctx_shutdown(); /* exiting with 1 anyway */
     return 1;
 }
