@@ -221,6 +221,8 @@ for id in "$rid-ok-1" "$rid-deadline" "$rid-cancel"; do
 done
 grep -h "Fanout rid=$rid-ok-1 .*status=OK" "$run"/gateway*.log >/dev/null ||
   failed "the gateway did not log $rid-ok-1 as OK"
+printf '   ... and in the lb (nginx access log):\n'
+grep -h "rid=$rid-" "$run/nginx/access.log" | grep "Fanout" | sed 's/^/   /'
 
 printf '\n== 6. a gateway stopped (SIGTERM) with a call in flight: shutdown cancels it downstream\n'
 field() { # as in client.sh
