@@ -56,7 +56,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define MAX_BACKENDS 16
 /* GetStats asks every backend; a caller without a deadline gets this one. */
@@ -476,8 +475,6 @@ static int add_methods(rpc_server_t *s, struct gateway *gw)
 int main(int argc, char **argv)
 {
     static struct gateway gw = {.name = "gateway"};
-    /* Gateways started together should not all begin with backend 1. */
-    atomic_store(&gw.rr, (unsigned)getpid());
     long port = -1, loops = 0, workers = 64, grace_ms = 1000;
     const char *host = "127.0.0.1", *v;
     for (int i = 1; i < argc; i++) {
@@ -506,6 +503,12 @@ int main(int argc, char **argv)
     }
     if (port < 0 || gw.nbe == 0)
         return usage();
+    /* Gateways named differently (gateway1, gateway2) start the
+     * round-robin on different backends, so a demo's first calls spread. */
+    unsigned seed = 0;
+    for (const char *c = gw.name; *c != '\0'; c++)
+        seed += (unsigned char)*c;
+    atomic_store(&gw.rr, seed);
 
     /* Signals are taken synchronously by sigwait() below; block them
      * before any thread starts so every thread inherits the mask. */
