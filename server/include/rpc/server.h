@@ -122,7 +122,10 @@ RPC_API int rpc_server_set_option(rpc_server_t *s, rpc_server_opt_t opt,
                                   int64_t value);
 
 /* Runs blocking handlers on `pool` (borrowed: it must outlive the server)
- * instead of a pool of the server's own.  Before start only. */
+ * instead of a pool of the server's own.  Before start only.  Sub-tasks
+ * that blocking handlers wait for (ctx_group_wait) belong on another pool:
+ * when every thread of a pool is a handler waiting for work queued on that
+ * same pool, nothing runs. */
 RPC_API int rpc_server_set_pool(rpc_server_t *s, ctx_pool_t *pool);
 
 /* Binds and listens on host:port (host NULL or "" = all interfaces; port 0
