@@ -88,7 +88,8 @@ void srv_call_release(struct rpc_call *call)
         return;
     rpc_server_t *s = call->s;
     free_queues(call);
-    free(call->path);
+    if (call->path_owned)
+        free(call->path);
     free(call->req);
     free(call->status_msg);
     rpc_metadata_free(call->md);
@@ -180,21 +181,30 @@ void srv_call_abort(struct rpc_call *call, int status, const char *msg,
     srv_call_pump(call);
 }
 
-/* The handler's outcome. */
+/* The handler's outcome: marks the handler done and decides the status
+ * (unless the call already ended), in one critical section. */
 void srv_call_complete(struct rpc_call *call, int status)
 {
     count_cancel(call);
-    pthread_mutex_lock(&call->mu);
-    int unary_out = call->m->kind == RPC_UNARY ||
-                    call->m->kind == RPC_CLIENT_STREAMING;
-    int missing = status == RPC_STATUS_OK && unary_out && call->sent_msgs == 0;
-    pthread_mutex_unlock(&call->mu);
     if (status < 0 || status > 16)
         status = RPC_STATUS_UNKNOWN;
-    if (missing)
-        decide(call, RPC_STATUS_INTERNAL, "handler returned no response", 0);
-    else
-        decide(call, status, NULL, 0);
+    pthread_mutex_lock(&call->mu);
+    call->handler_done = 1;
+    int unary_out = call->m->kind == RPC_UNARY ||
+                    call->m->kind == RPC_CLIENT_STREAMING;
+    if (!call->final) {
+        call->final = 1;
+        call->closed = 1;
+        if (status == RPC_STATUS_OK && unary_out && call->sent_msgs == 0) {
+            call->status = RPC_STATUS_INTERNAL;
+            free(call->status_msg);
+            call->status_msg = strdup("handler returned no response");
+        } else {
+            call->status = status;
+        }
+        pthread_cond_broadcast(&call->cv);
+    }
+    pthread_mutex_unlock(&call->mu);
 }
 
 /* ---- response production (loop thread) ---------------------------------- */
@@ -446,9 +456,6 @@ static int run_handler(ctx_t *ctx, void *arg)
     int status = m->fn(call->vctx, call, req, m->user_data);
     if (req)
         protobuf_c_message_free_unpacked(req, NULL);
-    pthread_mutex_lock(&call->mu);
-    call->handler_done = 1;
-    pthread_mutex_unlock(&call->mu);
     srv_call_complete(call, status);
     srv_loop_notify(call);
     return 0;
@@ -486,9 +493,6 @@ static void run_nonblocking(struct rpc_call *call)
     int status = m->fn(call->vctx, call, req, m->user_data);
     call->on_loop_handler = 0;
     if (status != RPC_PENDING) {
-        pthread_mutex_lock(&call->mu);
-        call->handler_done = 1;
-        pthread_mutex_unlock(&call->mu);
         srv_call_complete(call, status);
         call->nb_req = NULL;
         protobuf_c_message_free_unpacked(req, NULL);

@@ -116,9 +116,9 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
     size_t len = protobuf_c_message_get_packed_size(msg);
     if (len > UINT32_MAX)
         return RPC_ERR_INVAL;
-    pthread_mutex_lock(&call->mu);
-    int enc = call->compress_on ? call->send_enc : 0;
-    pthread_mutex_unlock(&call->mu);
+    /* compress_on is set only after send_enc, both under mu. */
+    int enc = atomic_load_explicit(&call->compress_on, memory_order_acquire)
+                  ? call->send_enc : 0;
     struct out_chunk *o;
     if (enc) {
         uint8_t *plain = malloc(len ? len : 1), *z;
@@ -233,7 +233,7 @@ int rpc_call_set_compression(rpc_call_t *call, bool on)
     if (call->closed)
         rc = RPC_ERR_CLOSED;
     else if (!on)
-        call->compress_on = 0;
+        atomic_store_explicit(&call->compress_on, 0, memory_order_release);
     else if (enc == 0)
         rc = RPC_ERR_UNSUPPORTED;
     else if (call->send_enc == 0 && call->hdrs_frozen)
@@ -241,7 +241,7 @@ int rpc_call_set_compression(rpc_call_t *call, bool on)
     else {
         if (call->send_enc == 0)
             call->send_enc = enc;
-        call->compress_on = 1;
+        atomic_store_explicit(&call->compress_on, 1, memory_order_release);
     }
     pthread_mutex_unlock(&call->mu);
     return rc;
@@ -257,7 +257,6 @@ int rpc_call_finish(rpc_call_t *call, int status, const char *msg)
     pthread_mutex_lock(&call->mu);
     if (call->closed)
         rc = RPC_ERR_CLOSED;
-    call->handler_done = 1;
     pthread_mutex_unlock(&call->mu);
     srv_call_complete(call, status);
     ProtobufCMessage *req = call->nb_req;

@@ -104,8 +104,18 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
         if (eq(name, namelen, ":method")) {
             call->seen_post = eq(value, valuelen, "POST");
         } else if (eq(name, namelen, ":path")) {
-            free(call->path);
-            call->path = strndup((const char *)value, valuelen);
+            /* Registered paths point at the method table (no copy); an
+             * unknown one is copied for the error answer. */
+            if (call->path_owned)
+                free(call->path);
+            call->path_owned = 0;
+            call->m = srv_find_method(c->s, (const char *)value, valuelen);
+            if (call->m != NULL) {
+                call->path = call->m->path;
+            } else {
+                call->path = strndup((const char *)value, valuelen);
+                call->path_owned = call->path != NULL;
+            }
             call->seen_path = call->path != NULL;
         }
         return 0; /* :scheme, :authority: nothing to check for h2c */
@@ -186,7 +196,6 @@ static void validate(struct srv_conn *c, struct rpc_call *call)
         status = RPC_STATUS_UNIMPLEMENTED;
         msg = "missing or malformed :path";
     } else {
-        call->m = srv_find_method(c->s, call->path, strlen(call->path));
         if (call->m == NULL) {
             snprintf(buf, sizeof buf, "Method not found: %.100s", call->path);
             status = RPC_STATUS_UNIMPLEMENTED;

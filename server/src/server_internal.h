@@ -197,7 +197,9 @@ struct rpc_call {
     struct rpc_call *prev, *next; /* in conn->calls */
     int32_t stream_id;
     const struct srv_method *m;
-    char *path;
+    char *path;               /* the method's path (not owned), or a copy
+                                 of an unknown one (owned: path_owned) */
+    int path_owned;
     size_t hdr_bytes;
     int bad_status;           /* early error found while reading headers */
     const char *bad_msg;
@@ -251,7 +253,8 @@ struct rpc_call {
     int handler_done;         /* [mu] the handler has returned/finished */
     int hdrs_frozen;          /* [mu] response headers submitted */
     int send_enc;             /* [mu] grpc-encoding announced (0: none) */
-    int compress_on;          /* [mu] compress the messages sent now */
+    atomic_int compress_on;   /* compress the messages sent now (written
+                                 under mu, read without it on send) */
     int on_loop_handler;      /* running a non-blocking handler now */
 };
 
