@@ -19,7 +19,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-$ROOT/build/h-bench}
+BUILD=$(realpath -m "${BUILD:-$ROOT/build/h-bench}")
 OUT=$ROOT/bench/results/ctx.md
 QUICK=0
 REPS=${REPS:-3}
