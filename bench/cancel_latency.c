@@ -11,7 +11,9 @@
  * Each request fans out to SUBTASKS sub-tasks on a ctx_pool under a child
  * context of the request's (non-blocking handler: no handler thread; the
  * sub-tasks block in ctx_wait; the last one finishes the call).
- * Scenarios run with 1 and with 200 calls in flight.
+ * Scenarios run with 1 and with 200 calls in flight; with 200, the resets
+ * are measured both all at once and one at a time (each reset timed on its
+ * own while the remaining calls stay in flight).
  *
  *   cancel_latency [ROUNDS]      prints p50/p99 in microseconds
  */
@@ -125,12 +127,12 @@ static int cmp64(const void *a, const void *b)
 static void report(const char *what, int64_t *v, int n, int bad)
 {
     qsort(v, (size_t)n, sizeof *v, cmp64);
-    printf("%-34s p50 %8.1f us  p99 %8.1f us  (n=%d, wrong cause %d)\n", what,
+    printf("%-52s p50 %8.1f us  p99 %8.1f us  (n=%d, wrong cause %d)\n", what,
            v[n / 2] / 1e3, v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1e3,
            n, bad);
 }
 
-enum { RST, DISCONNECT, DEADLINE };
+enum { RST, DISCONNECT, DEADLINE, RST_ONE };
 
 static int settings_ok(h2t_t *c, void *arg)
 {
@@ -168,6 +170,22 @@ static int round_(int port, int mode, int inflight, int64_t *out, int *bad)
     h2t_flush(&c);
     wait_for(&B.started, inflight * SUBTASKS);
     int64_t tc = 0;
+    if (mode == RST_ONE) {
+        /* One at a time: reset call i while the later ones stay in
+         * flight, and time each reset on its own. */
+        for (int i = 0; i < inflight; i++) {
+            nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE,
+                                      c.streams[idx[i]].id, NGHTTP2_CANCEL);
+            int64_t t = ctx_now();
+            h2t_flush(&c);
+            wait_for(&B.finished, i + 1);
+            *out++ = B.slots[i].last_ns - t;
+            if (B.slots[i].cause != RPC_CAUSE_CLIENT_CANCEL)
+                (*bad)++;
+        }
+        h2t_close(&c);
+        return 0;
+    }
     if (mode == RST) {
         for (int i = 0; i < inflight; i++)
             nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE,
@@ -214,10 +232,12 @@ int main(int argc, char **argv)
         return 1;
     }
     int port = rpc_server_port(s);
-    static const char *names[] = {"client RST_STREAM", "client disconnect",
-                                  "deadline"};
-    for (int mode = RST; mode <= DEADLINE; mode++) {
-        for (int inflight = 1; inflight <= 200; inflight += 199) {
+    static const char *names[] = {"client RST_STREAM (all at once)",
+                                  "client disconnect", "deadline",
+                                  "client RST_STREAM, one at a time"};
+    for (int mode = RST; mode <= RST_ONE; mode++) {
+        for (int inflight = mode == RST_ONE ? 200 : 1; inflight <= 200;
+             inflight += 199) {
             int n = 0, bad = 0;
             int r = inflight == 1 ? rounds : (rounds + 9) / 10;
             int64_t *v = malloc(sizeof *v * (size_t)(r * inflight));
