@@ -316,6 +316,31 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     event_active(lp->wake, EV_READ, 0);
 }
 
+/* accept() failed (typically EMFILE/ENFILE: out of descriptors).  The
+ * listening socket stays readable, so retrying at once would spin: pause
+ * accepting for 100 ms, log once per pause, keep serving the
+ * connections we have. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct srv_loop *lp = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    srv_log("accept failed: %s; pausing accepts for 100 ms",
+            evutil_socket_error_to_string(err));
+    for (int i = 0; i < lp->nlisteners; i++)
+        evconnlistener_disable(lp->listeners[i]);
+    struct timeval tv = {0, 100000};
+    evtimer_add(lp->accept_retry, &tv);
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_loop *lp = arg;
+    if (lp->stopping || lp->cmds_seen_drain)
+        return;
+    for (int i = 0; i < lp->nlisteners; i++)
+        evconnlistener_enable(lp->listeners[i]);
+}
+
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_loop *lp = arg;
@@ -387,6 +412,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (calls != stackv)
         free(calls);
     if (cmds & LOOP_CMD_DRAIN) {
+        lp->cmds_seen_drain = 1;
         for (int i = 0; i < lp->nlisteners; i++)
             evconnlistener_disable(lp->listeners[i]);
         srv_conn_drain_all(lp);
@@ -449,6 +475,8 @@ static void free_loops(rpc_server_t *s)
             event_free(lp->wake);
         if (lp->stop_timer)
             event_free(lp->stop_timer);
+        if (lp->accept_retry)
+            event_free(lp->accept_retry);
         if (lp->base)
             event_base_free(lp->base);
         for (size_t k = 0; k < lp->ninbox; k++)
@@ -495,7 +523,8 @@ int rpc_server_start(rpc_server_t *s)
         lp->base = event_base_new_with_config(cfg);
         if (lp->base == NULL ||
             (lp->wake = event_new(lp->base, -1, 0, wake_cb, lp)) == NULL ||
-            (lp->stop_timer = evtimer_new(lp->base, stop_timer_cb, lp)) == NULL)
+            (lp->stop_timer = evtimer_new(lp->base, stop_timer_cb, lp)) == NULL ||
+            (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL)
             rc = RPC_ERR_NOMEM;
     }
     event_config_free(cfg);
@@ -504,10 +533,12 @@ int rpc_server_start(rpc_server_t *s)
         lp0->listeners[j] = evconnlistener_new(
             lp0->base, accept_cb, lp0, LEV_OPT_CLOSE_ON_FREE, -1,
             s->listen_fds[j]);
-        if (lp0->listeners[j] == NULL)
+        if (lp0->listeners[j] == NULL) {
             rc = RPC_ERR_NOMEM;
-        else
+        } else {
+            evconnlistener_set_error_cb(lp0->listeners[j], accept_error_cb);
             lp0->nlisteners++;
+        }
     }
     if (rc == 0)
         s->nlisten = 0; /* the listeners own the fds now */

@@ -128,8 +128,10 @@ struct srv_loop {
     struct srv_conn *conns;   /* doubly linked */
     int nconns;
     int stopping;
+    int cmds_seen_drain;      /* draining: listeners stay disabled */
     unsigned flush_epoch;     /* one flush per connection per wake-up */
     struct event *stop_timer;
+    struct event *accept_retry; /* re-enables listeners after EMFILE */
 };
 
 /* Queues call on its loop's ready list (taking a reference) and wakes the
