@@ -12,6 +12,7 @@ import argparse
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -370,6 +371,37 @@ def shutdown_fanout(ch):
     raise AssertionError("call succeeded")
 
 
+def fd_exhaustion(ch):
+    """The server runs out of file descriptors (run_py.py starts it under
+    prlimit --nofile=64): it must neither spin nor stop serving.  80
+    connections are opened; the server's CPU over the next second must stay
+    low (accept() failing in a loop would burn the whole second), and once
+    they are closed a new call must succeed."""
+    def cpu_ticks():
+        f = open("/proc/%d/stat" % SERVER_PID).read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    socks = [socket.create_connection(("127.0.0.1", int(PORT)), timeout=5)
+             for _ in range(80)]
+    try:
+        time.sleep(0.2)  # let the accept failures happen
+        c0 = cpu_ticks()
+        time.sleep(1.0)
+        used = cpu_ticks() - c0
+        check(used < 30, "server used %d ticks in 1 s with no fds left" % used)
+    finally:
+        for s_ in socks:
+            s_.close()
+    deadline = time.monotonic() + 10
+    while True:  # accepting resumes within ~100 ms of fds coming back
+        try:
+            empty_unary(ch)
+            return
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def metadata_in_subtasks(ch):
     """x-request-id is visible to the handler through rpc_metadata_get (echo
     through the interop service's echo-initial path uses the same lookup)."""
@@ -397,7 +429,7 @@ CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong
          client_compressed_unary, server_compressed_unary, health, metadata_in_subtasks, bad_inputs, deadline_fanout, cancel_fanout,
          disconnect_fanout, keepalive_fanout]
 # Run alone, against a server of its own (it stops the server).
-SOLO = [shutdown_fanout]
+SOLO = [shutdown_fanout, fd_exhaustion]
 
 
 def main():
