@@ -49,8 +49,7 @@ static void call_destroy(rpc_client_call_t *call)
     rpc_metadata_free(call->trailers);
     free(call->grpc_message);
     free(call->message);
-    free(call->method);
-    ctx_release(call->ctx);
+    ctx_release(call->ctx); /* method and flat live in the call's block */
     pthread_cond_destroy(&call->cv);
     pthread_mutex_destroy(&call->mu);
     free(call);
@@ -135,9 +134,13 @@ void rpc__call_complete(rpc_client_call_t *call, int status, const char *msg)
             rpc__call_unref(call); /* the watcher's reference */
         call->after = NULL;
     }
-    rpc_metadata_t *empty_h = rpc_metadata_new();
-    rpc_metadata_t *empty_t = rpc_metadata_new();
-    char *m = strdup(msg ? msg : "");
+    /* headers and trailers are written by the loop only, so reading them
+     * here needs no lock; allocate empty sets only where none arrived, and
+     * no message copy for an empty message (rpc_client_call_message()
+     * returns "" for NULL). */
+    rpc_metadata_t *empty_h = call->headers ? NULL : rpc_metadata_new();
+    rpc_metadata_t *empty_t = call->trailers ? NULL : rpc_metadata_new();
+    char *m = msg && msg[0] ? strdup(msg) : NULL;
     pthread_mutex_lock(&call->mu);
     call->done = true;
     call->status = status;
@@ -152,8 +155,11 @@ void rpc__call_complete(rpc_client_call_t *call, int status, const char *msg)
         empty_t = NULL;
     }
     call->headers_ready = true;
-    pthread_cond_broadcast(&call->cv);
+    bool wake = call->wants != 0; /* done satisfies every waiter */
+    call->wants = 0;
     pthread_mutex_unlock(&call->mu);
+    if (wake) /* after unlocking: the waiter does not wake into our lock */
+        pthread_cond_broadcast(&call->cv);
     rpc_metadata_free(empty_h);
     rpc_metadata_free(empty_t);
 
@@ -270,8 +276,12 @@ void rpc__call_deliver(rpc_client_call_t *call, const uint8_t *data,
     else
         call->rq_head = m;
     call->rq_tail = m;
-    pthread_cond_broadcast(&call->cv);
+    bool wake = (call->wants & WANT_MSG) != 0;
+    if (wake)
+        call->wants = 0;
     pthread_mutex_unlock(&call->mu);
+    if (wake)
+        pthread_cond_broadcast(&call->cv);
 }
 
 void rpc__call_set_headers(rpc_client_call_t *call, rpc_metadata_t *md)
@@ -282,8 +292,12 @@ void rpc__call_set_headers(rpc_client_call_t *call, rpc_metadata_t *md)
     rpc_metadata_free(call->headers);
     call->headers = md;
     call->headers_ready = true;
-    pthread_cond_broadcast(&call->cv);
+    bool wake = (call->wants & WANT_HEADERS) != 0;
+    if (wake)
+        call->wants = 0;
     pthread_mutex_unlock(&call->mu);
+    if (wake)
+        pthread_cond_broadcast(&call->cv);
 }
 
 ssize_t rpc__call_read_out(rpc_client_call_t *call, uint8_t *buf, size_t len,
@@ -291,15 +305,27 @@ ssize_t rpc__call_read_out(rpc_client_call_t *call, uint8_t *buf, size_t len,
 {
     pthread_mutex_lock(&call->mu);
     size_t want = len < call->out_len ? len : call->out_len;
-    int n = want ? evbuffer_remove(call->out, buf, want) : 0;
+    int n;
+    if (call->flat != NULL) { /* a unary request, framed at creation */
+        if (want)
+            memcpy(buf, call->flat + call->flat_off, want);
+        call->flat_off += want;
+        n = (int)want;
+    } else {
+        n = want ? evbuffer_remove(call->out, buf, want) : 0;
+    }
     if (n < 0)
         n = 0;
     bool was_high = call->out_len > SEND_HIGH;
     call->out_len -= (size_t)n;
-    if (was_high && call->out_len <= SEND_HIGH)
-        pthread_cond_broadcast(&call->cv);
+    bool wake = was_high && call->out_len <= SEND_HIGH &&
+                (call->wants & WANT_ROOM) != 0;
+    if (wake)
+        call->wants = 0;
     bool eof = call->out_len == 0 && call->send_closed;
     pthread_mutex_unlock(&call->mu);
+    if (wake)
+        pthread_cond_broadcast(&call->cv);
     if (eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         return n;
@@ -344,7 +370,7 @@ void rpc__call_run_ops(rpc_client_call_t *call, unsigned ops)
         call_abort(call, RPC_STATUS_CANCELLED, "cancelled by the application");
     if ((ops & OP_DATA) && call->state == CALL_OPEN)
         rpc__conn_resume(call);
-    rpc__conn_flush(c);
+    rpc__conn_mark(c); /* wake_cb flushes once per batch */
 }
 
 /* ---- creation ----------------------------------------------------------------- */
@@ -356,10 +382,10 @@ static void ctx_fired(void *arg)
     rpc__call_unref(call);
 }
 
+/* call->md stays NULL when there is nothing to send (no allocation). */
 static int copy_metadata(rpc_client_call_t *call, const rpc_metadata_t *md)
 {
-    call->md = rpc_metadata_new();
-    if (call->md == NULL)
+    if (rpc_metadata_count(md) > 0 && (call->md = rpc_metadata_new()) == NULL)
         return RPC_ERR_NOMEM;
     for (size_t i = 0; i < rpc_metadata_count(md); i++) {
         const char *k;
@@ -379,21 +405,36 @@ static int copy_metadata(rpc_client_call_t *call, const rpc_metadata_t *md)
             continue;
         size_t n;
         const char *v = rpc_metadata_get(call->ctx, k, &n);
-        if (v != NULL && rpc_metadata_add(call->md, k, v, n) == RPC_ERR_NOMEM)
+        if (v == NULL)
+            continue;
+        if (call->md == NULL && (call->md = rpc_metadata_new()) == NULL)
+            return RPC_ERR_NOMEM;
+        if (rpc_metadata_add(call->md, k, v, n) == RPC_ERR_NOMEM)
             return RPC_ERR_NOMEM;
     }
     return 0;
 }
 
+/* One allocation holds the call, its method and, for a unary call
+ * (unary_len >= 0), the framed request: call->flat. */
 static int call_new(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
-                    const rpc_metadata_t *md, rpc_client_call_t **out)
+                    const rpc_metadata_t *md, int64_t unary_len,
+                    rpc_client_call_t **out)
 {
     if (ctx == NULL || ch == NULL || method == NULL || method[0] != '/' ||
         out == NULL)
         return RPC_ERR_INVAL;
-    rpc_client_call_t *call = calloc(1, sizeof *call);
+    if (unary_len > (int64_t)UINT32_MAX)
+        return RPC_ERR_TOO_LARGE;
+    size_t mlen = strlen(method) + 1;
+    size_t flat = unary_len >= 0 ? RPC__FRAME_HDR + (size_t)unary_len : 0;
+    rpc_client_call_t *call = calloc(1, sizeof *call + mlen + flat);
     if (call == NULL)
         return RPC_ERR_NOMEM;
+    call->method = (char *)(call + 1);
+    memcpy(call->method, method, mlen);
+    if (unary_len >= 0)
+        call->flat = (uint8_t *)call->method + mlen;
     atomic_init(&call->refs, 1);
     atomic_fetch_add(&ch->refs, 1);
     call->ch = ch;
@@ -405,10 +446,12 @@ static int call_new(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
     call->state = CALL_NEW;
     call->has_deadline = ctx_deadline(ctx, &call->deadline);
     rpc__frame_decoder_init(&call->dec, (uint32_t)ch->opts.max_recv);
-    call->method = strdup(method);
-    call->out = evbuffer_new();
-    int rc = (call->method && call->out) ? copy_metadata(call, md)
-                                         : RPC_ERR_NOMEM;
+    /* Streaming calls buffer their messages in an evbuffer; unary calls
+     * send call->flat. */
+    if (unary_len < 0)
+        call->out = evbuffer_new();
+    int rc = (call->out || call->flat) ? copy_metadata(call, md)
+                                       : RPC_ERR_NOMEM;
     if (rc != 0) {
         call_destroy(call);
         return rc;
@@ -446,7 +489,7 @@ int rpc_client_call_start(ctx_t *ctx, rpc_client_channel_t *ch,
                           rpc_client_call_t **out)
 {
     rpc_client_call_t *call;
-    int rc = call_new(ctx, ch, method, md, &call);
+    int rc = call_new(ctx, ch, method, md, -1, &call);
     if (rc == 0 && (rc = call_begin(call)) == 0)
         *out = call;
     return rc;
@@ -459,7 +502,7 @@ int rpc_client_call_start_async(ctx_t *ctx, rpc_client_channel_t *ch,
                                 rpc_client_call_t **out)
 {
     rpc_client_call_t *call;
-    int rc = call_new(ctx, ch, method, md, &call);
+    int rc = call_new(ctx, ch, method, md, -1, &call);
     if (rc != 0)
         return rc;
     call->on_message = on_message;
@@ -484,8 +527,11 @@ static void wake_fn(void *arg)
 typedef bool (*pred_fn)(rpc_client_call_t *);
 
 /* Waits (call->mu held) until pred holds or ctx is done.  The call's own
- * context needs no watcher: the loop completes the call when it ends. */
-static int wait_for(rpc_client_call_t *call, ctx_t *ctx, pred_fn pred)
+ * context needs no watcher: the loop completes the call when it ends.
+ * want: the WANT_* events (besides the end of the call) that may make pred
+ * true; the loop wakes us only for those. */
+static int wait_for(rpc_client_call_t *call, ctx_t *ctx, pred_fn pred,
+                    unsigned want)
 {
     bool own = ctx == NULL || ctx == call->ctx || ctx == ctx_background() ||
                ctx == ctx_todo();
@@ -512,6 +558,7 @@ static int wait_for(rpc_client_call_t *call, ctx_t *ctx, pred_fn pred)
                 continue;
             }
         }
+        call->wants |= want | WANT_DONE;
         if (poll) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -555,7 +602,7 @@ int rpc_client_call_send(ctx_t *ctx, rpc_client_call_t *call, const void *msg,
     uint8_t hdr[RPC__FRAME_HDR];
     rpc__frame_header(hdr, 0, (uint32_t)len);
     pthread_mutex_lock(&call->mu);
-    int rc = on_loop ? 0 : wait_for(call, ctx, p_send_room);
+    int rc = on_loop ? 0 : wait_for(call, ctx, p_send_room, WANT_ROOM);
     if (rc == 0 && call->done)
         rc = RPC_ERR_CLOSED;
     else if (rc == 0 && call->send_closed)
@@ -599,7 +646,7 @@ int rpc_client_call_recv(ctx_t *ctx, rpc_client_call_t *call, void **msg,
     if (call->on_message != NULL || rpc__client_on_loop(call->ch))
         return RPC_ERR_STATE;
     pthread_mutex_lock(&call->mu);
-    int rc = wait_for(call, ctx, p_recv);
+    int rc = wait_for(call, ctx, p_recv, WANT_MSG);
     struct msg *m = NULL;
     if (rc == 0 && call->rq_head != NULL) {
         m = call->rq_head;
@@ -628,7 +675,7 @@ int rpc_client_call_finish(ctx_t *ctx, rpc_client_call_t *call)
     if (rpc__client_on_loop(call->ch))
         return RPC_ERR_STATE;
     pthread_mutex_lock(&call->mu);
-    int rc = wait_for(call, ctx, p_done);
+    int rc = wait_for(call, ctx, p_done, 0);
     if (rc == 0)
         rc = call->status;
     pthread_mutex_unlock(&call->mu);
@@ -641,7 +688,9 @@ const rpc_metadata_t *rpc_client_call_headers(ctx_t *ctx,
     if (call == NULL)
         return NULL;
     pthread_mutex_lock(&call->mu);
-    int rc = rpc__client_on_loop(call->ch) ? 0 : wait_for(call, ctx, p_headers);
+    int rc = rpc__client_on_loop(call->ch)
+                 ? 0
+                 : wait_for(call, ctx, p_headers, WANT_HEADERS);
     const rpc_metadata_t *h = rc == 0 && call->headers_ready ? call->headers
                                                               : NULL;
     pthread_mutex_unlock(&call->mu);
@@ -730,19 +779,15 @@ const void *rpc_client_call_response(rpc_client_call_t *call, size_t *len)
 
 /* ---- unary ------------------------------------------------------------------------ */
 
-static int unary_prepare(rpc_client_call_t *call, const void *req, size_t len)
+/* Frames req into call->flat (sized by call_new) and half-closes. */
+static void unary_prepare(rpc_client_call_t *call, const void *req, size_t len)
 {
-    if (len > UINT32_MAX)
-        return RPC_ERR_TOO_LARGE;
-    uint8_t hdr[RPC__FRAME_HDR];
-    rpc__frame_header(hdr, 0, (uint32_t)len);
-    if (evbuffer_add(call->out, hdr, sizeof hdr) != 0 ||
-        (len && evbuffer_add(call->out, req, len) != 0))
-        return RPC_ERR_NOMEM;
-    call->out_len = sizeof hdr + len;
+    rpc__frame_header(call->flat, 0, (uint32_t)len);
+    if (len)
+        memcpy(call->flat + RPC__FRAME_HDR, req, len);
+    call->out_len = RPC__FRAME_HDR + len;
     call->send_closed = true;
     call->unary = true;
-    return 0;
 }
 
 int rpc_client_unary(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
@@ -754,13 +799,12 @@ int rpc_client_unary(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
     if (req == NULL && len > 0)
         return RPC_ERR_INVAL;
     rpc_client_call_t *call;
-    int rc = call_new(ctx, ch, method, md, &call);
+    int rc = call_new(ctx, ch, method, md,
+                      len > UINT32_MAX ? (int64_t)UINT32_MAX + 1
+                                       : (int64_t)len, &call);
     if (rc != 0)
         return rc;
-    if ((rc = unary_prepare(call, req, len)) != 0) {
-        call_destroy(call);
-        return rc;
-    }
+    unary_prepare(call, req, len);
     if ((rc = call_begin(call)) != 0)
         return rc;
     int st = rpc_client_call_finish(call->ctx, call);
@@ -780,13 +824,12 @@ int rpc_client_unary_async(ctx_t *ctx, rpc_client_channel_t *ch,
     if (req == NULL && len > 0)
         return RPC_ERR_INVAL;
     rpc_client_call_t *call;
-    int rc = call_new(ctx, ch, method, md, &call);
+    int rc = call_new(ctx, ch, method, md,
+                      len > UINT32_MAX ? (int64_t)UINT32_MAX + 1
+                                       : (int64_t)len, &call);
     if (rc != 0)
         return rc;
-    if ((rc = unary_prepare(call, req, len)) != 0) {
-        call_destroy(call);
-        return rc;
-    }
+    unary_prepare(call, req, len);
     call->on_done = on_done;
     call->user_data = user_data;
     call->auto_free = out == NULL;

@@ -69,11 +69,15 @@ bool rpc__client_queue(rpc_client_call_t *call, unsigned ops)
         call->qnext = NULL;
         if (ch->q_tail)
             ch->q_tail->qnext = call;
-        else {
+        else
             ch->q_head = call;
-            wake = true; /* the loop drains the whole queue per wake-up */
-        }
         ch->q_tail = call;
+        /* Wake the loop only on the idle -> busy transition: while it is
+         * draining (or already woken) it will pop this call anyway. */
+        if (!ch->q_draining && !ch->q_wake_pending) {
+            ch->q_wake_pending = true;
+            wake = true;
+        }
     }
     pthread_mutex_unlock(&ch->mu);
     if (wake)
@@ -83,14 +87,28 @@ bool rpc__client_queue(rpc_client_call_t *call, unsigned ops)
 
 static void fail_everything(rpc_client_channel_t *ch);
 
+/* One flush per connection per batch of ops: the HEADERS and DATA of every
+ * call started in the batch leave in as few writes as nghttp2 makes. */
+static void flush_marked(rpc_client_channel_t *ch)
+{
+    if (ch->conn != NULL)
+        rpc__conn_flush_marked(ch->conn);
+    for (struct conn *c = ch->draining; c != NULL; c = *rpc__conn_next(c))
+        rpc__conn_flush_marked(c);
+}
+
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     rpc_client_channel_t *ch = arg;
     /* Pop one call at a time: a user thread may re-queue a call as soon as
      * its `queued` flag drops, so no detached list is ever walked.  At most
-     * 256 per wake-up, so a busy producer cannot starve the network. */
+     * 256 per wake-up, so a busy producer cannot starve the network.  While
+     * `q_draining` is set producers do not wake us; it drops only when the
+     * queue is seen empty under the lock. */
     for (int budget = 256;; budget--) {
         pthread_mutex_lock(&ch->mu);
+        ch->q_wake_pending = false;
+        ch->q_draining = true;
         bool shutdown = ch->shutdown;
         rpc_client_call_t *c = ch->q_head;
         unsigned ops = 0;
@@ -101,6 +119,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             c->queued = false;
             ops = c->ops;
             c->ops = 0;
+        } else {
+            ch->q_draining = false;
+            if (c != NULL)
+                ch->q_wake_pending = true; /* budget spent: come back */
         }
         pthread_mutex_unlock(&ch->mu);
         if (shutdown)
@@ -108,12 +130,14 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         if (c == NULL)
             break;
         if (budget <= 0) {
+            flush_marked(ch);
             event_active(ch->wake_ev, EV_READ, 0);
             return;
         }
         rpc__call_run_ops(c, ops);
         rpc__call_unref(c);
     }
+    flush_marked(ch);
     if (ch->stopping && atomic_load(&ch->state) != RPC_CLIENT_SHUTDOWN) {
         fail_everything(ch);
         event_base_loopbreak(ch->base);
@@ -175,7 +199,7 @@ void rpc__client_dispatch(rpc_client_call_t *call)
         if (st != 0)
             rpc__call_complete(call, st, call->fail_msg);
         else
-            rpc__conn_flush(ch->conn);
+            rpc__conn_mark(ch->conn); /* flushed at the end of the batch */
         return;
     }
     if (ch->conn == NULL && ctx_now() < ch->retry_at &&
@@ -387,7 +411,8 @@ void rpc_client_channel_free(rpc_client_channel_t *ch)
         abort(); /* documented: never from a callback */
     pthread_mutex_lock(&ch->mu);
     ch->shutdown = true;
-    bool wake = ch->q_head == NULL;
+    bool wake = !ch->q_draining && !ch->q_wake_pending;
+    ch->q_wake_pending = true;
     pthread_mutex_unlock(&ch->mu);
     if (wake)
         event_active(ch->wake_ev, EV_READ, 0);

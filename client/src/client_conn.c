@@ -22,6 +22,7 @@
 #include "client_internal.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ struct conn {
     rpc__h2_t *h2;
     struct call_list calls;
     struct conn *next;
+    bool marked;              /* flush at the end of the op batch */
+    bool plain;               /* a plain-TCP stream: write-through allowed */
 };
 
 struct conn **rpc__conn_next(struct conn *c) { return &c->next; }
@@ -320,6 +323,7 @@ static int start_session(struct conn *c)
         bufferevent_free(bev);
         return -1;
     }
+    c->plain = true; /* rpc__stream_plain: no TLS under the bufferevent */
     c->state = C_READY;
     return 0;
 }
@@ -464,14 +468,23 @@ int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
         }
         rpc__timeout_format(left, timeout);
     }
+    /* The header list lives on the stack for up to NV_STACK metadata
+     * entries (no allocation per call); more take the heap. */
+    enum { NV_STACK = 16 };
+    nghttp2_nv nv_stack[8 + NV_STACK];
+    char *bufs_stack[NV_STACK + 1] = {0};
     size_t nmd = rpc_metadata_count(call->md);
-    nghttp2_nv *nv = calloc(8 + nmd, sizeof *nv);
-    char **bufs = calloc(nmd + 1, sizeof *bufs);
-    if (nv == NULL || bufs == NULL) {
-        free(nv);
-        free(bufs);
-        snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
-        return RPC_STATUS_RESOURCE_EXHAUSTED;
+    nghttp2_nv *nv = nv_stack;
+    char **bufs = bufs_stack;
+    if (nmd > NV_STACK) {
+        nv = calloc(8 + nmd, sizeof *nv);
+        bufs = calloc(nmd + 1, sizeof *bufs);
+        if (nv == NULL || bufs == NULL) {
+            free(nv);
+            free(bufs);
+            snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
+            return RPC_STATUS_RESOURCE_EXHAUSTED;
+        }
     }
     const char *auth = ch->opts.authority ? ch->opts.authority : ch->target;
     size_t n = 0;
@@ -510,8 +523,10 @@ int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
     }
     for (size_t i = 0; i < nmd; i++)
         free(bufs[i]);
-    free(bufs);
-    free(nv);
+    if (nv != nv_stack) {
+        free(bufs);
+        free(nv);
+    }
     if (status != 0) {
         snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
         return status;
@@ -551,10 +566,94 @@ void rpc__conn_resume(rpc_client_call_t *call)
     nghttp2_session_resume_data(session_of(call->conn), call->stream_id);
 }
 
+/* Write-through.  When the bufferevent holds no output, the frames
+ * nghttp2 has ready go straight to the socket with one send(2): the
+ * bufferevent path would add the write event (epoll_ctl), wait for epoll
+ * to report the socket writable (epoll_wait), write, and remove the event
+ * again (epoll_ctl) -- three more system calls per flush, which is most of
+ * a small call's syscalls.  Whatever the kernel does not take at once, and
+ * everything after it, is queued in the bufferevent as before, so the
+ * order of bytes is kept.  Plain TCP only (a TLS stream must go through
+ * its bufferevent); at most WT_MAX bytes per flush, the rest through the
+ * bufferevent. */
+#define WT_BUF 16384
+#define WT_MAX (256 * 1024)
+
+/* Sends buf[0..n) without blocking; queues what the kernel did not take
+ * (a socket error is then found by the bufferevent).  False when it had to
+ * queue anything: everything after must be queued too. */
+static bool wt_send(struct evbuffer *out, int fd, const uint8_t *buf,
+                    size_t n)
+{
+    ssize_t w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0)
+        w = 0;
+    if ((size_t)w == n)
+        return true;
+    evbuffer_add(out, buf + w, n - (size_t)w);
+    return false;
+}
+
+static void write_through(struct conn *c)
+{
+    struct bufferevent *bev = rpc__h2_bev(c->h2);
+    struct evbuffer *out = bufferevent_get_output(bev);
+    int fd = bufferevent_getfd(bev);
+    if (!c->plain || fd < 0 || rpc__h2_closing(c->h2) ||
+        evbuffer_get_length(out) != 0)
+        return;
+    nghttp2_session *s = rpc__h2_session(c->h2);
+    uint8_t buf[WT_BUF];
+    size_t n = 0, total = 0;
+    while (total < WT_MAX) {
+        const uint8_t *data;
+        ssize_t k = nghttp2_session_mem_send(s, &data);
+        if (k < 0) {
+            rpc__h2_close_now(c->h2, RPC__H2_PROTOCOL);
+            return;
+        }
+        if (k == 0)
+            break;
+        total += (size_t)k;
+        if (n + (size_t)k > sizeof buf) {
+            if (n > 0 && !wt_send(out, fd, buf, n)) {
+                evbuffer_add(out, data, (size_t)k);
+                return; /* rpc__h2_flush queues the rest */
+            }
+            n = 0;
+            if ((size_t)k > sizeof buf) {
+                if (!wt_send(out, fd, data, (size_t)k))
+                    return;
+                continue;
+            }
+        }
+        memcpy(buf + n, data, (size_t)k);
+        n += (size_t)k;
+    }
+    if (n > 0)
+        wt_send(out, fd, buf, n);
+}
+
 void rpc__conn_flush(struct conn *c)
 {
-    if (c != NULL && c->h2 != NULL)
-        rpc__h2_flush(c->h2);
+    if (c != NULL && c->h2 != NULL) {
+        write_through(c);
+        rpc__h2_flush(c->h2); /* the rest, and the close-when-done check */
+    }
+}
+
+void rpc__conn_mark(struct conn *c)
+{
+    if (c != NULL)
+        c->marked = true;
+}
+
+void rpc__conn_flush_marked(struct conn *c)
+{
+    if (c->marked) {
+        c->marked = false;
+        rpc__conn_flush(c);
+    }
 }
 
 void rpc__conn_destroy(struct conn *c, int status, const char *why)

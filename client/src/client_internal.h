@@ -70,6 +70,17 @@ enum {
     OP_CTX = 1u << 3,    /* the call's context is done */
 };
 
+/* What a blocking waiter waits for (call->wants).  The loop broadcasts
+ * call->cv only when an event some waiter wants happens (and always when
+ * the call finishes), and after dropping call->mu, so a waiter is woken at
+ * most once per blocking call and never straight into a held mutex. */
+enum {
+    WANT_HEADERS = 1u << 0,
+    WANT_MSG = 1u << 1,
+    WANT_ROOM = 1u << 2,
+    WANT_DONE = 1u << 3,
+};
+
 /* Loop-side call states. */
 enum { CALL_NEW, CALL_WAITING, CALL_OPEN, CALL_DONE };
 
@@ -90,8 +101,9 @@ struct rpc_client_call {
     atomic_int refs;
     rpc_client_channel_t *ch; /* reference held */
     ctx_t *ctx;               /* reference held */
-    char *method;
-    rpc_metadata_t *md;       /* to send; freed once the HEADERS are built */
+    char *method;             /* in the call's block (not freed alone) */
+    rpc_metadata_t *md;       /* to send (NULL: none); freed once the
+                                 HEADERS are built */
     rpc_client_message_cb on_message;
     rpc_client_done_cb on_done;
     void *user_data;
@@ -105,6 +117,8 @@ struct rpc_client_call {
     pthread_cond_t cv;
     /* mu: */
     struct evbuffer *out;     /* framed bytes not yet taken by nghttp2 */
+    uint8_t *flat;            /* or, unary: the framed request (in the */
+    size_t flat_off;          /* call's block) and how much was taken */
     size_t out_len;
     bool send_closed;
     struct msg *rq_head, *rq_tail; /* received, not yet taken */
@@ -115,6 +129,7 @@ struct rpc_client_call {
     rpc_metadata_t *headers, *trailers;
     char timeout_sent[RPC__TIMEOUT_MAX];
     bool user_cancelled;
+    unsigned wants;           /* WANT_* bits of the threads waiting on cv */
 
     /* ch->mu: */
     rpc_client_call_t *qnext;
@@ -153,6 +168,11 @@ struct rpc_client_channel {
     /* mu: */
     rpc_client_call_t *q_head, *q_tail;
     bool shutdown;
+    /* Wake-up coalescing: a non-empty queue implies q_wake_pending (the
+     * loop has been woken and has not started draining) or q_draining (the
+     * loop is popping the queue and will see new entries before it stops).
+     * Producers wake the loop only when neither holds. */
+    bool q_wake_pending, q_draining;
 
     atomic_int state;         /* rpc_client_state_t, written by the loop */
     atomic_uint_least64_t connects;
@@ -202,6 +222,10 @@ void rpc__conn_reset(rpc_client_call_t *call);
 /* The call has more bytes (or END_STREAM) to send. */
 void rpc__conn_resume(rpc_client_call_t *call);
 void rpc__conn_flush(struct conn *c);
+/* Marks the connection for one flush at the end of the loop's current
+ * batch of queued ops (rpc__conn_flush_marked), instead of one per call. */
+void rpc__conn_mark(struct conn *c);
+void rpc__conn_flush_marked(struct conn *c);
 size_t rpc__conn_calls(const struct conn *c);
 /* Frees the connection after completing its calls with status/why. */
 void rpc__conn_destroy(struct conn *c, int status, const char *why);
