@@ -328,8 +328,9 @@ static void test_deadline(void **state)
 {
     const int64_t budget = 300 * CTX_MS;
     rpc_metadata_t *md = tag_md("deadline-1");
+    int64_t t0 = ctx_now(); /* before the deadline is set: a preemption
+                               in between must not make `took` look short */
     ctx_t *c = ctx_with_timeout(ctx_background(), budget);
-    int64_t t0 = ctx_now();
     rpc_client_call_t *call;
     int st = rpc_client_unary(c, ch, "/ctxtest.Probe/Sleep", md, "x", 1,
                               &call);
