@@ -91,15 +91,16 @@ run_one() {  # client server scen -> appends "client server scen rate p50 p99 cp
     go) out=$(GOMAXPROCS=1 taskset -c 1 "$gc" "127.0.0.1:$port" "$c" "$m" "$n") ;;
   esac
   echo "$out" | grep -q ' errors=0$' || { echo "$cl -> $sv $sc failed: $out" >&2; exit 1; }
-  echo "$out" | awk -v k="$cl $sv $sc" '{
+  echo "$out" | awk -v k="$cl $sv $sc" -v r="$REP" '{
       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      print k, v["calls_per_s"], v["p50_us"], v["p99_us"], v["cpu_us_per_call"] }' \
+      print k, v["calls_per_s"], v["p50_us"], v["p99_us"], v["cpu_us_per_call"], r }' \
     >> "$tmp/raw"
   echo "  $cl -> $sv $sc: $out" >&2
 }
 
 : > "$tmp/raw"
 for r in $(seq "$reps"); do
+  REP=$r
   wait_idle
   echo "rep $r/$reps (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   for sc in "${scens[@]}"; do
@@ -114,12 +115,19 @@ median() {  # client server scen column -> median of that column
     | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
+ratio() {  # client server scen -> median over reps of cpu / grpc-go client's cpu
+  awk -v c="$1" -v s="$2" -v sc="$3" '
+    $2 == s && $3 == sc && $1 == c { mine[$8] = $7 }
+    $2 == s && $3 == sc && $1 == "go" { go[$8] = $7 }
+    END { for (r in mine) if (r in go && go[r] > 0) printf "%.4f\n", mine[r] / go[r] }' \
+    "$tmp/raw" | sort -g | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] }'
+}
+
 table() {
-  echo "| client | server | scenario | calls/s | p50 us | p99 us | client CPU/call us | CPU/call vs grpc-go client |"
+  echo "| client | server | scenario | calls/s | p50 us | p99 us | client CPU/call us | CPU/call vs grpc-go client (median of per-rep ratios) |"
   echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
   for sc in "${scens[@]}"; do
     for sv in "${servers[@]}"; do
-      local gocpu; gocpu=$(median go "$sv" "$sc" 7)
       for cl in "${clients[@]}"; do
         local rate p50 p99 cpu sname
         rate=$(median "$cl" "$sv" "$sc" 4); p50=$(median "$cl" "$sv" "$sc" 5)
@@ -127,7 +135,7 @@ table() {
         sname=${label[$sv]}; [ "$sv" = go ] && sname=${label[go_srv]}
         printf '| %s | %s | %s | %s | %s | %s | %s | %sx |\n' "${label[$cl]}" "$sname" "$sc" \
           "$(printf '%.0f' "$rate")" "$p50" "$p99" "$cpu" \
-          "$(awk -v a="$cpu" -v b="$gocpu" 'BEGIN { printf "%.2f", a / b }')"
+          "$(ratio "$cl" "$sv" "$sc")"
       done
     done
   done
@@ -153,8 +161,10 @@ notes=
   echo "next call from the previous call's on_done (on the channel's loop"
   echo "thread); \"ours, blocking\" runs C x M user threads looping"
   echo "rpc_client_unary(); grpc-go runs C ClientConns x M goroutines looping the"
-  echo "generated Fanout stub.  Read the ratios within this run: the machine"
-  echo "is shared and its speed drifts."
+  echo "generated Fanout stub.  The last column is the median over reps of"
+  echo "(this client's CPU/call / grpc-go client's CPU/call in the same rep),"
+  echo "so each ratio compares runs seconds apart: the machine is shared and its"
+  echo "speed drifts by 2x or more within minutes; trust ratios over absolutes."
   echo
   table
   if [ -n "$notes" ]; then echo; echo "$notes"; fi
