@@ -632,7 +632,15 @@ int rpc_client_call_close_send(rpc_client_call_t *call)
         rc = RPC_ERR_STATE;
     else
         call->send_closed = true;
+    /* send_closed satisfies p_send_room: a sender blocked on flow control
+     * in another thread must see it (it then returns RPC_ERR_STATE) instead
+     * of waiting for room that a stalled peer may never make. */
+    bool wake = rc == 0 && (call->wants & WANT_ROOM) != 0;
+    if (wake)
+        call->wants = 0;
     pthread_mutex_unlock(&call->mu);
+    if (wake)
+        pthread_cond_broadcast(&call->cv);
     if (rc == 0)
         rpc__client_queue(call, OP_DATA);
     return rc;

@@ -10,6 +10,7 @@
 #include "client_test_util.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 static fixture_t fx;
@@ -274,6 +275,74 @@ static void test_free_channel_in_flight(void **state)
     rpc_client_call_free(a);
 }
 
+struct sender {
+    rpc_client_call_t *call;
+    int rc;
+    _Atomic pid_t tid;
+};
+
+static void *blocked_send(void *arg)
+{
+    struct sender *s = arg;
+    static const uint8_t more[1024];
+    atomic_store(&s->tid, (pid_t)syscall(SYS_gettid));
+    s->rc = rpc_client_call_send(ctx_background(), s->call, more, sizeof more);
+    return NULL;
+}
+
+/* True once thread tid is asleep (state S in /proc: blocked in the kernel,
+ * here on the call's condition variable). */
+static bool thread_sleeping(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return p != NULL && p[1] == ' ' && p[2] == 'S';
+}
+
+/* A sender blocked by flow control (the peer never reads) is released by a
+ * close_send from another thread: RPC_ERR_STATE, long before the call's
+ * deadline.  We wait (bounded, by polling /proc) until the sender sleeps,
+ * so close_send comes while it waits rather than before. */
+static void test_close_send_releases_sender(void **state)
+{
+    ctx_t *c = ctx_with_timeout(ctx_background(), 20 * CTX_SECOND);
+    rpc_client_call_t *call;
+    assert_int_equal(rpc_client_call_start(c, ch, "/bad/NoRead", NULL, &call),
+                     0);
+    assert_non_null(rpc_client_call_headers(ctx_background(), call));
+    /* Above the 1 MiB high-water mark: the next send must wait. */
+    size_t big = (size_t)2 << 20;
+    uint8_t *buf = calloc(1, big);
+    assert_non_null(buf);
+    assert_int_equal(rpc_client_call_send(ctx_background(), call, buf, big),
+                     0);
+    free(buf);
+    struct sender s = {call, 1, 0};
+    pthread_t th;
+    int64_t t0 = ctx_now();
+    pthread_create(&th, NULL, blocked_send, &s);
+    /* Two consecutive sightings asleep: not a passing lock hand-off. */
+    for (int seen = 0; seen < 2 && ctx_now() - t0 < 5 * CTX_SECOND;) {
+        pid_t tid = atomic_load(&s.tid);
+        seen = tid != 0 && thread_sleeping(tid) ? seen + 1 : 0;
+        sched_yield();
+    }
+    assert_int_equal(rpc_client_call_close_send(call), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(s.rc, RPC_ERR_STATE);
+    assert_true(ctx_now() - t0 < T_SCALE(5, 10) * CTX_SECOND);
+    assert_false(rpc_client_call_done(call));
+    rpc_client_call_free(call);
+    ctx_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_hang_deadline),
         cmocka_unit_test(test_grpc_timeout_on_wire),
         cmocka_unit_test(test_reset_and_reconnect),
+        cmocka_unit_test(test_close_send_releases_sender),
         cmocka_unit_test(test_free_channel_in_flight),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
