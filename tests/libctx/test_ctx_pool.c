@@ -24,43 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "countdown_latch.h"
+
 /* ---- helpers ------------------------------------------------------------ */
-
-/* A countdown latch: wait until `n` arrivals. */
-struct latch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int n;
-};
-
-static void latch_init(struct latch *l, int n)
-{
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
-    l->n = n;
-}
-
-static void latch_arrive(struct latch *l)
-{
-    pthread_mutex_lock(&l->mu);
-    if (--l->n <= 0)
-        pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-}
-
-static void latch_wait(struct latch *l)
-{
-    pthread_mutex_lock(&l->mu);
-    while (l->n > 0)
-        pthread_cond_wait(&l->cv, &l->mu);
-    pthread_mutex_unlock(&l->mu);
-}
-
-static void latch_destroy(struct latch *l)
-{
-    pthread_cond_destroy(&l->cv);
-    pthread_mutex_destroy(&l->mu);
-}
 
 /* A gate task: announces it runs, then blocks until `gate` is cancelled. */
 struct gate {
