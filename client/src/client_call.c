@@ -798,21 +798,31 @@ static void unary_prepare(rpc_client_call_t *call, const void *req, size_t len)
     call->unary = true;
 }
 
+/* The common start of both unary forms: a call sized for req, framed. */
+static int unary_new(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
+                     const rpc_metadata_t *md, const void *req, size_t len,
+                     rpc_client_call_t **call)
+{
+    if (req == NULL && len > 0)
+        return RPC_ERR_INVAL;
+    int rc = call_new(ctx, ch, method, md,
+                      len > UINT32_MAX ? (int64_t)UINT32_MAX + 1
+                                       : (int64_t)len, call);
+    if (rc == 0)
+        unary_prepare(*call, req, len);
+    return rc;
+}
+
 int rpc_client_unary(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
                      const rpc_metadata_t *md, const void *req, size_t len,
                      rpc_client_call_t **out)
 {
     if (ch != NULL && rpc__client_on_loop(ch))
         return RPC_ERR_STATE;
-    if (req == NULL && len > 0)
-        return RPC_ERR_INVAL;
     rpc_client_call_t *call;
-    int rc = call_new(ctx, ch, method, md,
-                      len > UINT32_MAX ? (int64_t)UINT32_MAX + 1
-                                       : (int64_t)len, &call);
+    int rc = unary_new(ctx, ch, method, md, req, len, &call);
     if (rc != 0)
         return rc;
-    unary_prepare(call, req, len);
     if ((rc = call_begin(call)) != 0)
         return rc;
     int st = rpc_client_call_finish(call->ctx, call);
@@ -829,15 +839,10 @@ int rpc_client_unary_async(ctx_t *ctx, rpc_client_channel_t *ch,
                            rpc_client_done_cb on_done, void *user_data,
                            rpc_client_call_t **out)
 {
-    if (req == NULL && len > 0)
-        return RPC_ERR_INVAL;
     rpc_client_call_t *call;
-    int rc = call_new(ctx, ch, method, md,
-                      len > UINT32_MAX ? (int64_t)UINT32_MAX + 1
-                                       : (int64_t)len, &call);
+    int rc = unary_new(ctx, ch, method, md, req, len, &call);
     if (rc != 0)
         return rc;
-    unary_prepare(call, req, len);
     call->on_done = on_done;
     call->user_data = user_data;
     call->auto_free = out == NULL;
