@@ -24,20 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "countdown_latch.h"
+#include "runtime_test_util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static ctx_pool_t *make_pool(int threads, size_t cap)
-{
-    ctx_pool_options_t o;
-    ctx_pool_options_init(&o);
-    o.threads = threads;
-    o.queue_capacity = cap;
-    ctx_pool_t *p = ctx_pool_create(&o);
-    assert_non_null(p);
-    return p;
-}
 
 static ctx_group_t *make_group(ctx_t *parent, ctx_pool_t *pool, size_t limit)
 {

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "countdown_latch.h"
+#include "runtime_test_util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -61,17 +61,6 @@ static void block_worker(ctx_pool_t *pool, struct gate *g)
     gate_init(g);
     assert_int_equal(ctx_pool_submit(pool, ctx_background(), gate_task, g), 0);
     latch_wait(&g->started);
-}
-
-static ctx_pool_t *make_pool(int threads, size_t cap)
-{
-    ctx_pool_options_t o;
-    ctx_pool_options_init(&o);
-    o.threads = threads;
-    o.queue_capacity = cap;
-    ctx_pool_t *p = ctx_pool_create(&o);
-    assert_non_null(p);
-    return p;
 }
 
 /* Per-task record filled by the task and its callback. */

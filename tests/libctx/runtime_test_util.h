@@ -1,10 +1,11 @@
 /*
- * countdown_latch.h -- a countdown latch for the worker-runtime tests:
- * latch_wait() returns once latch_arrive() has been called `n` times.
- * (The ctest timeout bounds every wait.)
+ * runtime_test_util.h -- helpers shared by the worker-runtime tests: a
+ * countdown latch (latch_wait() returns once latch_arrive() has been
+ * called `n` times; the ctest timeout bounds every wait) and make_pool().
+ * Include after <cmocka.h> and <ctx/pool.h>.
  */
-#ifndef CTX_TEST_COUNTDOWN_LATCH_H
-#define CTX_TEST_COUNTDOWN_LATCH_H
+#ifndef CTX_TEST_RUNTIME_TEST_UTIL_H
+#define CTX_TEST_RUNTIME_TEST_UTIL_H
 
 #include <pthread.h>
 
@@ -41,6 +42,18 @@ static inline void latch_destroy(struct latch *l)
 {
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
+}
+
+/* A pool of `threads` workers (0: one per CPU) and a queue of `cap`. */
+static inline ctx_pool_t *make_pool(int threads, size_t cap)
+{
+    ctx_pool_options_t o;
+    ctx_pool_options_init(&o);
+    o.threads = threads;
+    o.queue_capacity = cap;
+    ctx_pool_t *p = ctx_pool_create(&o);
+    assert_non_null(p);
+    return p;
 }
 
 #endif
