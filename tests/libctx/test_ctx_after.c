@@ -514,20 +514,20 @@ static int teardown_quiesce(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_after_called_after_cancel),
-        cmocka_unit_test(test_after_called_after_timeout),
-        cmocka_unit_test(test_after_called_immediately),
-        cmocka_unit_test(test_after_not_called_after_stop),
-        cmocka_unit_test(test_after_never_done_context),
-        cmocka_unit_test(test_after_on_value_node),
-        cmocka_unit_test(test_after_called_asynchronously),
-        cmocka_unit_test(test_after_several_independent),
-        cmocka_unit_test(test_after_stop_races_cancel),
-        cmocka_unit_test(test_after_cond_example),
-        cmocka_unit_test(test_after_interrupts_blocking_read),
-        cmocka_unit_test(test_after_merge_example),
-        cmocka_unit_test(test_after_releases_own_and_cancels_parent),
-        cmocka_unit_test(test_after_hundred_blocking),
+        cmocka_unit_test_teardown(test_after_called_after_cancel, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_called_after_timeout, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_called_immediately, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_not_called_after_stop, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_never_done_context, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_on_value_node, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_called_asynchronously, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_several_independent, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_stop_races_cancel, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_cond_example, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_interrupts_blocking_read, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_merge_example, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_releases_own_and_cancels_parent, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_hundred_blocking, teardown_quiesce),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_quiesce);
 }

@@ -284,12 +284,12 @@ static int teardown_quiesce(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ctors_fail_each_allocation),
-        cmocka_unit_test(test_ctors_fail_on_done_parent),
-        cmocka_unit_test(test_after_func_fail_each_allocation),
-        cmocka_unit_test(test_done_fd_enomem),
-        cmocka_unit_test(test_cancel_with_failing_allocations),
-        cmocka_unit_test(test_allocation_counts),
+        cmocka_unit_test_teardown(test_ctors_fail_each_allocation, teardown_quiesce),
+        cmocka_unit_test_teardown(test_ctors_fail_on_done_parent, teardown_quiesce),
+        cmocka_unit_test_teardown(test_after_func_fail_each_allocation, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_enomem, teardown_quiesce),
+        cmocka_unit_test_teardown(test_cancel_with_failing_allocations, teardown_quiesce),
+        cmocka_unit_test_teardown(test_allocation_counts, teardown_quiesce),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_quiesce);
 }

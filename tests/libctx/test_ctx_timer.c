@@ -397,19 +397,19 @@ static int teardown_quiesce(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deadline_fires),
-        cmocka_unit_test(test_timeout_fires),
-        cmocka_unit_test(test_parent_deadline_earlier),
-        cmocka_unit_test(test_parent_expiry_reaches_long_child),
-        cmocka_unit_test(test_child_deadline_earlier),
-        cmocka_unit_test(test_deadline_in_past_or_now),
-        cmocka_unit_test(test_cancel_before_expiry),
-        cmocka_unit_test(test_cancel_parent_disarms_children),
-        cmocka_unit_test(test_forever_never_fires),
-        cmocka_unit_test(test_layers_timeout),
-        cmocka_unit_test(test_many_pending_timers),
-        cmocka_unit_test(test_expiry_races_cancel),
-        cmocka_unit_test(test_expiry_races_cancel_other_thread),
+        cmocka_unit_test_teardown(test_deadline_fires, teardown_quiesce),
+        cmocka_unit_test_teardown(test_timeout_fires, teardown_quiesce),
+        cmocka_unit_test_teardown(test_parent_deadline_earlier, teardown_quiesce),
+        cmocka_unit_test_teardown(test_parent_expiry_reaches_long_child, teardown_quiesce),
+        cmocka_unit_test_teardown(test_child_deadline_earlier, teardown_quiesce),
+        cmocka_unit_test_teardown(test_deadline_in_past_or_now, teardown_quiesce),
+        cmocka_unit_test_teardown(test_cancel_before_expiry, teardown_quiesce),
+        cmocka_unit_test_teardown(test_cancel_parent_disarms_children, teardown_quiesce),
+        cmocka_unit_test_teardown(test_forever_never_fires, teardown_quiesce),
+        cmocka_unit_test_teardown(test_layers_timeout, teardown_quiesce),
+        cmocka_unit_test_teardown(test_many_pending_timers, teardown_quiesce),
+        cmocka_unit_test_teardown(test_expiry_races_cancel, teardown_quiesce),
+        cmocka_unit_test_teardown(test_expiry_races_cancel_other_thread, teardown_quiesce),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_quiesce);
 }

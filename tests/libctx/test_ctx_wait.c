@@ -384,18 +384,18 @@ static int teardown_quiesce(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wait_timeout_and_check),
-        cmocka_unit_test(test_wait_never_done_sleeps),
-        cmocka_unit_test(test_wait_deadline),
-        cmocka_unit_test(test_wait_64_waiters_one_cancel),
-        cmocka_unit_test(test_wait_not_a_cancellation_point),
-        cmocka_unit_test(test_done_fd_never_done_is_minus_one),
-        cmocka_unit_test(test_done_fd_basics),
-        cmocka_unit_test(test_done_fd_born_done_and_expiry),
-        cmocka_unit_test(test_done_fd_poll_wakes),
-        cmocka_unit_test(test_done_fd_epoll_edge_once),
-        cmocka_unit_test(test_fanout_uses_no_fds),
-        cmocka_unit_test(test_done_fd_emfile),
+        cmocka_unit_test_teardown(test_wait_timeout_and_check, teardown_quiesce),
+        cmocka_unit_test_teardown(test_wait_never_done_sleeps, teardown_quiesce),
+        cmocka_unit_test_teardown(test_wait_deadline, teardown_quiesce),
+        cmocka_unit_test_teardown(test_wait_64_waiters_one_cancel, teardown_quiesce),
+        cmocka_unit_test_teardown(test_wait_not_a_cancellation_point, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_never_done_is_minus_one, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_basics, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_born_done_and_expiry, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_poll_wakes, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_epoll_edge_once, teardown_quiesce),
+        cmocka_unit_test_teardown(test_fanout_uses_no_fds, teardown_quiesce),
+        cmocka_unit_test_teardown(test_done_fd_emfile, teardown_quiesce),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_quiesce);
 }
