@@ -342,7 +342,7 @@ def keepalive_fanout(ch):
     """A client host that freezes (SIGSTOP: TCP stays open, nothing is
     acknowledged any more) is noticed by the server's keepalive PING and
     its call cancelled with cause KEEPALIVE (run_py starts the server with
-    --keepalive_ms=200 --keepalive_timeout_ms=300)."""
+    --keepalive_ms=200 --keepalive_timeout_ms=2000)."""
     before = stats(ch)
     child = subprocess.Popen([sys.executable, "-c", DISCONNECT_CHILD, GEN_DIR, PORT])
     try:

@@ -56,9 +56,12 @@ static void test_deadline(void **state)
     assert_int_equal(h2t_run(&c, 5000, h2t_closed, &sidx), 0);
     assert_int_equal(c.streams[sidx].grpc_status, RPC_STATUS_DEADLINE_EXCEEDED);
     assert_all_saw(f, RPC_CAUSE_DEADLINE);
-    /* Noticed promptly: 200 ms after arrival, well under 50 ms late. */
+    /* Never early, and not lost: 200 ms after arrival.  The upper bound
+     * only catches a hang or a misread unit (timeliness is measured in
+     * bench/cancel_latency, not asserted on a loaded CI machine). */
     int64_t late = f->cancel_seen_ns - t0 - 200 * CTX_MS;
-    assert_true(late < 50 * CTX_MS);
+    assert_true(late >= 0);
+    assert_true(late < CTX_SECOND);
     assert_string_equal(f->seen_request_id, "rid-7");
     assert_string_equal(f->seen_method, "/demo.v1.Demo/Fanout");
     h2t_close(&c);
