@@ -8,14 +8,20 @@
  *   deadline:         from the request's deadline (arrival + grpc-timeout,
  *                     read with ctx_deadline() in the handler) to the last
  *                     sub-task return.
- * Each request fans out to SUBTASKS sub-tasks on a ctx_pool under a child
- * context of the request's (non-blocking handler: no handler thread; the
- * sub-tasks block in ctx_wait; the last one finishes the call).
+ * Each request fans out to SUBTASKS sub-tasks under a child context of the
+ * request's (non-blocking handler: no handler thread; the last sub-task to
+ * return finishes the call), in one of two styles:
+ *   threads: pool tasks that each park a ctx_pool thread in ctx_wait (the
+ *            Go-like "goroutine blocked on <-ctx.Done()");
+ *   events:  ctx_after_func registrations, the C form of a sub-task that
+ *            waits on an event rather than holding a thread.
  * Scenarios run with 1 and with 200 calls in flight; with 200, the resets
  * are measured both all at once and one at a time (each reset timed on its
- * own while the remaining calls stay in flight).
+ * own while the remaining calls stay in flight).  The measuring thread is
+ * woken once per round, not once per finished call, so it does not compete
+ * for the CPUs it is timing.
  *
- *   cancel_latency [ROUNDS]      prints p50/p99 in microseconds
+ *   cancel_latency [ROUNDS] [threads|events|both]   p50/p99 in microseconds
  */
 #include <rpc/server.h>
 
@@ -45,6 +51,8 @@ static struct {
     struct slot slots[MAXCALLS];
     int started;          /* sub-tasks started */
     int finished;         /* requests whose last sub-task returned */
+    int want;             /* wake the measuring thread when finished == want */
+    bool events;          /* sub-task style: AfterFunc instead of pool thread */
     ctx_pool_t *pool;
 } B = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -52,12 +60,15 @@ struct req {
     rpc_call_t *call;
     ctx_t *sub_ctx;       /* the sub-tasks' context: a child of the request's */
     struct slot *slot;
+    ctx_after_t *after[SUBTASKS]; /* events style */
 };
 
 static void last_done(struct req *r)
 {
     int cause = ctx_cause(r->sub_ctx);
     rpc_call_finish(r->call, rpc_cause_status(cause), NULL);
+    for (int i = 0; i < SUBTASKS; i++)
+        ctx_after_stop(r->after[i]); /* NULL in the threads style */
     ctx_release(r->sub_ctx);
     free(r);
 }
@@ -83,11 +94,17 @@ static void sub_done(int err, bool ran, void *arg, void *ud)
         r->slot->last_ns = now;
         r->slot->cause = ctx_cause(r->sub_ctx);
         r->slot->done = 1;
-        B.finished++;
-        pthread_cond_broadcast(&B.cv);
+        if (++B.finished == B.want)
+            pthread_cond_broadcast(&B.cv);
         pthread_mutex_unlock(&B.mu);
         last_done(r); /* the last sub-task completes the call */
     }
+}
+
+/* Events style: the sub-task is an AfterFunc on the sub-tasks' context. */
+static void sub_event(void *arg)
+{
+    sub_done(0, true, arg, NULL);
 }
 
 /* Non-blocking handler: request id in payload[0].  Fans out SUBTASKS
@@ -105,15 +122,40 @@ static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
     atomic_store(&r->slot->left, SUBTASKS);
     if (!ctx_deadline(ctx, &r->slot->deadline_ns))
         r->slot->deadline_ns = 0;
-    for (int i = 0; i < SUBTASKS; i++)
-        ctx_pool_submit_cb(B.pool, r->sub_ctx, sub, r, sub_done, NULL);
+    if (B.events) {
+        pthread_mutex_lock(&B.mu);
+        B.started += SUBTASKS; /* registered is started: nothing to wait for */
+        pthread_cond_broadcast(&B.cv);
+        pthread_mutex_unlock(&B.mu);
+        for (int i = 0; i < SUBTASKS; i++)
+            r->after[i] = ctx_after_func(r->sub_ctx, sub_event, r);
+    } else {
+        for (int i = 0; i < SUBTASKS; i++)
+            ctx_pool_submit_cb(B.pool, r->sub_ctx, sub, r, sub_done, NULL);
+    }
     return RPC_PENDING;
 }
 
-static void wait_for(int *field, int want)
+static void wait_started(int want)
 {
     pthread_mutex_lock(&B.mu);
-    while (*field < want)
+    while (B.started < want)
+        pthread_cond_wait(&B.cv, &B.mu);
+    pthread_mutex_unlock(&B.mu);
+}
+
+/* Set before the timed action, so only the last finisher wakes us. */
+static void want_finished(int want)
+{
+    pthread_mutex_lock(&B.mu);
+    B.want = want;
+    pthread_mutex_unlock(&B.mu);
+}
+
+static void wait_finished(void)
+{
+    pthread_mutex_lock(&B.mu);
+    while (B.finished < B.want)
         pthread_cond_wait(&B.cv, &B.mu);
     pthread_mutex_unlock(&B.mu);
 }
@@ -154,6 +196,7 @@ static int round_(int port, int mode, int inflight, int64_t *out, int *bad)
 {
     memset(B.slots, 0, sizeof B.slots);
     B.started = B.finished = 0;
+    B.want = inflight;
     h2t_t c;
     if (h2t_connect(&c, port) != 0 || h2t_run(&c, 5000, settings_ok, NULL) != 0)
         return -1;
@@ -168,17 +211,18 @@ static int round_(int port, int mode, int inflight, int64_t *out, int *bad)
                      : h2t_call(&c, "/demo.v1.Demo/Fanout", msg, 3, 1, NULL);
     }
     h2t_flush(&c);
-    wait_for(&B.started, inflight * SUBTASKS);
+    wait_started(inflight * SUBTASKS);
     int64_t tc = 0;
     if (mode == RST_ONE) {
         /* One at a time: reset call i while the later ones stay in
          * flight, and time each reset on its own. */
         for (int i = 0; i < inflight; i++) {
+            want_finished(i + 1);
             nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE,
                                       c.streams[idx[i]].id, NGHTTP2_CANCEL);
             int64_t t = ctx_now();
             h2t_flush(&c);
-            wait_for(&B.finished, i + 1);
+            wait_finished();
             *out++ = B.slots[i].last_ns - t;
             if (B.slots[i].cause != RPC_CAUSE_CLIENT_CANCEL)
                 (*bad)++;
@@ -198,7 +242,7 @@ static int round_(int port, int mode, int inflight, int64_t *out, int *bad)
     }
     if (mode == DEADLINE)
         h2t_run(&c, 5000, all_closed, &inflight); /* read the answers */
-    wait_for(&B.finished, inflight);
+    wait_finished();
     int want = mode == RST ? RPC_CAUSE_CLIENT_CANCEL
                : mode == DISCONNECT ? RPC_CAUSE_PEER_GONE : RPC_CAUSE_DEADLINE;
     for (int i = 0; i < inflight; i++) {
@@ -235,19 +279,29 @@ int main(int argc, char **argv)
     static const char *names[] = {"client RST_STREAM (all at once)",
                                   "client disconnect", "deadline",
                                   "client RST_STREAM, one at a time"};
-    for (int mode = RST; mode <= RST_ONE; mode++) {
-        for (int inflight = mode == RST_ONE ? 200 : 1; inflight <= 200;
-             inflight += 199) {
-            int n = 0, bad = 0;
-            int r = inflight == 1 ? rounds : (rounds + 9) / 10;
-            int64_t *v = malloc(sizeof *v * (size_t)(r * inflight));
-            for (int k = 0; k < r; k++)
-                if (round_(port, mode, inflight, v + n, &bad) == 0)
-                    n += inflight;
-            char what[64];
-            snprintf(what, sizeof what, "%s, %d in flight", names[mode], inflight);
-            report(what, v, n, bad);
-            free(v);
+    const char *style = argc > 2 ? argv[2] : "both";
+    for (int ev = 0; ev <= 1; ev++) {
+        if (strcmp(style, "both") != 0 &&
+            strcmp(style, ev ? "events" : "threads") != 0)
+            continue;
+        B.events = ev;
+        printf("sub-tasks: %s\n", ev ? "events (ctx_after_func)"
+                                      : "threads (ctx_pool + ctx_wait)");
+        for (int mode = RST; mode <= RST_ONE; mode++) {
+            for (int inflight = mode == RST_ONE ? 200 : 1; inflight <= 200;
+                 inflight += 199) {
+                int n = 0, bad = 0;
+                int r = inflight == 1 ? rounds : (rounds + 9) / 10;
+                int64_t *v = malloc(sizeof *v * (size_t)(r * inflight));
+                for (int k = 0; k < r; k++)
+                    if (round_(port, mode, inflight, v + n, &bad) == 0)
+                        n += inflight;
+                char what[64];
+                snprintf(what, sizeof what, "%s, %d in flight", names[mode],
+                         inflight);
+                report(what, v, n, bad);
+                free(v);
+            }
         }
     }
     rpc_server_free(s);

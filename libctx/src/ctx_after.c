@@ -11,13 +11,23 @@
  *     |
  *     +----after_stop----> STOPPED (unlinked, never runs)
  *
- * The executor is a pool of joinable threads that grows whenever work is
- * queued and no thread is idle, so a callback that blocks never delays
- * another one (Go starts a goroutine per callback).  Threads stay until
- * ctx_shutdown() joins them.  A queued registration holds one reference,
- * dropped after fn returns.
+ * The executor is a pool of joinable threads that grows when work is
+ * queued and no thread is on its way to the queue, so a callback that
+ * blocks never delays another one (Go starts a goroutine per callback).
+ * "On its way" means spinning (a thread that just ran a callback polls the
+ * queue for SPIN_NS before it sleeps), woken but not yet running, or just
+ * created; while one is, a new item neither signals nor spawns.  A thread
+ * that takes an item and leaves more behind first makes sure another one
+ * is on its way (wake an idle thread, else spawn), so every queued item has
+ * a thread coming even if every running callback blocks.  Bursts -- a
+ * server cancelling many requests one after another -- thus cost one
+ * wake-up, not one per callback.  Threads stay until ctx_shutdown() joins
+ * them.  A queued registration holds one reference, dropped after fn
+ * returns.
  *
  * Lock: `mu` guards the queue and every counter below; fn runs without it.
+ * `nonempty` mirrors q_head != NULL for the spinners, which poll without
+ * the lock and take the item under it.
  */
 #include "ctx_internal.h"
 
@@ -31,28 +41,92 @@ static struct ctx_after *q_head, *q_tail;
 static pthread_t *threads;
 static size_t nthreads, cap_threads;
 static size_t nidle, pending; /* pending: queued + running */
+static size_t nspin;          /* threads polling the queue */
+static size_t ncoming;        /* signalled or created, not yet at the queue */
 static bool stopping;
+static atomic_bool nonempty;
+
+/* How long a thread that ran a callback polls for the next one.  Long
+ * enough to cover the gap between two cancellations handled back to back
+ * by one event loop, short enough to be free when work stops. */
+#define SPIN_NS (50 * 1000)
+
+static void spawn_locked(void);
+
+/* Called with mu held: makes sure a thread is on its way to the queue. */
+static void summon_locked(void)
+{
+    if (nspin > 0 || ncoming > 0)
+        return;
+    if (nidle > 0) {
+        ncoming++;
+        pthread_cond_signal(&cv);
+    } else {
+        spawn_locked();
+    }
+}
+
+/* Called with mu held and q_head != NULL. */
+static struct ctx_after *take_locked(void)
+{
+    struct ctx_after *a = q_head;
+    q_head = a->qnext;
+    if (!q_head) {
+        q_tail = NULL;
+        atomic_store_explicit(&nonempty, false, memory_order_relaxed);
+    } else {
+        summon_locked(); /* the rest must not wait behind fn */
+    }
+    return a;
+}
+
+/* Polls for work for up to SPIN_NS, without the lock; true if some showed
+ * up (it may still be taken by another thread first). */
+static bool spin_for_work(void)
+{
+    int64_t end = ctx_now() + SPIN_NS;
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&nonempty, memory_order_relaxed))
+            return true;
+        if ((i & 63) == 63 && ctx_now() > end)
+            return false;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
 
 static void *after_main(void *unused)
 {
+    (void)unused;
     pthread_mutex_lock(&mu);
+    if (ncoming > 0)
+        ncoming--; /* created by spawn_locked */
+    bool ran = false;
     for (;;) {
+        if (!q_head && ran && !stopping) {
+            nspin++;
+            pthread_mutex_unlock(&mu);
+            spin_for_work();
+            pthread_mutex_lock(&mu);
+            nspin--;
+        }
         while (!q_head && !stopping) {
             nidle++;
             pthread_cond_wait(&cv, &mu);
             nidle--;
+            if (ncoming > 0)
+                ncoming--;
         }
         if (!q_head)
             break;
-        struct ctx_after *a = q_head;
-        q_head = a->qnext;
-        if (!q_head)
-            q_tail = NULL;
+        struct ctx_after *a = take_locked();
         pthread_mutex_unlock(&mu);
         a->fn(a->arg);
         ctx_release(&a->n);
         pthread_mutex_lock(&mu);
         pending--;
+        ran = true;
     }
     pthread_mutex_unlock(&mu);
     return NULL;
@@ -69,8 +143,11 @@ static void spawn_locked(void)
         threads = t;
         cap_threads = cap;
     }
+    ncoming++;
     if (pthread_create(&threads[nthreads], NULL, after_main, NULL) == 0)
         nthreads++;
+    else
+        ncoming--;
 }
 
 void ctx__after_fire(struct ctx *n)
@@ -83,11 +160,9 @@ void ctx__after_fire(struct ctx *n)
     else
         q_head = a;
     q_tail = a;
+    atomic_store_explicit(&nonempty, true, memory_order_relaxed);
     pending++;
-    if (nidle > 0)
-        pthread_cond_signal(&cv);
-    else
-        spawn_locked();
+    summon_locked();
     pthread_mutex_unlock(&mu);
 }
 
@@ -170,6 +245,7 @@ int ctx__after_shutdown(void)
     free(t);
     pthread_mutex_lock(&mu);
     stopping = false;
+    ncoming = 0; /* every thread is joined: none is on its way */
     pthread_mutex_unlock(&mu);
     return 0;
 }

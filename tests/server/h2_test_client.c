@@ -179,17 +179,39 @@ int h2t_call(h2t_t *c, const char *path, const void *msg, size_t len, int end,
 
 int h2t_flush(h2t_t *c)
 {
+    /* Everything nghttp2 has queued goes out in one send(), as real
+     * clients coalesce frames: 200 RST_STREAMs are one segment, not 200
+     * system calls the server would see trickle in. */
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
     const uint8_t *data;
     ssize_t n;
     while ((n = nghttp2_session_mem_send(c->sess, &data)) > 0) {
-        ssize_t off = 0;
-        while (off < n) {
-            ssize_t w = send(c->fd, data + off, (size_t)(n - off), MSG_NOSIGNAL);
-            if (w <= 0)
+        if (len + (size_t)n > cap) {
+            size_t ncap = cap ? cap * 2 : 16384;
+            while (ncap < len + (size_t)n)
+                ncap *= 2;
+            uint8_t *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                free(buf);
                 return -1;
-            off += w;
+            }
+            buf = nb;
+            cap = ncap;
         }
+        memcpy(buf + len, data, (size_t)n);
+        len += (size_t)n;
     }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) {
+            free(buf);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    free(buf);
     return n < 0 ? -1 : 0;
 }
 
