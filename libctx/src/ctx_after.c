@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -85,11 +86,14 @@ static struct ctx_after *take_locked(void)
 static bool spin_for_work(void)
 {
     int64_t end = ctx_now() + SPIN_NS;
-    for (unsigned i = 0;; i++) {
+    for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&nonempty, memory_order_relaxed))
             return true;
-        if ((i & 63) == 63 && ctx_now() > end)
-            return false;
+        if ((i & 63) == 0) {
+            if (ctx_now() > end)
+                return false;
+            sched_yield(); /* never keep a runnable thread off a CPU */
+        }
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif

@@ -23,7 +23,11 @@
  *   - No user code (task, callback) and no ctx call runs under `mu`.
  *
  * Threads.  `threads` workers loop: wait on `work_cv` for a task, pop it,
- * unlock, run it, relock.  They exit when `stopping` is set and the queue is
+ * unlock, run it, relock.  A worker that has just run a task and finds the
+ * queue empty first polls `queued` (a lock-free mirror of `count`) for
+ * SPIN_NS before it sleeps, so back-to-back submits reach a worker without
+ * a wake-up; submit signals only when there are more tasks than polling
+ * workers to take them.  They exit when `stopping` is set and the queue is
  * empty (DRAIN) or immediately (CANCEL: `discard`, the shutdown thread pops
  * the rest).  Workers block every signal, so process signals go to the
  * application's threads.  A thread-local pointer tells a worker which pool
@@ -37,13 +41,17 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #define DEFAULT_QUEUE 1024u
+/* How long an idle worker polls before it sleeps (see "Threads"). */
+#define SPIN_NS (50 * 1000)
 #define MAX_THREADS 100000
 #define MAX_QUEUE (SIZE_MAX / 2 / sizeof(struct task))
 
@@ -67,6 +75,8 @@ struct ctx_pool {
 
     size_t running; /* tasks popped by workers and not finished */
     int idle;       /* workers blocked on work_cv */
+    int spinning;   /* workers polling `queued` */
+    atomic_size_t queued; /* == count, for the pollers (no lock) */
 
     bool accepting;        /* submit allowed */
     bool stopping;         /* workers should exit when the queue is empty */
@@ -105,7 +115,27 @@ static struct task pop_locked(ctx_pool_t *p)
     struct task t = p->ring[p->head];
     p->head = (p->head + 1) % p->cap;
     p->count--;
+    atomic_store_explicit(&p->queued, p->count, memory_order_relaxed);
     return t;
+}
+
+/* Polls for a queued task for up to SPIN_NS without the lock, yielding now
+ * and then so a runnable submitter is never kept off a CPU. */
+static void spin_for_work(ctx_pool_t *p)
+{
+    int64_t end = ctx_now() + SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&p->queued, memory_order_relaxed) > 0)
+            return;
+        if ((i & 63) == 0) {
+            if (ctx_now() > end)
+                return;
+            sched_yield();
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
 }
 
 static void *worker_main(void *argp)
@@ -114,7 +144,15 @@ static void *worker_main(void *argp)
     current_pool = p;
 
     pthread_mutex_lock(&p->mu);
+    bool ran_one = false;
     for (;;) {
+        if (ran_one && p->count == 0 && !p->stopping) {
+            p->spinning++;
+            pthread_mutex_unlock(&p->mu);
+            spin_for_work(p);
+            pthread_mutex_lock(&p->mu);
+            p->spinning--;
+        }
         while (p->count == 0 && !p->stopping) {
             p->idle++;
             pthread_cond_wait(&p->work_cv, &p->mu);
@@ -138,6 +176,7 @@ static void *worker_main(void *argp)
 
         pthread_mutex_lock(&p->mu);
         p->running--;
+        ran_one = true;
     }
     pthread_mutex_unlock(&p->mu);
     current_pool = NULL;
@@ -185,6 +224,7 @@ ctx_pool_t *ctx_pool_create(const ctx_pool_options_t *opts)
     ctx_pool_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
+    atomic_init(&p->queued, 0);
     p->ring = calloc(o.queue_capacity, sizeof(struct task));
     p->threads = calloc((size_t)o.threads, sizeof(pthread_t));
     if (p->ring == NULL || p->threads == NULL) {
@@ -257,7 +297,8 @@ int ctx_pool_submit_cb(ctx_pool_t *pool, ctx_t *ctx, ctx_task_fn fn,
     t->done = done;
     t->user_data = user_data;
     pool->count++;
-    if (pool->idle > 0)
+    atomic_store_explicit(&pool->queued, pool->count, memory_order_relaxed);
+    if (pool->idle > 0 && pool->count > (size_t)pool->spinning)
         pthread_cond_signal(&pool->work_cv);
     pthread_mutex_unlock(&pool->mu);
     return 0;
