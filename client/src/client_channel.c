@@ -315,6 +315,9 @@ static void *loop_main(void *arg)
 {
     rpc_client_channel_t *ch = arg;
     event_base_loop(ch->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    /* fail_everything() has destroyed the connections, cancelling any
+     * pending resolution: let those finish, then free the resolver. */
+    rpc__resolve_shutdown(ch);
     return NULL;
 }
 
@@ -353,6 +356,7 @@ static void channel_destroy(rpc_client_channel_t *ch)
     if (ch->base)
         event_base_free(ch->base);
     rpc__client_options_clear(&ch->opts);
+    free(ch->nameserver);
     free(ch->target);
     free(ch->host);
     free(ch->port);
@@ -382,6 +386,8 @@ int rpc_client_channel_new(const char *target,
     int err = rpc__client_options_copy(&ch->opts, opts);
     if (err == 0)
         err = split_target(ch, target);
+    if (err == 0)
+        err = rpc__client_nameserver(&ch->nameserver);
     if (err != 0) {
         channel_destroy(ch);
         return err;

@@ -1,12 +1,19 @@
 /*
- * client_conn.c -- one client connection: a non-blocking TCP connect (each
- * resolved address in turn, bounded by the connect timeout), then an
- * nghttp2 client session on the shared rpc_h2 glue, with the callbacks
- * that turn HEADERS/DATA/RST_STREAM/GOAWAY into call results.
+ * client_conn.c -- one client connection: name resolution (asynchronous,
+ * client_resolve.c), then a non-blocking TCP connect to each resolved
+ * address in turn -- the two together bounded by the connect timeout --
+ * then an nghttp2 client session on the shared rpc_h2 glue, with the
+ * callbacks that turn HEADERS/DATA/RST_STREAM/GOAWAY into call results.
  *
  *   CONNECTING --connected--> READY --GOAWAY--> DRAINING
- *       |                       |                  |
- *       +-- failed --> (destroyed by the channel)  +-- closed --> destroyed
+ *   (resolving,   |             |                  |
+ *    then TCP)    +-- failed --> (destroyed by the channel)
+ *                                                  +-- closed --> destroyed
+ *
+ * While resolving, c->rq is the pending request and c->cev the deadline
+ * timer; destroying the connection cancels the request (its callback then
+ * frees only what it owns).  Addresses are evutil_addrinfo lists (the
+ * native struct addrinfo here), freed with evutil_freeaddrinfo.
  *
  * Threads: loop thread only.  Calls attach to a connection when their
  * HEADERS are submitted (call->conn, call->stream_id, on c->calls) and
@@ -24,6 +31,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +48,7 @@ struct conn {
     rpc_client_channel_t *ch;
     int state;
     struct addrinfo *ai, *cur;
+    struct rpc__resolve *rq;  /* pending resolution, or NULL */
     int fd;
     struct event *cev;
     int64_t connect_deadline;
@@ -330,6 +339,16 @@ static int start_session(struct conn *c)
 
 static void try_next(struct conn *c);
 
+/* What is left of the connect deadline (at least 1 us). */
+static struct timeval time_left(const struct conn *c)
+{
+    int64_t left = c->connect_deadline - ctx_now();
+    if (left < 1000)
+        left = 1000;
+    return (struct timeval){(time_t)(left / CTX_SECOND),
+                            (suseconds_t)(left % CTX_SECOND / 1000)};
+}
+
 static void connected(struct conn *c)
 {
     event_del(c->cev);
@@ -386,11 +405,7 @@ static void try_next(struct conn *c)
             return;
         }
         if (errno == EINPROGRESS) {
-            int64_t left = c->connect_deadline - ctx_now();
-            if (left < 1000)
-                left = 1000;
-            struct timeval tv = {(time_t)(left / CTX_SECOND),
-                                 (suseconds_t)(left % CTX_SECOND / 1000)};
+            struct timeval tv = time_left(c);
             event_assign(c->cev, ch->base, fd, EV_WRITE, connect_cb, c);
             event_add(c->cev, &tv);
             return;
@@ -403,6 +418,29 @@ static void try_next(struct conn *c)
     rpc__client_conn_failed(ch, c, ch->last_error);
 }
 
+void rpc__conn_resolved(struct conn *c, struct addrinfo *ai, const char *why)
+{
+    c->rq = NULL;
+    event_del(c->cev); /* the resolve deadline, if it was armed */
+    if (why != NULL) {
+        rpc__client_conn_failed(c->ch, c, why);
+        return;
+    }
+    c->ai = c->cur = ai;
+    try_next(c);
+}
+
+static void resolve_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    rpc_client_channel_t *ch = c->ch;
+    rpc__resolve_cancel(c->rq);
+    c->rq = NULL;
+    snprintf(ch->last_error, sizeof ch->last_error,
+             "resolve %s: timed out", ch->target);
+    rpc__client_conn_failed(ch, c, ch->last_error);
+}
+
 void rpc__conn_connect(rpc_client_channel_t *ch)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -410,30 +448,29 @@ void rpc__conn_connect(rpc_client_channel_t *ch)
         rpc__client_conn_failed(ch, NULL, "out of memory");
         return;
     }
-    c->ch = ch;
-    c->fd = -1;
-    c->state = C_CONNECTING;
-    c->cev = event_new(ch->base, -1, 0, connect_cb, c);
-    struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = c->cev ? getaddrinfo(ch->host, ch->port, &hints, &c->ai) : -1;
-    if (rc != 0) {
-        snprintf(ch->last_error, sizeof ch->last_error,
-                 "resolve %s: %s", ch->target,
-                 c->cev ? gai_strerror(rc) : "out of memory");
-        if (c->cev)
-            event_free(c->cev);
+    c->cev = event_new(ch->base, -1, 0, resolve_timeout_cb, c);
+    if (c->cev == NULL) {
         free(c);
+        snprintf(ch->last_error, sizeof ch->last_error,
+                 "resolve %s: out of memory", ch->target);
         rpc__client_conn_failed(ch, NULL, ch->last_error);
         return;
     }
-    c->cur = c->ai;
+    c->ch = ch;
+    c->fd = -1;
+    c->state = C_CONNECTING;
+    /* One deadline for resolving and connecting. */
     c->connect_deadline = ctx_now() + ch->opts.connect_timeout_ns;
-    /* try_next may connect or fail synchronously; either way it tells
-     * the channel (which then owns or destroys c). */
+    /* The channel owns c from here: whatever happens next (an answer or a
+     * failure now or later, a connect, a timeout) goes through
+     * rpc__client_conn_ready/failed, which then keep or destroy c. */
     ch->conn = c;
-    try_next(c);
+    struct rpc__resolve *rq = rpc__resolve_start(ch, c);
+    if (rq == NULL)
+        return; /* answered at once: c was handed on or destroyed */
+    c->rq = rq;
+    struct timeval tv = time_left(c);
+    event_add(c->cev, &tv); /* resolve_timeout_cb at the deadline */
 }
 
 /* ---- calls on the connection -------------------------------------------- */
@@ -670,6 +707,8 @@ void rpc__conn_destroy(struct conn *c, int status, const char *why)
         else
             rpc__call_complete(call, status, msg); /* and detaches */
     }
+    if (c->rq)
+        rpc__resolve_cancel(c->rq); /* its callback frees what it holds */
     if (c->cev) {
         event_del(c->cev);
         event_free(c->cev);
@@ -677,7 +716,7 @@ void rpc__conn_destroy(struct conn *c, int status, const char *why)
     if (c->fd >= 0)
         close(c->fd);
     if (c->ai)
-        freeaddrinfo(c->ai);
+        evutil_freeaddrinfo(c->ai);
     rpc__h2_free(c->h2);
     free(c);
 }

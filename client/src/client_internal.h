@@ -43,6 +43,7 @@
 
 struct evbuffer;
 struct addrinfo;
+struct evdns_base;
 
 struct rpc_client_options {
     int64_t connect_timeout_ns;
@@ -186,6 +187,13 @@ struct rpc_client_channel {
     char last_error[160];
     unsigned rng;
     bool stopping;
+    struct evdns_base *dns;   /* the resolver, made on first need (NULL:
+                                 none yet); freed when the loop ends */
+    int resolving;            /* evdns callbacks still due */
+
+    /* set at creation, then read by the loop only: */
+    char *nameserver;         /* test hook (rpc__client_set_nameserver),
+                                 NULL: the system's configuration */
 };
 
 /* ---- channel (client_channel.c) --------------------------------------- */
@@ -229,6 +237,39 @@ void rpc__conn_flush_marked(struct conn *c);
 size_t rpc__conn_calls(const struct conn *c);
 /* Frees the connection after completing its calls with status/why. */
 void rpc__conn_destroy(struct conn *c, int status, const char *why);
+
+/* Loop: the outcome of rpc__resolve_start: ai (owned by c from now on,
+ * freed with evutil_freeaddrinfo) or why != NULL (ch->last_error, "resolve
+ * TARGET: ...").  Connects to each address in turn, or fails the attempt
+ * (c is then destroyed). */
+void rpc__conn_resolved(struct conn *c, struct addrinfo *ai, const char *why);
+
+/* ---- name resolution (client_resolve.c), loop thread only --------------- */
+
+struct rpc__resolve;
+/* Resolves ch->host/ch->port for c without blocking.  If the answer (or
+ * an error) is known at once, rpc__conn_resolved(c, ...) has run before
+ * this returns NULL -- c may then be gone: touch it no more.  Otherwise
+ * returns the pending request, and rpc__conn_resolved runs later unless
+ * the request is cancelled first. */
+struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
+                                        struct conn *c);
+/* Abandons a pending request: rpc__conn_resolved will not run for it, and
+ * what it holds is freed on a later loop iteration.  r is gone. */
+void rpc__resolve_cancel(struct rpc__resolve *r);
+/* Loop thread, after the loop has stopped and every connection has been
+ * destroyed: runs the cancelled requests' last callbacks, then frees the
+ * resolver (before the event base is freed). */
+void rpc__resolve_shutdown(rpc_client_channel_t *ch);
+
+/* Test hook: channels created after this resolve names through the
+ * nameserver at addr ("ip" or "ip:port", copied; NULL: back to
+ * /etc/resolv.conf) plus /etc/hosts.  Process-wide; each channel copies
+ * the setting at creation.  Any thread.  0 or RPC_ERR_NOMEM. */
+int rpc__client_set_nameserver(const char *addr);
+/* The current setting, copied into *out (NULL: none).  0 or
+ * RPC_ERR_NOMEM.  Any thread. */
+int rpc__client_nameserver(char **out);
 
 /* ---- calls (client_call.c) --------------------------------------------- */
 
