@@ -15,8 +15,9 @@
  * queued and no thread is on its way to the queue, so a callback that
  * blocks never delays another one (Go starts a goroutine per callback).
  * "On its way" means spinning (a thread that just ran a callback polls the
- * queue for SPIN_NS before it sleeps), woken but not yet running, or just
- * created; while one is, a new item neither signals nor spawns.  A thread
+ * queue for SPIN_NS before it sleeps; one at a time), woken but not yet
+ * running, or just created; while one is, a new item neither signals nor
+ * spawns.  A thread
  * that takes an item and leaves more behind first makes sure another one
  * is on its way (wake an idle thread, else spawn), so every queued item has
  * a thread coming even if every running callback blocks.  Bursts -- a
@@ -108,7 +109,7 @@ static void *after_main(void *unused)
         ncoming--; /* created by spawn_locked */
     bool ran = false;
     for (;;) {
-        if (!q_head && ran && !stopping) {
+        if (!q_head && ran && !stopping && nspin == 0) {
             nspin++;
             pthread_mutex_unlock(&mu);
             spin_for_work();

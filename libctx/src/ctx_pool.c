@@ -24,7 +24,7 @@
  *
  * Threads.  `threads` workers loop: wait on `work_cv` for a task, pop it,
  * unlock, run it, relock.  A worker that has just run a task and finds the
- * queue empty first polls `queued` (a lock-free mirror of `count`) for
+ * queue empty (and fewer than max_spinners() others polling) first polls `queued` (a lock-free mirror of `count`) for
  * SPIN_NS before it sleeps, so back-to-back submits reach a worker without
  * a wake-up; submit signals only when there are more tasks than polling
  * workers to take them.  They exit when `stopping` is set and the queue is
@@ -119,6 +119,20 @@ static struct task pop_locked(ctx_pool_t *p)
     return t;
 }
 
+/* At most half the CPUs poll at once (Go's rule for spinning Ms): a pool
+ * of 10,000 threads woken together must not burn 10,000 poll windows. */
+static int max_spinners(void)
+{
+    static atomic_int n;
+    int v = atomic_load_explicit(&n, memory_order_relaxed);
+    if (v == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        v = cpus >= 4 ? (int)(cpus / 2) : 1;
+        atomic_store_explicit(&n, v, memory_order_relaxed);
+    }
+    return v;
+}
+
 /* Polls for a queued task for up to SPIN_NS without the lock, yielding now
  * and then so a runnable submitter is never kept off a CPU. */
 static void spin_for_work(ctx_pool_t *p)
@@ -146,7 +160,8 @@ static void *worker_main(void *argp)
     pthread_mutex_lock(&p->mu);
     bool ran_one = false;
     for (;;) {
-        if (ran_one && p->count == 0 && !p->stopping) {
+        if (ran_one && p->count == 0 && !p->stopping &&
+            p->spinning < max_spinners()) {
             p->spinning++;
             pthread_mutex_unlock(&p->mu);
             spin_for_work(p);
