@@ -5,10 +5,12 @@
  * Go alternately and tabulates medians.
  *
  * Rows:
- *   latency_p50/p99   submit-to-start latency on an idle pool (N = CPUs):
- *                     submit one task, the task notes when it started and
- *                     posts a semaphore, the submitter waits, repeat.  This
- *                     is a futex wake of a sleeping worker, every time.
+ *   latency_p50/p99   submit-to-start latency, one task at a time (N =
+ *                     CPUs): submit one task, the task notes when it started
+ *                     and posts a semaphore, the submitter waits, repeat.
+ *                     The worker that ran the last task is still polling.
+ *   cold_p50/p99      the same after 200 us of quiet before each submit:
+ *                     the workers sleep, so this is a futex wake each time.
  *   burst_p50/p99     submit-to-start latency with 100,000 tasks submitted
  *                     back to back (queueing delay included).
  *   pool_tasks_s      empty tasks per second through ctx_pool_submit (one
@@ -40,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool quick;
 
@@ -118,6 +121,25 @@ static void bench_latency(void)
     qsort(v, n, sizeof(*v), cmp_i64);
     row("latency_p50", (double)pct(v, n, 0.50), "ns");
     row("latency_p99", (double)pct(v, n, 0.99), "ns");
+
+    /* cold: 200 us of quiet before each submit, so the workers have
+     * stopped polling and sleep (the submit pays a futex wake) */
+    size_t nc = n / 10;
+    for (size_t i = 0; i < nc + 10; i++) {
+        struct timespec gap = {0, 200 * 1000};
+        nanosleep(&gap, NULL);
+        l.submitted = ctx_now();
+        int rc = ctx_pool_submit(p, ctx_background(), lat_task, &l);
+        if (rc != 0)
+            die("ctx_pool_submit", rc);
+        while (sem_wait(&done) != 0)
+            ;
+        if (i >= 10)
+            v[i - 10] = l.started - l.submitted;
+    }
+    qsort(v, nc, sizeof(*v), cmp_i64);
+    row("cold_p50", (double)pct(v, nc, 0.50), "ns");
+    row("cold_p99", (double)pct(v, nc, 0.99), "ns");
     ctx_pool_destroy(p);
     sem_destroy(&done);
 

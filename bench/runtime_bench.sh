@@ -79,10 +79,13 @@ def load(prefix):
 
 c, go = load("c"), load("go")
 ROWS = [
-    ("latency_p50", "submit-to-start latency, idle, p50",
-     "`ctx_pool_submit` -> task starts (worker asleep: futex wake)",
+    ("latency_p50", "submit-to-start latency, one at a time, p50",
+     "`ctx_pool_submit` -> task starts (the worker that ran the last task still polls)",
      "`go f()` -> f starts"),
-    ("latency_p99", "submit-to-start latency, idle, p99", "", ""),
+    ("latency_p99", "submit-to-start latency, one at a time, p99", "", ""),
+    ("cold_p50", "submit-to-start latency, after 200 us quiet, p50",
+     "workers asleep: a futex wake", "`go f()` after `time.Sleep`"),
+    ("cold_p99", "submit-to-start latency, after 200 us quiet, p99", "", ""),
     ("burst_p50", "submit-to-start latency, burst of 100k, p50",
      "queueing delay included", ""),
     ("burst_p99", "submit-to-start latency, burst of 100k, p99", "", ""),
@@ -141,10 +144,14 @@ EOF
     echo "Notes:"
     echo
     echo "- Latency is measured from just before the submit call to the first"
-    echo "  line of the task.  A C pool worker that is idle sleeps on a"
-    echo "  condition variable, so an idle submit costs a futex wake and a"
-    echo "  thread switch; Go runs the new goroutine on the submitter's own P"
-    echo "  when the submitter blocks (runnext), which no thread pool can do."
+    echo "  line of the task, one task at a time (the submitter waits for each"
+    echo "  to start).  A C pool worker that has just run a task polls the"
+    echo "  queue for 50 us before it sleeps on a condition variable (at most"
+    echo "  max(1, CPUs/2) poll at once, Go's bound on spinning Ms), so back-"
+    echo "  to-back submits reach a polling worker; after 200 us of quiet the"
+    echo "  workers sleep and a submit costs a futex wake and a thread switch."
+    echo "  Go runs the new goroutine on the submitter's own P when the"
+    echo "  submitter blocks (runnext), which no thread pool can do."
     echo "- 10,000 tasks blocked at once need 10,000 running tasks: a pool of"
     echo "  N = CPUs threads cannot hold them, so the fan-out rows use a pool"
     echo "  of 10,000 threads with 64 KiB stacks (created once, reused for"

@@ -11,6 +11,7 @@
 //
 //	latency_p50/p99  go f(); f notes its start time and sends on a channel;
 //	                 the submitter receives; repeat.
+//	cold_p50/p99     the same after a 200 us time.Sleep before each go.
 //	burst_p50/p99    100,000 go statements back to back.
 //	pool_tasks_s     empty goroutines per second (go + WaitGroup).
 //	group_tasks_s    the same through errGroup.Go.
@@ -103,6 +104,22 @@ func benchLatency() {
 	sortI64(v)
 	row("latency_p50", float64(pct(v, 0.50)), "ns")
 	row("latency_p99", float64(pct(v, 0.99)), "ns")
+
+	// Cold: 200 us of quiet before each submit.
+	nc := n / 10
+	v = v[:0]
+	for i := 0; i < nc+10; i++ {
+		time.Sleep(200 * time.Microsecond)
+		sub := mono()
+		go func() { done <- mono() }()
+		st := <-done
+		if i >= 10 {
+			v = append(v, st-sub)
+		}
+	}
+	sortI64(v)
+	row("cold_p50", float64(pct(v, 0.50)), "ns")
+	row("cold_p99", float64(pct(v, 0.99)), "ns")
 
 	sub := make([]int64, b)
 	st := make([]int64, b)
