@@ -14,17 +14,16 @@
  * The executor is a pool of joinable threads that grows when work is
  * queued and no thread is on its way to the queue, so a callback that
  * blocks never delays another one (Go starts a goroutine per callback).
- * "On its way" means spinning (a thread that just ran a callback polls the
- * queue for SPIN_NS before it sleeps; one at a time), woken but not yet
- * running, or just created; while one is, a new item neither signals nor
- * spawns.  A thread
- * that takes an item and leaves more behind first makes sure another one
- * is on its way (wake an idle thread, else spawn), so every queued item has
- * a thread coming even if every running callback blocks.  Bursts -- a
- * server cancelling many requests one after another -- thus cost one
- * wake-up, not one per callback.  Threads stay until ctx_shutdown() joins
- * them.  A queued registration holds one reference, dropped after fn
- * returns.
+ * "On its way" means polling (a thread that just ran a callback polls the
+ * queue for SPIN_NS before it sleeps; one thread at a time), woken but not
+ * yet running, or just created; while one is, a new item neither signals
+ * nor spawns.  A thread that takes an item and leaves more behind first
+ * makes sure another one is on its way (wake an idle thread, else spawn),
+ * so every queued item has a thread coming even if every running callback
+ * blocks.  Bursts -- a server cancelling many requests one after another --
+ * thus cost one wake-up, not one per callback.  Threads stay until
+ * ctx_shutdown() joins them.  A queued registration holds one reference,
+ * dropped after fn returns.
  *
  * Lock: `mu` guards the queue and every counter below; fn runs without it.
  * `nonempty` mirrors q_head != NULL for the spinners, which poll without
