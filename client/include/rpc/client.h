@@ -91,8 +91,9 @@ RPC_API rpc_client_options_t *rpc_client_options_new(void);
 /* Frees the set.  NULL-safe. */
 RPC_API void rpc_client_options_free(rpc_client_options_t *o);
 
-/* How long one connection attempt may take (TCP connect to the first
- * address that answers).  ns > 0, else RPC_ERR_INVAL. */
+/* How long one connection attempt may take: resolving the host name and
+ * the TCP connect to the first address that answers, together.  ns > 0,
+ * else RPC_ERR_INVAL. */
 RPC_API int rpc_client_options_set_connect_timeout(rpc_client_options_t *o,
                                                    int64_t ns);
 /* Reconnect backoff: the first retry after initial_ns, each next one
@@ -126,9 +127,12 @@ RPC_API int rpc_client_options_set_authority(rpc_client_options_t *o,
 
 /* Creates a channel to target ("host:port", "[v6addr]:port") and starts
  * its loop thread; it does not connect until the first call.  Copies
- * target and opts (NULL: defaults).  Host names are resolved on the loop
- * thread at each connection attempt (getaddrinfo, blocking that thread:
- * use numeric addresses or local names where that matters).  Returns 0 and
+ * target and opts (NULL: defaults).  Host names are resolved at each
+ * connection attempt without blocking the loop thread: numeric addresses
+ * at once, other names asynchronously (libevent's evdns: /etc/hosts, then
+ * the nameservers of /etc/resolv.conf), within the connect timeout.  A
+ * failure ends the waiting calls UNAVAILABLE ("resolve HOST:PORT: ...").
+ * Returns 0 and
  * *out, or RPC_ERR_INVAL (NULL arguments, no port), RPC_ERR_NOMEM,
  * RPC_ERR_SYSTEM (thread or event base creation failed). */
 RPC_API int rpc_client_channel_new(const char *target,
