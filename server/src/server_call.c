@@ -523,10 +523,28 @@ static void dispatch(struct rpc_call *call)
     }
 }
 
+/* Arms deadline_ev for what is left until call->deadline_ns, rounded up to
+ * the microsecond.  libevent adds the timeout to the time it cached when
+ * the loop iteration began, which lags ctx_now() by however long this
+ * iteration has run so far; refreshing the cache first keeps the timer
+ * from firing that much early. */
+static void arm_deadline(struct rpc_call *call, int64_t left)
+{
+    int64_t us = (left + 999) / 1000;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    event_base_update_cache_time(call->lp->base);
+    evtimer_add(call->deadline_ev, &tv);
+}
+
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rpc_call *call = arg;
     struct srv_conn *c = call->conn;
+    int64_t left = call->deadline_ns - ctx_now();
+    if (left > 0) { /* never before the deadline the client asked for */
+        arm_deadline(call, left);
+        return;
+    }
     srv_call_abort(call, RPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded",
                    RPC_CAUSE_DEADLINE);
     if (c)
@@ -568,9 +586,8 @@ void srv_call_headers_done(struct rpc_call *call)
                                "out of memory", 0);
                 return;
             }
-            struct timeval tv = {(time_t)(left / CTX_SECOND),
-                                 (suseconds_t)(left % CTX_SECOND / 1000)};
-            evtimer_add(call->deadline_ev, &tv);
+            call->deadline_ns = deadline;
+            arm_deadline(call, left);
         }
     }
     if (srv_method_streaming_in(call->m))

@@ -220,6 +220,7 @@ struct rpc_call {
     size_t req_len;
     int nreq;
     struct event *deadline_ev;
+    int64_t deadline_ns;      /* arrival_ns + timeout_ns, when deadline_ev is set */
     int dispatched;
     int remote_closed;        /* client half-closed */
     int headers_sent;
