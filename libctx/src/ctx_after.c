@@ -15,7 +15,7 @@
  * queued and no thread is on its way to the queue, so a callback that
  * blocks never delays another one (Go starts a goroutine per callback).
  * "On its way" means polling (a thread that just ran a callback polls the
- * queue for SPIN_NS before it sleeps; one thread at a time), woken but not
+ * queue for CTX__POLL_NS before it sleeps; one thread at a time), woken but not
  * yet running, or just created; while one is, a new item neither signals
  * nor spawns.  A thread that takes an item and leaves more behind first
  * makes sure another one is on its way (wake an idle thread, else spawn),
@@ -26,14 +26,13 @@
  * dropped after fn returns.
  *
  * Lock: `mu` guards the queue and every counter below; fn runs without it.
- * `nonempty` mirrors q_head != NULL for the spinners, which poll without
+ * `queued` mirrors q_head != NULL for the pollers, which watch it without
  * the lock and take the item under it.
  */
 #include "ctx_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -45,12 +44,7 @@ static size_t nidle, pending; /* pending: queued + running */
 static size_t nspin;          /* threads polling the queue */
 static size_t ncoming;        /* signalled or created, not yet at the queue */
 static bool stopping;
-static atomic_bool nonempty;
-
-/* How long a thread that ran a callback polls for the next one.  Long
- * enough to cover the gap between two cancellations handled back to back
- * by one event loop, short enough to be free when work stops. */
-#define SPIN_NS (50 * 1000)
+static _Atomic size_t queued; /* 1 while q_head != NULL, for pollers */
 
 static void spawn_locked(void);
 
@@ -74,30 +68,11 @@ static struct ctx_after *take_locked(void)
     q_head = a->qnext;
     if (!q_head) {
         q_tail = NULL;
-        atomic_store_explicit(&nonempty, false, memory_order_relaxed);
+        atomic_store_explicit(&queued, 0, memory_order_relaxed);
     } else {
         summon_locked(); /* the rest must not wait behind fn */
     }
     return a;
-}
-
-/* Polls for work for up to SPIN_NS, without the lock; true if some showed
- * up (it may still be taken by another thread first). */
-static bool spin_for_work(void)
-{
-    int64_t end = ctx_now() + SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&nonempty, memory_order_relaxed))
-            return true;
-        if ((i & 63) == 0) {
-            if (ctx_now() > end)
-                return false;
-            sched_yield(); /* never keep a runnable thread off a CPU */
-        }
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
 }
 
 static void *after_main(void *unused)
@@ -111,7 +86,7 @@ static void *after_main(void *unused)
         if (!q_head && ran && !stopping && nspin == 0) {
             nspin++;
             pthread_mutex_unlock(&mu);
-            spin_for_work();
+            ctx__poll_queue(&queued);
             pthread_mutex_lock(&mu);
             nspin--;
         }
@@ -164,7 +139,7 @@ void ctx__after_fire(struct ctx *n)
     else
         q_head = a;
     q_tail = a;
-    atomic_store_explicit(&nonempty, true, memory_order_relaxed);
+    atomic_store_explicit(&queued, 1, memory_order_relaxed);
     pending++;
     summon_locked();
     pthread_mutex_unlock(&mu);

@@ -32,7 +32,9 @@
 
 #include <ctx/ctx.h>
 
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -188,6 +190,31 @@ static inline int ctx__tryref(struct ctx *c)
             return 1;
     }
     return 0;
+}
+
+/* Polling before sleeping (ctx_pool.c workers, ctx_after.c executor):
+ * a thread that has just finished a piece of work watches `*queued` (a
+ * lock-free mirror of its queue's length) for up to CTX__POLL_NS before it
+ * sleeps on its condition variable, yielding every 64 polls so it never
+ * keeps a runnable thread off a CPU.  Returns true if work showed up (it
+ * may still be taken by another thread first). */
+#define CTX__POLL_NS (50 * 1000)
+
+static inline bool ctx__poll_queue(_Atomic size_t *queued)
+{
+    int64_t end = ctx_now() + CTX__POLL_NS;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(queued, memory_order_relaxed) > 0)
+            return true;
+        if ((i & 63) == 0) {
+            if (ctx_now() > end)
+                return false;
+            sched_yield();
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
 }
 
 #endif /* CTX_INTERNAL_H */

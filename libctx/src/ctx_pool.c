@@ -24,24 +24,26 @@
  *
  * Threads.  `threads` workers loop: wait on `work_cv` for a task, pop it,
  * unlock, run it, relock.  A worker that has just run a task and finds the
- * queue empty (and fewer than max_spinners() others polling) first polls `queued` (a lock-free mirror of `count`) for
- * SPIN_NS before it sleeps, so back-to-back submits reach a worker without
- * a wake-up; submit signals only when there are more tasks than polling
- * workers to take them.  They exit when `stopping` is set and the queue is
- * empty (DRAIN) or immediately (CANCEL: `discard`, the shutdown thread pops
- * the rest).  Workers block every signal, so process signals go to the
- * application's threads.  A thread-local pointer tells a worker which pool
- * it belongs to, so shutdown/destroy from inside a task is refused instead of
- * deadlocking on a self-join.
+ * queue empty polls `queued` (a lock-free mirror of `count`) for
+ * CTX__POLL_NS before it sleeps, if fewer than max_spinners() others are
+ * polling; so back-to-back submits reach a worker without a wake-up, and
+ * submit signals only when more tasks are queued than workers poll.
+ * Workers exit when `stopping` is set and the queue is empty (DRAIN) or
+ * immediately (CANCEL: `discard`, the shutdown thread pops the rest).
+ * Workers block every signal, so process signals go to the application's
+ * threads.  A thread-local pointer tells a worker which pool it belongs to,
+ * so shutdown/destroy from inside a task is refused instead of deadlocking
+ * on a self-join.
  *
  * Lock order: `mu` is the only lock here; nothing else is taken under it.
  */
 #include <ctx/pool.h>
 
+#include "ctx_internal.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -50,8 +52,6 @@
 #include <unistd.h>
 
 #define DEFAULT_QUEUE 1024u
-/* How long an idle worker polls before it sleeps (see "Threads"). */
-#define SPIN_NS (50 * 1000)
 #define MAX_THREADS 100000
 #define MAX_QUEUE (SIZE_MAX / 2 / sizeof(struct task))
 
@@ -133,25 +133,6 @@ static int max_spinners(void)
     return v;
 }
 
-/* Polls for a queued task for up to SPIN_NS without the lock, yielding now
- * and then so a runnable submitter is never kept off a CPU. */
-static void spin_for_work(ctx_pool_t *p)
-{
-    int64_t end = ctx_now() + SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&p->queued, memory_order_relaxed) > 0)
-            return;
-        if ((i & 63) == 0) {
-            if (ctx_now() > end)
-                return;
-            sched_yield();
-        }
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-}
-
 static void *worker_main(void *argp)
 {
     ctx_pool_t *p = argp;
@@ -164,7 +145,7 @@ static void *worker_main(void *argp)
             p->spinning < max_spinners()) {
             p->spinning++;
             pthread_mutex_unlock(&p->mu);
-            spin_for_work(p);
+            ctx__poll_queue(&p->queued);
             pthread_mutex_lock(&p->mu);
             p->spinning--;
         }
