@@ -885,9 +885,13 @@ static int64_t fanout_random_cancel(long n, uint64_t seed)
 
 static void test_wide_fanout_random_cancel_linear(void **state)
 {
-    /* O(1) removal: 5x the children takes about 5x the time; a removal
-     * that scans the set (O(n^2) total) takes 25x.  Loose threshold, best
-     * of three runs of each size to shrug off noise from other work. */
+    /* O(1) removal: 5x the children takes about 5x the time (up to ~15x
+     * when the bigger set no longer fits in cache, and ~70x was seen on a
+     * machine loaded with 9 other test processes); a removal that scans the
+     * set (O(n^2) total) takes 25x or more, and seconds: a removal made to
+     * walk the list took 0.40 s and 18.9 s here.  So the bound sits below
+     * 25x with a large fixed slack: it catches a quadratic removal, not a
+     * slow machine.  Best of three runs of each size. */
     const long small = T_SCALE(20000, 4000), big = small * 5;
     int64_t ts = INT64_MAX, tb = INT64_MAX;
     for (int r = 0; r < 3; r++) {
@@ -898,7 +902,7 @@ static void test_wide_fanout_random_cancel_linear(void **state)
         if (b < tb)
             tb = b;
     }
-    if (tb > 15 * ts + 20 * CTX_MS)
+    if (tb > 20 * ts + 250 * CTX_MS)
         fail_msg("cancelling %ld children took %lld ns, %ld took %lld ns: "
                  "not linear", small, (long long)ts, big, (long long)tb);
 }
