@@ -3,7 +3,8 @@
  * for a connection attempt without ever blocking the loop thread.
  *
  * A numeric host ("127.0.0.1", "::1") is parsed on the spot: getaddrinfo
- * with AI_NUMERICHOST never touches the network.  Any other name goes to
+ * with AI_NUMERICHOST never touches the network; a name under "invalid."
+ * fails on the spot (RFC 6761).  Any other name goes to
  * libevent's asynchronous resolver (evdns: /etc/hosts first, then the
  * nameservers of /etc/resolv.conf), which waits for the DNS answer on the
  * channel's own event base.  The resolver (ch->dns) is created the first
@@ -39,9 +40,11 @@
 #include <event2/util.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 struct rpc__resolve {
@@ -145,6 +148,20 @@ static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
     rpc__conn_resolved(c, res, NULL);
 }
 
+/* RFC 6761 section 6.4: names under "invalid." never resolve, and
+ * resolver libraries should say so at once instead of asking a server. */
+static bool special_invalid(const char *host)
+{
+    size_t n = strlen(host);
+    if (n > 0 && host[n - 1] == '.')
+        n--;
+    static const char tld[] = "invalid";
+    size_t t = sizeof tld - 1;
+    if (n < t || strncasecmp(host + n - t, tld, t) != 0)
+        return false;
+    return n == t || host[n - t - 1] == '.';
+}
+
 struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
                                         struct conn *c)
 {
@@ -160,6 +177,10 @@ struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
     }
     if (rc != EAI_NONAME) { /* a bad port, say: no resolver will help */
         failed(ch, c, gai_strerror(rc));
+        return NULL;
+    }
+    if (special_invalid(ch->host)) {
+        failed(ch, c, gai_strerror(EAI_NONAME));
         return NULL;
     }
     struct evdns_base *dns = dns_of(ch);

@@ -345,6 +345,29 @@ static void test_dns_nxdomain(void **state)
  * server completes, and cancelling the first call's context ends it at
  * once -- all while the resolution is still pending.  Closing the channel
  * then abandons the resolution (ASan: nothing leaks). */
+/* RFC 6761: a name under "invalid." fails at once, without a query, even
+ * when the nameserver would never answer. */
+static void test_invalid_tld_never_queried(void **state)
+{
+    dns_mode(DNS_SILENT);
+    int before = dns_queries();
+    static const char *const names[] = {"no-such-host.invalid",
+                                        "x.INVALID.", "invalid"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        rpc_client_channel_t *c = channel(names[i], srv_port, 5 * CTX_SECOND);
+        char msg[256], want[256];
+        int64_t t0 = ctx_now();
+        assert_int_equal(unary(c, 5 * CTX_SECOND, msg, sizeof msg),
+                         RPC_STATUS_UNAVAILABLE);
+        assert_true(ctx_now() - t0 < BOUND);
+        snprintf(want, sizeof want, "resolve %s:%d: %s", names[i], srv_port,
+                 gai_strerror(EAI_NONAME));
+        assert_string_equal(msg, want);
+        rpc_client_channel_free(c);
+    }
+    assert_int_equal(dns_queries(), before);
+}
+
 static void test_pending_resolution_does_not_block_loop(void **state)
 {
     dns_mode(DNS_SILENT);
@@ -493,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_hosts_name_completes),
         cmocka_unit_test_setup(test_dns_name_completes, use_fake_dns),
         cmocka_unit_test_setup(test_dns_nxdomain, use_fake_dns),
+        cmocka_unit_test_setup(test_invalid_tld_never_queried, use_fake_dns),
         cmocka_unit_test_setup(test_pending_resolution_does_not_block_loop,
                                use_fake_dns),
         cmocka_unit_test_setup(test_resolve_times_out_at_connect_deadline,
