@@ -68,7 +68,9 @@ static void test_unreachable(void **state)
     char target[64], msg[256];
     snprintf(target, sizeof target, "127.0.0.1:%d", fx_closed_port());
     rpc_client_options_t *o = rpc_client_options_new();
-    rpc_client_options_set_backoff(o, 200 * CTX_MS, 400 * CTX_MS, 2.0, 0.0);
+    /* A backoff long enough that the second call surely lands inside it,
+     * even on a loaded machine. */
+    rpc_client_options_set_backoff(o, 2 * CTX_SECOND, 4 * CTX_SECOND, 2.0, 0.0);
     rpc_client_channel_t *c;
     assert_int_equal(rpc_client_channel_new(target, o, &c), 0);
     int64_t t0 = ctx_now();
@@ -79,13 +81,14 @@ static void test_unreachable(void **state)
     assert_int_equal(call_path(c, "/x.Y/Z", 5 * CTX_SECOND, msg, sizeof msg,
                                NULL), RPC_STATUS_UNAVAILABLE);
     assert_non_null(strstr(msg, "backing off"));
-    assert_true(ctx_now() - t0 < CTX_SECOND);
+    assert_true(ctx_now() - t0 < 2 * CTX_SECOND);
     assert_int_equal(rpc_client_channel_state(c),
                      RPC_CLIENT_TRANSIENT_FAILURE);
     rpc_client_channel_free(c);
 
     /* Wait-for-ready: calls wait through the retries until their
      * deadline. */
+    rpc_client_options_set_backoff(o, 200 * CTX_MS, 400 * CTX_MS, 2.0, 0.0);
     rpc_client_options_set_wait_for_ready(o, true);
     assert_int_equal(rpc_client_channel_new(target, o, &c), 0);
     t0 = ctx_now();
