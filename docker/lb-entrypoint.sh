@@ -7,7 +7,7 @@
 #              LB_PORT   port to listen on, all interfaces (default 8080)
 #              RUN_DIR   pid/lock/temp paths (default /run/demo-lb)
 set -eu
-: "${GATEWAYS:?set GATEWAYS to the gateways' host:port list}"
+: "${GATEWAYS:?set GATEWAYS to the gateways, as host:port host:port ...}"
 LB_PORT=${LB_PORT:-8080}
 RUN_DIR=${RUN_DIR:-/run/demo-lb}
 share=$(dirname "$0")
