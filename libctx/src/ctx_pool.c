@@ -26,8 +26,10 @@
  * unlock, run it, relock.  A worker that has just run a task and finds the
  * queue empty polls `queued` (a lock-free mirror of `count`) for
  * CTX__POLL_NS before it sleeps, if fewer than max_spinners() others are
- * polling; so back-to-back submits reach a worker without a wake-up, and
- * submit signals only when more tasks are queued than workers poll.
+ * polling, so back-to-back submits reach a worker without a wake-up.
+ * Submit still signals whenever a worker sleeps: holding that back while
+ * one polls left the other asleep through a burst (100k back-to-back
+ * submits queued for 2.4 ms at the median instead of 0.1 ms).
  * Workers exit when `stopping` is set and the queue is empty (DRAIN) or
  * immediately (CANCEL: `discard`, the shutdown thread pops the rest).
  * Workers block every signal, so process signals go to the application's
@@ -294,7 +296,7 @@ int ctx_pool_submit_cb(ctx_pool_t *pool, ctx_t *ctx, ctx_task_fn fn,
     t->user_data = user_data;
     pool->count++;
     atomic_store_explicit(&pool->queued, pool->count, memory_order_relaxed);
-    if (pool->idle > 0 && pool->count > (size_t)pool->spinning)
+    if (pool->idle > 0)
         pthread_cond_signal(&pool->work_cv);
     pthread_mutex_unlock(&pool->mu);
     return 0;
