@@ -100,48 +100,49 @@ static int lat_task(ctx_t *ctx, void *arg)
     return 0;
 }
 
-static void bench_latency(void)
+/* One task at a time on `p`: `warm` rounds, then `n` measured, each after
+ * `gap_ns` of quiet (0: submit as soon as the last task has started).
+ * Prints NAME_p50 and NAME_p99. */
+static void one_at_a_time(ctx_pool_t *p, const char *name, size_t n,
+                          size_t warm, long gap_ns)
 {
-    size_t n = quick ? 2000 : 20000;
-    ctx_pool_t *p = pool_new(0, 1024, 0);
     int64_t *v = malloc(n * sizeof(*v));
     sem_t done;
     sem_init(&done, 0, 0);
     struct lat l = {0, 0, &done};
-    for (size_t i = 0; i < n + 100; i++) { /* 100 warm-up rounds */
+    for (size_t i = 0; i < n + warm; i++) {
+        if (gap_ns > 0) {
+            struct timespec gap = {0, gap_ns};
+            nanosleep(&gap, NULL);
+        }
         l.submitted = ctx_now();
         int rc = ctx_pool_submit(p, ctx_background(), lat_task, &l);
         if (rc != 0)
             die("ctx_pool_submit", rc);
         while (sem_wait(&done) != 0)
             ;
-        if (i >= 100)
-            v[i - 100] = l.started - l.submitted;
+        if (i >= warm)
+            v[i - warm] = l.started - l.submitted;
     }
     qsort(v, n, sizeof(*v), cmp_i64);
-    row("latency_p50", (double)pct(v, n, 0.50), "ns");
-    row("latency_p99", (double)pct(v, n, 0.99), "ns");
+    char key[32];
+    snprintf(key, sizeof key, "%s_p50", name);
+    row(key, (double)pct(v, n, 0.50), "ns");
+    snprintf(key, sizeof key, "%s_p99", name);
+    row(key, (double)pct(v, n, 0.99), "ns");
+    sem_destroy(&done);
+    free(v);
+}
 
+static void bench_latency(void)
+{
+    size_t n = quick ? 2000 : 20000;
+    ctx_pool_t *p = pool_new(0, 1024, 0);
+    one_at_a_time(p, "latency", n, 100, 0);
     /* cold: 200 us of quiet before each submit, so the workers have
      * stopped polling and sleep (the submit pays a futex wake) */
-    size_t nc = n / 10;
-    for (size_t i = 0; i < nc + 10; i++) {
-        struct timespec gap = {0, 200 * 1000};
-        nanosleep(&gap, NULL);
-        l.submitted = ctx_now();
-        int rc = ctx_pool_submit(p, ctx_background(), lat_task, &l);
-        if (rc != 0)
-            die("ctx_pool_submit", rc);
-        while (sem_wait(&done) != 0)
-            ;
-        if (i >= 10)
-            v[i - 10] = l.started - l.submitted;
-    }
-    qsort(v, nc, sizeof(*v), cmp_i64);
-    row("cold_p50", (double)pct(v, nc, 0.50), "ns");
-    row("cold_p99", (double)pct(v, nc, 0.99), "ns");
+    one_at_a_time(p, "cold", n / 10, 10, 200 * 1000);
     ctx_pool_destroy(p);
-    sem_destroy(&done);
 
     /* burst: n tasks back to back, queue large enough for all */
     size_t b = quick ? 10000 : 100000;
@@ -162,7 +163,6 @@ static void bench_latency(void)
     row("burst_p99", (double)pct(w, b, 0.99), "ns");
     free(w);
     free(ls);
-    free(v);
 }
 
 /* ---- throughput --------------------------------------------------------- */

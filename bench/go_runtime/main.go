@@ -85,41 +85,36 @@ func pct(v []int64, p float64) int64 {
 
 func sortI64(v []int64) { sort.Slice(v, func(i, j int) bool { return v[i] < v[j] }) }
 
+// oneAtATime: warm rounds, then n measured, each after gap of quiet (0:
+// go as soon as the last goroutine has started); prints NAME_p50/p99.
+func oneAtATime(name string, n, warm int, gap time.Duration) {
+	v := make([]int64, 0, n)
+	done := make(chan int64)
+	for i := 0; i < n+warm; i++ {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+		sub := mono()
+		go func() { done <- mono() }()
+		st := <-done
+		if i >= warm {
+			v = append(v, st-sub)
+		}
+	}
+	sortI64(v)
+	row(name+"_p50", float64(pct(v, 0.50)), "ns")
+	row(name+"_p99", float64(pct(v, 0.99)), "ns")
+}
+
 func benchLatency() {
 	n := 20000
 	b := 100000
 	if *quick {
 		n, b = 2000, 10000
 	}
-	v := make([]int64, 0, n)
-	done := make(chan int64)
-	for i := 0; i < n+100; i++ {
-		sub := mono()
-		go func() { done <- mono() }()
-		st := <-done
-		if i >= 100 {
-			v = append(v, st-sub)
-		}
-	}
-	sortI64(v)
-	row("latency_p50", float64(pct(v, 0.50)), "ns")
-	row("latency_p99", float64(pct(v, 0.99)), "ns")
-
+	oneAtATime("latency", n, 100, 0)
 	// Cold: 200 us of quiet before each submit.
-	nc := n / 10
-	v = v[:0]
-	for i := 0; i < nc+10; i++ {
-		time.Sleep(200 * time.Microsecond)
-		sub := mono()
-		go func() { done <- mono() }()
-		st := <-done
-		if i >= 10 {
-			v = append(v, st-sub)
-		}
-	}
-	sortI64(v)
-	row("cold_p50", float64(pct(v, 0.50)), "ns")
-	row("cold_p99", float64(pct(v, 0.99)), "ns")
+	oneAtATime("cold", n/10, 10, 200*time.Microsecond)
 
 	sub := make([]int64, b)
 	st := make([]int64, b)
