@@ -108,6 +108,18 @@ ctx_t *ctx_group_ctx(ctx_group_t *g)
     return g == NULL ? NULL : g->ctx;
 }
 
+/* Gives back a task's in-flight slot and wakes whoever waits for one (a
+ * limited go) or for the count to reach zero (wait).  After the unlock g
+ * may be destroyed by a returning wait. */
+static void release_slot(ctx_group_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->inflight--;
+    if (g->sleepers > 0)
+        pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static int trampoline(ctx_t *ctx, void *arg)
 {
     struct gtask *t = arg;
@@ -136,11 +148,7 @@ static void task_done(int err, bool ran, void *arg, void *user_data)
     free(t);
 
     /* Last touch of g: after the unlock, wait may return and destroy it. */
-    pthread_mutex_lock(&g->mu);
-    g->inflight--;
-    if (g->sleepers > 0)
-        pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    release_slot(g);
 }
 
 /* Reserves a slot (blocking on the limit unless try), allocates and submits.
@@ -178,11 +186,7 @@ static int go(ctx_group_t *g, ctx_task_fn fn, void *arg,
         return 0;
 
     free(t);
-    pthread_mutex_lock(&g->mu);
-    g->inflight--;
-    if (g->sleepers > 0)
-        pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    release_slot(g);
     return rc;
 }
 
