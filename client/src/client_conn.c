@@ -257,6 +257,20 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+/* Takes `call` off its connection.  A call already done is detached here
+ * and false returned; otherwise true: the caller completes it (which
+ * detaches it). */
+static bool unlink_call(rpc_client_call_t *call)
+{
+    rpc__call_list_remove(call);
+    call->conn = NULL;
+    call->stream_id = 0;
+    if (call->state != CALL_DONE)
+        return true;
+    rpc__call_detach(call);
+    return false;
+}
+
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
                            void *ud)
 {
@@ -264,12 +278,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
     if (call == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
-    rpc__call_list_remove(call);
-    call->conn = NULL;
-    call->stream_id = 0;
-    if (call->state == CALL_DONE)
-        rpc__call_detach(call);
-    else
+    if (unlink_call(call))
         rpc__call_stream_closed(call, error); /* completes and detaches */
     return 0;
 }
@@ -699,12 +708,7 @@ void rpc__conn_destroy(struct conn *c, int status, const char *why)
     snprintf(msg, sizeof msg, "%s", why);
     while (c->calls.head != NULL) {
         rpc_client_call_t *call = c->calls.head;
-        rpc__call_list_remove(call);
-        call->conn = NULL;
-        call->stream_id = 0;
-        if (call->state == CALL_DONE)
-            rpc__call_detach(call);
-        else
+        if (unlink_call(call))
             rpc__call_complete(call, status, msg); /* and detaches */
     }
     if (c->rq)
