@@ -303,6 +303,12 @@ void ctx_cancel_cause(ctx_t *c, int cause)
         ctx__cancel(c, CTX_CANCELED, cause, 1);
 }
 
+void ctx_expire_cause(ctx_t *c, int cause)
+{
+    if (c && c->kind == CTX_KIND_CANCEL)
+        ctx__cancel(c, CTX_DEADLINE_EXCEEDED, cause, 1);
+}
+
 /* ---- observers ---------------------------------------------------------- */
 
 /* The error word of `k`, settled: while a canceller is between making the

@@ -218,6 +218,42 @@ static void test_cause_basics(void **state)
     ctx_release(c);
 }
 
+/* ctx_expire_cause: the error is DEADLINE_EXCEEDED for the node and every
+ * descendant (a value node included), the cause is kept, the deadline timer
+ * is disarmed, and a later cancel or expiry changes nothing. */
+static void test_expire_cause(void **state)
+{
+    ctx_t *p = ctx_with_timeout(ctx_background(), 3600 * CTX_SECOND);
+    ctx_t *c = ctx_with_cancel(p);
+    static int key;
+    ctx_t *v = ctx_with_value(c, &key, "x", NULL);
+    assert_int_equal(ctx_debug_timers(), 1);
+    ctx_expire_cause(p, 910);
+    assert_int_equal(ctx_err(p), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_err(c), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_err(v), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_cause(v), 910);
+    assert_int_equal(ctx_wait(v, 0), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_debug_timers(), 0);
+    ctx_cancel_cause(p, 911);
+    ctx_expire_cause(c, 912);
+    assert_int_equal(ctx_err(p), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_cause(c), 910);
+    /* a cancelled context stays cancelled */
+    ctx_t *d = ctx_with_cancel(ctx_background());
+    ctx_cancel_cause(d, 913);
+    ctx_expire_cause(d, 914);
+    assert_int_equal(ctx_err(d), CTX_CANCELED);
+    assert_int_equal(ctx_cause(d), 913);
+    ctx_expire_cause(NULL, 1);
+    ctx_expire_cause(ctx_background(), 1); /* no cancel function: no-op */
+    assert_int_equal(ctx_err(ctx_background()), 0);
+    ctx_release(d);
+    ctx_release(v);
+    ctx_release(c);
+    ctx_release(p);
+}
+
 static void test_cause_first_cancel_wins(void **state)
 {
     /* 83: parent first */
@@ -964,6 +1000,7 @@ int main(void)
         cmocka_unit_test_teardown(test_layers_cancel, teardown_quiesce),
         cmocka_unit_test_teardown(test_cause_basics, teardown_quiesce),
         cmocka_unit_test_teardown(test_cause_first_cancel_wins, teardown_quiesce),
+        cmocka_unit_test_teardown(test_expire_cause, teardown_quiesce),
         cmocka_unit_test_teardown(test_cause_timers, teardown_quiesce),
         cmocka_unit_test_teardown(test_cause_through_value_nodes, teardown_quiesce),
         cmocka_unit_test_teardown(test_err_cause_done_race, teardown_quiesce),

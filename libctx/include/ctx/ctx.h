@@ -166,6 +166,16 @@ CTX_API void ctx_cancel(ctx_t *c);
  * forms).  A context already done keeps its cause. */
 CTX_API void ctx_cancel_cause(ctx_t *c, int cause);
 
+/* As ctx_cancel_cause(), but `c` and its descendants report
+ * CTX_DEADLINE_EXCEEDED from ctx_err(), exactly as if `c`'s own deadline
+ * timer had fired.  For a program that learns of a deadline outside libctx
+ * before its timer fires (the RPC server does when a client's RST_STREAM
+ * arrives at the client's deadline, which leads the server's by the
+ * request's transit time).  Go has no equivalent.  Same rules as
+ * ctx_cancel_cause(): idempotent, any thread, NULL-safe, a context already
+ * done keeps its error and cause. */
+CTX_API void ctx_expire_cause(ctx_t *c, int cause);
+
 /* ---- observing -------------------------------------------------------- */
 
 /* 0 while `c` is live; CTX_CANCELED or CTX_DEADLINE_EXCEEDED once it is
