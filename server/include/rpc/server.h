@@ -159,25 +159,44 @@ RPC_API int rpc_server_shutdown(rpc_server_t *s, int64_t grace_ns);
  * NULL-safe. */
 RPC_API void rpc_server_free(rpc_server_t *s);
 
-/* ---- counters (any thread; relaxed snapshots) --------------------------- */
+/* ---- counters (any thread; relaxed snapshots) ---------------------------
+ *
+ * Every request the server accepts as a stream is counted once in
+ * CALLS_TOTAL when its headers are complete, and once more when it has
+ * ended (its stream closed): by final status (CALLS_OK or CALLS_FAILED,
+ * and rpc_server_stat_status()) and either as REJECTED (refused at its
+ * headers: bad headers or unknown method; no handler, no context) or by
+ * the cause its request context ended with (rpc_server_stat_cause()).
+ * Once no call is in flight (CALLS_ACTIVE == 0):
+ *
+ *   CALLS_TOTAL == CALLS_OK + CALLS_FAILED == sum of stat_status(0..16)
+ *               == CALLS_REJECTED + sum of stat_cause(every RPC_CAUSE_*)
+ */
 
 typedef enum rpc_server_stat {
     RPC_STAT_CONNECTIONS = 1,     /* open now */
     RPC_STAT_CONNECTIONS_TOTAL,
     RPC_STAT_CALLS_ACTIVE,        /* call objects alive (handler or stream) */
-    RPC_STAT_CALLS_TOTAL,
-    RPC_STAT_CALLS_OK,            /* completed with status OK */
-    RPC_STAT_CALLS_FAILED,        /* completed with another status */
-    RPC_STAT_CANCEL_CLIENT,       /* handlers that returned with their */
-    RPC_STAT_CANCEL_PEER_GONE,    /*  request cancelled, by ctx_cause() */
+    RPC_STAT_CALLS_TOTAL,         /* requests whose headers were complete */
+    RPC_STAT_CALLS_OK,            /* ended with status OK */
+    RPC_STAT_CALLS_FAILED,        /* ended with another status */
+    RPC_STAT_CANCEL_CLIENT,       /* ended by that cause: the same numbers */
+    RPC_STAT_CANCEL_PEER_GONE,    /*  as rpc_server_stat_cause() */
     RPC_STAT_CANCEL_DEADLINE,
     RPC_STAT_CANCEL_SHUTDOWN,
     RPC_STAT_CANCEL_KEEPALIVE,
-    RPC_STAT_BAD_REQUESTS,        /* rejected for bad input */
+    RPC_STAT_BAD_REQUESTS,        /* bad input seen (headers, framing,
+                                     undecodable messages) */
     RPC_STAT_REFUSED_STREAMS,
+    RPC_STAT_CALLS_REJECTED,      /* refused at their headers */
 } rpc_server_stat_t;
 
 RPC_API int64_t rpc_server_stat(const rpc_server_t *s, rpc_server_stat_t st);
+/* Requests that ended with gRPC status `status` (0..16; 0 otherwise). */
+RPC_API int64_t rpc_server_stat_status(const rpc_server_t *s, int status);
+/* Requests whose context ended with `cause` (an RPC_CAUSE_*; 0
+ * otherwise).  RPC_CAUSE_FINISHED counts the calls that completed. */
+RPC_API int64_t rpc_server_stat_cause(const rpc_server_t *s, int cause);
 
 /* ---- registering methods ----------------------------------------------- */
 
