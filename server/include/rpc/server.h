@@ -7,11 +7,43 @@
  *    +- connection       cancelled when the peer disconnects (RPC_CAUSE_PEER_GONE)
  *        |               or stops answering keepalive pings  (RPC_CAUSE_KEEPALIVE)
  *        +- request      deadline = arrival + grpc-timeout   (RPC_CAUSE_DEADLINE),
- *            |           cancelled by the client's RST_STREAM (RPC_CAUSE_CLIENT_CANCEL)
+ *            |           cancelled by the client's RST_STREAM (RPC_CAUSE_CLIENT_CANCEL),
+ *            |           by bad input on the stream           (RPC_CAUSE_PROTOCOL)
  *            |           and when the call has completed      (RPC_CAUSE_FINISHED)
  *            +- value    method, peer address and request metadata, so
  *                        rpc_metadata_get(ctx, "x-request-id") works from any
  *                        context derived from the handler's
+ *
+ * The lifecycle of a call.  A call moves forward only through
+ *
+ *   OPEN (request arriving) -> RUNNING (handler dispatched) -> FINAL (status
+ *   decided; later handler output is dropped) -> ENDED (trailers sent) ->
+ *   CLOSED (stream closed; the call is counted)
+ *
+ * and may skip states (an RST_STREAM takes a running call to FINAL and
+ * CLOSED).  Every end goes through the request context, and ctx_err()
+ * agrees with ctx_cause():
+ *
+ *   deadline                  CTX_DEADLINE_EXCEEDED  RPC_CAUSE_DEADLINE
+ *   client RST_STREAM         CTX_CANCELED           RPC_CAUSE_CLIENT_CANCEL
+ *   disconnect / keepalive    CTX_CANCELED           RPC_CAUSE_PEER_GONE / _KEEPALIVE
+ *   shutdown (after grace)    CTX_CANCELED           RPC_CAUSE_SHUTDOWN
+ *   bad input on the stream   CTX_CANCELED           RPC_CAUSE_PROTOCOL
+ *   the handler returned      CTX_CANCELED           RPC_CAUSE_FINISHED
+ *
+ * The request context's own deadline is the only deadline timer.  When the
+ * handler returns, the request context is cancelled with
+ * RPC_CAUSE_FINISHED, so work it left behind (sub-tasks, AfterFuncs) is
+ * told at once.  A handler that returns after its request ended gets that
+ * end as the call's status.
+ *
+ * Deadline or cancel: an RST_STREAM is taken for the client's deadline
+ * (ctx_err CTX_DEADLINE_EXCEEDED, cause DEADLINE) when it arrives after the
+ * request's deadline, or within unit + max(2 x RTT, 2 ms) before it, capped
+ * at min(20 ms, timeout / 10) -- unit being the grpc-timeout header's unit
+ * and RTT the connection's measured round trip (SETTINGS/PING acks): the
+ * RST of a client's deadline arrives at about our deadline, give or take
+ * that much.  Any earlier RST is a CLIENT_CANCEL.
  *
  * A handler receives the value context; sub-tasks it fans out to (task
  * groups on a ctx_pool, <ctx/group.h>) take children of it and see every
@@ -305,7 +337,8 @@ RPC_API int rpc_call_set_status_message(rpc_call_t *call, const char *msg);
  * request context is done.  From a loop thread (non-blocking handlers):
  * never blocks.  Returns 0, RPC_ERR_CANCELED / RPC_ERR_DEADLINE (request
  * context done: the message was dropped), RPC_ERR_CLOSED (the call was
- * already answered), RPC_ERR_STATE (a second message on a unary call),
+ * already answered), RPC_ERR_STATE (a second message on a unary call: the
+ * call then ends INTERNAL),
  * RPC_ERR_INVAL or RPC_ERR_NOMEM.  Any thread (one at a time per call). */
 RPC_API int rpc_call_send(rpc_call_t *call,
                           const struct ProtobufCMessage *msg);
