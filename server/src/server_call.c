@@ -289,19 +289,23 @@ void srv_call_end(struct rpc_call *call, int status, const char *msg,
 }
 
 /* True when an RST_STREAM arriving now is the client's deadline rather
- * than a cancel.  The client's deadline is the time it sent the request
- * plus the grpc-timeout it sent (which it rounds up to the header's unit);
- * ours is our arrival time plus that timeout, later than the client's by
- * the request's transit time; its RST, sent at its deadline, reaches us
- * later than that by the RST's transit time.  So an RST sent at the
- * client's deadline arrives at our deadline, give or take one unit of the
- * timeout and the difference of the two transit times, which the
- * connection's measured round trip bounds.  The window is
+ * than a cancel.  The client's deadline is the time it computed the
+ * grpc-timeout it sent plus that timeout, which it rounds up (grpc C-core
+ * sends "51m" for a 50 ms deadline: up to two units of slack).  Ours is our
+ * arrival time plus that timeout, later than the client's by the time from
+ * its computing the timeout to our loop waking for the request (its own
+ * queueing, the request's transit, our loop being descheduled); its RST,
+ * sent at its deadline, reaches us later than that by the RST's transit
+ * time.  So the RST of a client's deadline arrives at about our deadline,
+ * early by the difference, which the connection's measured round trip
+ * bounds on an idle path and scheduling delays widen on a busy host.  The
+ * window is
  *
- *     unit + max(2 x RTT, 2 ms),  capped at min(20 ms, timeout / 10)
+ *     2 units + max(4 x RTT, 5 ms),  capped at min(20 ms, timeout / 5)
  *
  * before our deadline (and anything after it).  A real cancel inside the
- * window is reported as the deadline; one outside it never is. */
+ * window is reported as the deadline; one outside it never is
+ * (bench/rst_window.py measures both). */
 static int rst_is_deadline(struct rpc_call *call, int64_t now)
 {
     if (call->timeout_ns < 0)
@@ -310,10 +314,10 @@ static int rst_is_deadline(struct rpc_call *call, int64_t now)
     if (left <= 0)
         return 1;
     int64_t rtt = call->conn ? call->conn->rtt_ns : 0;
-    int64_t w = 2 * rtt > 2 * CTX_MS ? 2 * rtt : 2 * CTX_MS;
-    w += call->timeout_unit_ns;
-    int64_t cap = call->timeout_ns / 10 < 20 * CTX_MS ? call->timeout_ns / 10
-                                                      : 20 * CTX_MS;
+    int64_t w = 4 * rtt > 5 * CTX_MS ? 4 * rtt : 5 * CTX_MS;
+    w += 2 * call->timeout_unit_ns;
+    int64_t cap = call->timeout_ns / 5 < 20 * CTX_MS ? call->timeout_ns / 5
+                                                     : 20 * CTX_MS;
     return left <= (w < cap ? w : cap);
 }
 
@@ -403,8 +407,11 @@ void srv_call_pump(struct rpc_call *call)
     enum srv_call_state st = state_of(call);
     if (st >= SRV_CALL_ENDED)
         return;
-    /* The one door: the request context has ended. */
-    if (st < SRV_CALL_FINAL && ctx_err(call->req_ctx) != 0)
+    /* The one door: the request context has ended.  FINISHED is the
+     * handler completing: srv_call_complete() decides that one itself
+     * (its status, with the response queued) and tells the loop again. */
+    if (st < SRV_CALL_FINAL && ctx_err(call->req_ctx) != 0 &&
+        ctx_cause(call->req_ctx) != RPC_CAUSE_FINISHED)
         decide_from_ctx(call);
     pthread_mutex_lock(&call->mu);
     int final = state_of(call) >= SRV_CALL_FINAL;

@@ -39,8 +39,8 @@
  *
  * Deadline or cancel: an RST_STREAM is taken for the client's deadline
  * (ctx_err CTX_DEADLINE_EXCEEDED, cause DEADLINE) when it arrives after the
- * request's deadline, or within unit + max(2 x RTT, 2 ms) before it, capped
- * at min(20 ms, timeout / 10) -- unit being the grpc-timeout header's unit
+ * request's deadline, or within 2 units + max(4 x RTT, 5 ms) before it,
+ * capped at min(20 ms, timeout / 5) -- unit being the grpc-timeout header's unit
  * and RTT the connection's measured round trip (SETTINGS/PING acks): the
  * RST of a client's deadline arrives at about our deadline, give or take
  * that much.  Any earlier RST is a CLIENT_CANCEL.
