@@ -58,6 +58,7 @@ int rpc_cause_status(int cause)
     case RPC_CAUSE_DEADLINE: return RPC_STATUS_DEADLINE_EXCEEDED;
     case RPC_CAUSE_SHUTDOWN: return RPC_STATUS_UNAVAILABLE;
     case RPC_CAUSE_PROTOCOL: return RPC_STATUS_INTERNAL;
+    case RPC_CAUSE_STALLED: return RPC_STATUS_RESOURCE_EXHAUSTED;
     default: return RPC_STATUS_UNKNOWN;
     }
 }
@@ -86,6 +87,11 @@ rpc_server_t *rpc_server_new(void)
     s->o.idle_ns = 300 * CTX_SECOND;
     s->o.write_timeout_ns = 30 * CTX_SECOND;
     s->o.send_buffer = 1024 * 1024;
+    s->o.send_stall_ns = 20 * CTX_SECOND;
+    s->o.max_blocked_sends = 16;
+    s->o.max_conns = 0; /* the fd limit, at start */
+    s->o.max_pending_hs = 256;
+    s->o.max_resets_per_sec = 2000;
     s->port = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -125,6 +131,19 @@ int rpc_server_set_option(rpc_server_t *s, rpc_server_opt_t opt, int64_t v)
     case RPC_SERVER_SEND_BUFFER:
         if (v == 0) return RPC_ERR_INVAL;
         s->o.send_buffer = (size_t)v; break;
+    case RPC_SERVER_SEND_STALL_TIMEOUT_MS: s->o.send_stall_ns = v * CTX_MS; break;
+    case RPC_SERVER_MAX_BLOCKED_SENDS:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_blocked_sends = (int)v; break;
+    case RPC_SERVER_MAX_CONNECTIONS:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_conns = (int)v; break;
+    case RPC_SERVER_MAX_PENDING_HANDSHAKES:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_pending_hs = (int)v; break;
+    case RPC_SERVER_MAX_RESETS_PER_SEC:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_resets_per_sec = (int)v; break;
     default: return RPC_ERR_INVAL;
     }
     return 0;

@@ -59,6 +59,7 @@
 
 static void consume(struct rpc_call *call, size_t more);
 static void dispatch(struct rpc_call *call);
+static void track_over_locked(struct rpc_call *call);
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -336,6 +337,7 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
     stop_watch(call);
     pthread_mutex_lock(&call->mu);
     free_queues_locked(call);
+    track_over_locked(call);
     advance_locked(call, SRV_CALL_CLOSED);
     int status = call->status;
     pthread_mutex_unlock(&call->mu);
@@ -345,6 +347,39 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
 }
 
 /* ---- response production (loop thread) ---------------------------------- */
+
+/* Tracks whether the call has more output queued than the send buffer
+ * (call->mu held; loop thread), for the connection's count of blocked
+ * senders and the stall check. */
+static void track_over_locked(struct rpc_call *call)
+{
+    int over = call->out_bytes > call->s->o.send_buffer;
+    if (over == call->over || call->conn == NULL)
+        return;
+    call->over = over;
+    call->conn->nover += over ? 1 : -1;
+    if (over)
+        call->out_progress_ns = ctx_now();
+}
+
+void srv_call_stall(struct rpc_call *call, const char *msg)
+{
+    struct srv_conn *c = call->conn;
+    if (c == NULL || state_of(call) >= SRV_CALL_ENDED)
+        return;
+    srv_log("%s from %s: %s", call->path, c->peer, msg);
+    srv_call_end(call, RPC_STATUS_RESOURCE_EXHAUSTED, msg, RPC_CAUSE_STALLED);
+    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_CANCEL);
+}
+
+void srv_call_sweep(struct rpc_call *call, int64_t now)
+{
+    int64_t limit = call->s->o.send_stall_ns;
+    if (call->over && limit > 0 && now - call->out_progress_ns > limit)
+        srv_call_stall(call, "peer took none of the call's output within the "
+                             "send stall timeout");
+}
 
 static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
                        size_t length, uint32_t *flags,
@@ -370,6 +405,9 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
     }
     size_t before = call->out_bytes;
     call->out_bytes -= n;
+    if (n > 0)
+        call->out_progress_ns = ctx_now();
+    track_over_locked(call);
     if (before > call->s->o.send_buffer / 2 &&
         call->out_bytes <= call->s->o.send_buffer / 2)
         pthread_cond_broadcast(&call->cv);
@@ -425,7 +463,14 @@ void srv_call_pump(struct rpc_call *call)
     }
     if (!call->headers_sent && final && !has_out)
         advance_locked(call, SRV_CALL_ENDED); /* Trailers-Only below */
+    int was_over = call->over;
+    track_over_locked(call);
     pthread_mutex_unlock(&call->mu);
+    if (!was_over && call->over && c->nover > call->s->o.max_blocked_sends) {
+        srv_call_stall(call, "too many calls of this connection blocked on "
+                             "output the peer does not read");
+        return;
+    }
 
     if (!call->headers_sent) {
         if (!has_out && !final)

@@ -141,6 +141,13 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
         return 0;
     struct srv_head *h = &c->head;
     head_clear(h);
+    if ((uint32_t)c->ncalls >= c->s->o.max_streams) {
+        /* Past the limit we advertised: refuse this stream alone (the
+         * client may retry it), keep the connection and its calls. */
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0; /* head.stream_id is 0: its headers are ignored */
+    }
     h->stream_id = frame->hd.stream_id;
     h->timeout_ns = -1;
     h->accept_mask = 1u << RPC__ENC_IDENTITY;
@@ -497,6 +504,46 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* Writes the server's first frames (SETTINGS, WINDOW_UPDATE) to bev
+ * itself, telling the client MAX_CONCURRENT_STREAMS = max_streams while
+ * the nghttp2 session was given no limit.  nghttp2 treats a client over
+ * its acknowledged limit as a connection error (GOAWAY PROTOCOL_ERROR),
+ * which would kill every call on the connection; RFC 9113 5.1.2 allows
+ * refusing the extra streams alone, which on_begin_headers() does.
+ * Returns 0 or -1. */
+static int send_preface(nghttp2_session *sess, struct bufferevent *bev,
+                        uint32_t max_streams)
+{
+    const uint8_t *data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(sess, &data)) > 0) {
+        uint8_t *buf = malloc((size_t)n);
+        if (buf == NULL)
+            return -1;
+        memcpy(buf, data, (size_t)n);
+        for (size_t off = 0; off + 9 <= (size_t)n;) {
+            size_t len = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 |
+                         buf[off + 2];
+            if (buf[off + 3] == NGHTTP2_SETTINGS && !(buf[off + 4] & 1))
+                for (size_t e = off + 9; e + 6 <= off + 9 + len && e + 6 <= (size_t)n;
+                     e += 6)
+                    if (buf[e] == 0 &&
+                        buf[e + 1] == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+                        buf[e + 2] = (uint8_t)(max_streams >> 24);
+                        buf[e + 3] = (uint8_t)(max_streams >> 16);
+                        buf[e + 4] = (uint8_t)(max_streams >> 8);
+                        buf[e + 5] = (uint8_t)max_streams;
+                    }
+            off += 9 + len;
+        }
+        int rc = bufferevent_write(bev, buf, (size_t)n);
+        free(buf);
+        if (rc != 0)
+            return -1;
+    }
+    return n < 0 ? -1 : 0;
+}
+
 static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
 {
     struct srv_conn *c = user_data;
@@ -555,8 +602,6 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    /* Streams above the limit are refused (REFUSED_STREAM) by nghttp2 even
-     * before the client has acknowledged our SETTINGS. */
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
     /* Inbound flow control is ours (see on_data_chunk). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -567,14 +612,18 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     opt = NULL;
     if (rv != 0)
         goto fail;
+    /* nghttp2 keeps no stream limit; send_preface() advertises ours. */
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->o.max_streams},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         0xffffffffu},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->o.max_header_list},
     };
     nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, iv, 3);
     nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, 0,
                                           16 * 1024 * 1024);
+    if (send_preface(sess, bev, s->o.max_streams) != 0)
+        goto fail;
     c->sess = sess;
     c->h2 = rpc__h2_new(bev, sess, 0, conn_closed, c);
     if (c->h2 == NULL) {
@@ -641,6 +690,17 @@ void srv_conn_flush(struct srv_conn *c)
 {
     if (c && c->h2)
         rpc__h2_flush(c->h2);
+}
+
+void srv_conn_sweep(struct srv_loop *lp, int64_t now)
+{
+    for (struct srv_conn *c = lp->conns; c; c = c->next) {
+        if (c->nover == 0)
+            continue;
+        for (struct rpc_call *call = c->calls; call; call = call->next)
+            srv_call_sweep(call, now);
+        rpc__h2_flush(c->h2);
+    }
 }
 
 /* Graceful drain (gRFC A9, what grpc-go does): a first GOAWAY with the

@@ -80,6 +80,11 @@ struct srv_opts {
     int64_t idle_ns;
     int64_t write_timeout_ns;
     size_t send_buffer;
+    int64_t send_stall_ns;
+    int max_blocked_sends;
+    int max_conns;
+    int max_pending_hs;
+    int max_resets_per_sec;
 };
 
 struct srv_health;
@@ -88,7 +93,7 @@ struct srv_loop;
 enum srv_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 
 /* Causes are RPC_CAUSE_* = 0x5250001 + i; their counters are indexed by i. */
-#define SRV_NCAUSES 7
+#define SRV_NCAUSES 8
 #define SRV_CAUSE_INDEX(c) ((c) - RPC_CAUSE_CLIENT_CANCEL)
 
 struct rpc_server {
@@ -151,6 +156,7 @@ struct srv_loop {
     unsigned flush_epoch;     /* one flush per connection per wake-up */
     struct event *stop_timer;
     struct event *accept_retry; /* re-enables listeners after EMFILE */
+    struct event *sweep;      /* once a second: stalled calls */
 };
 
 /* Creates the loops and their threads (loop 0 owns the listeners).
@@ -204,6 +210,7 @@ struct srv_conn {
     struct srv_head head;     /* the header block being received */
     struct rpc_call *calls;   /* open streams, doubly linked */
     int ncalls;
+    int nover;                /* calls with `over` set */
     struct event *ka_timer, *ack_timer, *hs_timer, *idle_timer;
     int64_t last_recv_ns;
     int64_t settings_sent_ns; /* our first SETTINGS, for the first RTT */
@@ -230,6 +237,8 @@ void srv_conn_abort_all(struct srv_loop *lp);
 void srv_conn_close_all(struct srv_loop *lp);
 /* Loop thread: flush the connection's output (after handler activity). */
 void srv_conn_flush(struct srv_conn *c);
+/* Loop thread, once a second: ends calls whose peer stopped reading. */
+void srv_conn_sweep(struct srv_loop *lp, int64_t now);
 
 /* ---- calls (server_call.c) ------------------------------------------------ */
 
@@ -296,6 +305,9 @@ struct rpc_call {
     size_t unconsumed;        /* stream bytes not yet given back to the
                                  peer's flow-control window */
     int headers_sent;
+    int over;                 /* more than send_buffer queued when last
+                                 looked at (its sender may be blocked) */
+    int64_t out_progress_ns;  /* the peer last took output, or `over` began */
     int provider;             /* a data provider is attached */
     int deferred;             /* the provider returned DEFERRED */
     int ready_queued;         /* [loop->mu] on the loop's ready list */
@@ -344,6 +356,12 @@ void srv_call_end(struct rpc_call *call, int status, const char *msg,
  * connection unlinks the call first. */
 void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
                             int conn_cause);
+/* Loop thread: ends a call whose peer does not take its output (cause
+ * RPC_CAUSE_STALLED, RESOURCE_EXHAUSTED with `msg`) and resets its stream,
+ * whose closed flow-control window would hold the trailers back. */
+void srv_call_stall(struct rpc_call *call, const char *msg);
+/* Loop thread: the stall check of the periodic sweep. */
+void srv_call_sweep(struct rpc_call *call, int64_t now);
 /* Loop thread: news from the mailbox -- the request context ended, the
  * handler produced output or finished, the handler took messages.
  * Decides, produces and ends the response as far as it can. */

@@ -82,6 +82,11 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(lp->listeners[i]);
 }
 
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_conn_sweep(arg, ctx_now());
+}
+
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_conn_close_all(arg);
@@ -167,9 +172,12 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (calls != stackv)
         free(calls);
     if (cmds & LOOP_CMD_DRAIN) {
+        /* Close the listening sockets at once: a new client's connect is
+         * refused now instead of sitting in the backlog until exit. */
         lp->draining = 1;
         for (int i = 0; i < lp->nlisteners; i++)
-            evconnlistener_disable(lp->listeners[i]);
+            evconnlistener_free(lp->listeners[i]);
+        lp->nlisteners = 0;
         srv_conn_drain_all(lp);
     }
     if (cmds & LOOP_CMD_ABORT) {
@@ -250,6 +258,8 @@ void srv_loop_free_all(rpc_server_t *s)
             event_free(lp->stop_timer);
         if (lp->accept_retry)
             event_free(lp->accept_retry);
+        if (lp->sweep)
+            event_free(lp->sweep);
         if (lp->base)
             event_base_free(lp->base);
         for (size_t k = 0; k < lp->ninbox; k++)
@@ -282,8 +292,13 @@ int srv_loop_start_all(rpc_server_t *s, int n)
         if (lp->base == NULL ||
             (lp->wake = event_new(lp->base, -1, 0, wake_cb, lp)) == NULL ||
             (lp->stop_timer = evtimer_new(lp->base, stop_timer_cb, lp)) == NULL ||
-            (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL)
+            (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL ||
+            (lp->sweep = event_new(lp->base, -1, EV_PERSIST, sweep_cb, lp)) == NULL)
             rc = RPC_ERR_NOMEM;
+        else {
+            struct timeval tv = {1, 0};
+            event_add(lp->sweep, &tv);
+        }
     }
     event_config_free(cfg);
     for (int j = 0; rc == 0 && j < s->nlisten; j++) {

@@ -29,6 +29,7 @@
  *   disconnect / keepalive    CTX_CANCELED           RPC_CAUSE_PEER_GONE / _KEEPALIVE
  *   shutdown (after grace)    CTX_CANCELED           RPC_CAUSE_SHUTDOWN
  *   bad input on the stream   CTX_CANCELED           RPC_CAUSE_PROTOCOL
+ *   peer not reading output   CTX_CANCELED           RPC_CAUSE_STALLED
  *   the handler returned      CTX_CANCELED           RPC_CAUSE_FINISHED
  *
  * The request context's own deadline is the only deadline timer.  When the
@@ -102,7 +103,8 @@ typedef struct rpc_call rpc_call_t;
     X(SHUTDOWN, 0x5250004, "server shutting down")                            \
     X(KEEPALIVE, 0x5250005, "peer stopped answering keepalive pings")         \
     X(FINISHED, 0x5250006, "call completed")                                  \
-    X(PROTOCOL, 0x5250007, "bad input from the peer")
+    X(PROTOCOL, 0x5250007, "bad input from the peer")                      \
+    X(STALLED, 0x5250008, "peer stopped reading (flow control)")
 
 enum {
 #define RPC__CAUSE_ENUM(name, num, text) RPC_CAUSE_##name = num,
@@ -116,7 +118,8 @@ RPC_API const char *rpc_cause_text(int cause);
 
 /* The gRPC status a cause stands for: CLIENT_CANCEL, PEER_GONE, KEEPALIVE
  * -> CANCELLED; DEADLINE -> DEADLINE_EXCEEDED; SHUTDOWN -> UNAVAILABLE;
- * PROTOCOL -> INTERNAL; FINISHED, 0 -> OK; anything else -> UNKNOWN. */
+ * PROTOCOL -> INTERNAL; STALLED -> RESOURCE_EXHAUSTED; FINISHED, 0 -> OK;
+ * anything else -> UNKNOWN. */
 RPC_API int rpc_cause_status(int cause);
 
 /* ---- server lifecycle -------------------------------------------------- */
@@ -145,6 +148,26 @@ typedef enum rpc_server_opt {
                                        output this long is dropped; 30000 */
     RPC_SERVER_SEND_BUFFER,         /* bytes a blocking handler may queue
                                        before rpc_call_send() waits; 1 MiB */
+    RPC_SERVER_SEND_STALL_TIMEOUT_MS, /* a call whose queued output the peer
+                                       has not taken any of for this long
+                                       (flow-control window closed) ends
+                                       with RPC_CAUSE_STALLED; 20000; 0:
+                                       never */
+    RPC_SERVER_MAX_BLOCKED_SENDS,   /* calls of one connection that may have
+                                       more than SEND_BUFFER queued (their
+                                       handlers blocked in rpc_call_send)
+                                       at once; past it the newest ends
+                                       with RPC_CAUSE_STALLED at once; 16 */
+    RPC_SERVER_MAX_CONNECTIONS,     /* open connections; a connection past
+                                       it is closed at accept; default: the
+                                       fd soft limit minus 64 */
+    RPC_SERVER_MAX_PENDING_HANDSHAKES, /* connections that have not sent
+                                       their preface and SETTINGS yet; a new
+                                       one past it evicts the oldest; 256 */
+    RPC_SERVER_MAX_RESETS_PER_SEC,  /* RST_STREAMs the whole server takes
+                                       per second (burst: 2x); a connection
+                                       that resets past it is closed with
+                                       GOAWAY ENHANCE_YOUR_CALM; 2000 */
 } rpc_server_opt_t;
 
 /* Sets one option.  Returns 0, RPC_ERR_INVAL (unknown option, negative
