@@ -237,9 +237,6 @@ int rpc_server_add_method(rpc_server_t *s,
     if (s == NULL || svc == NULL || method == NULL || fn == NULL ||
         kind > RPC_BIDI_STREAMING || style > RPC_NONBLOCKING)
         return RPC_ERR_INVAL;
-    if (style == RPC_NONBLOCKING &&
-        (kind == RPC_CLIENT_STREAMING || kind == RPC_BIDI_STREAMING))
-        return RPC_ERR_INVAL;
     if (s->state != SRV_NEW)
         return RPC_ERR_STATE;
     const ProtobufCMethodDescriptor *md = NULL;

@@ -323,6 +323,12 @@ struct rpc_call {
     int deferred;             /* the provider returned DEFERRED */
     int ready_queued;         /* [loop->mu] on the loop's ready list */
     struct rpc_call *ready_next; /* [loop->mu] */
+    /* loop-only, event-driven calls (rpc_call_set_events): */
+    rpc_call_events_t ev;
+    void *ev_ud;
+    int evented;              /* events set, call not finished */
+    int ev_ready_wanted;      /* output went over the buffer since on_ready */
+    int ev_half_closed;       /* on_half_close delivered */
     /* handler thread: */
     int last_in_compressed;   /* see rpc_call_received_compressed() */
     int on_loop_handler;      /* running a non-blocking handler now */
@@ -371,6 +377,9 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
  * RPC_CAUSE_STALLED, RESOURCE_EXHAUSTED with `msg`) and resets its stream,
  * whose closed flow-control window would hold the trailers back. */
 void srv_call_stall(struct rpc_call *call, const char *msg);
+/* Loop thread: delivers the events an event-driven call is due (queued
+ * messages, half-close, on_ready, on_done). */
+void srv_call_events(struct rpc_call *call);
 /* Loop thread: the stall check of the periodic sweep. */
 void srv_call_sweep(struct rpc_call *call, int64_t now);
 /* Loop thread: news from the mailbox -- the request context ended, the
