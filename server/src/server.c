@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <event2/thread.h>
 #include <netdb.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,14 +330,24 @@ int rpc_server_port(const rpc_server_t *s)
     return s ? s->port : -1;
 }
 
+/* The CPUs this process may run on (its affinity mask, as Go sizes
+ * GOMAXPROCS): a server pinned to one core gets one loop. */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 int rpc_server_start(rpc_server_t *s)
 {
     if (s == NULL)
         return RPC_ERR_INVAL;
     if (s->state != SRV_NEW || s->nlisten == 0)
         return RPC_ERR_STATE;
-    int n = s->o.loop_threads > 0 ? s->o.loop_threads
-                                  : ctx_pool_default_threads();
+    int n = s->o.loop_threads > 0 ? s->o.loop_threads : usable_cpus();
     if (s->pool == NULL) {
         ctx_pool_options_t po;
         ctx_pool_options_init(&po);

@@ -130,7 +130,8 @@ RPC_API rpc_server_t *rpc_server_new(void);
 
 /* Options, settable before rpc_server_start() (RPC_ERR_STATE after). */
 typedef enum rpc_server_opt {
-    RPC_SERVER_LOOP_THREADS = 1,    /* event loops; 0: one per CPU (default) */
+    RPC_SERVER_LOOP_THREADS = 1,    /* event loops; 0: one per CPU the process
+                                       may run on (affinity; default) */
     RPC_SERVER_WORKER_THREADS,      /* own pool's threads; default 32 */
     RPC_SERVER_MAX_RECV_MESSAGE,    /* bytes; default 4 MiB */
     RPC_SERVER_MAX_CONCURRENT_STREAMS, /* per connection; default 100 */
