@@ -91,12 +91,14 @@ struct rpc_server {
     int nloops;
     atomic_uint next_loop;    /* round-robin for accepted connections */
     struct srv_health *health;
+    struct srv_reflection *reflection; /* server_reflection.c; before start */
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* signalled when calls_active drops */
     enum srv_state state;     /* [mu] */
     atomic_int_fast64_t stats[RPC_STAT_REFUSED_STREAMS + 1];
 };
 
+void srv_reflection_free(struct srv_reflection *r); /* server_reflection.c */
 void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d);
 const struct srv_method *srv_find_method(const rpc_server_t *s,
                                          const char *path, size_t len);
