@@ -39,9 +39,10 @@
 #include <string.h>
 
 /* The reflection protos' own FileDescriptorProtos (build-time generated:
- * static const uint8_t refl_v1[], refl_v1alpha[]). */
+ * static const uint8_t refl_v1[], refl_v1alpha[], refl_health[]). */
 #include "reflection_v1.inc"
 #include "reflection_v1alpha.inc"
+#include "health_v1.inc" /* refl_health: rpc_server_add_health() serves it */
 
 typedef Grpc__Reflection__V1__ServerReflectionRequest req_t;
 typedef Grpc__Reflection__V1__ServerReflectionResponse rsp_t;
@@ -582,6 +583,9 @@ int rpc_server_add_reflection(rpc_server_t *s)
         rc = rpc_server_add_file_descriptor(
             s, "grpc/reflection/v1alpha/reflection.proto", refl_v1alpha,
             sizeof refl_v1alpha);
+    if (rc == 0)
+        rc = rpc_server_add_file_descriptor(s, "grpc/health/v1/health.proto",
+                                            refl_health, sizeof refl_health);
     pthread_once(&v1alpha_once, v1alpha_init);
     if (rc == 0)
         rc = rpc_server_add_method(

@@ -341,10 +341,11 @@ RPC_API int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
  * grpc.reflection.v1alpha.ServerReflection (ServerReflectionInfo, a
  * blocking bidi handler on the worker pool), answering from the
  * descriptors registered with rpc_server_add_file_descriptor() (and its
- * own): list_services lists every service with a registered method
- * (sorted, including both reflection services) whether or not its file
- * was registered; file requests answer the file and its transitive imports
- * not yet sent on the stream; an unknown name is answered with an
+ * own: the two reflection files and grpc/health/v1/health.proto for
+ * rpc_server_add_health()).  list_services lists every service with a
+ * registered method (sorted, both reflection services included), whether
+ * or not its file was registered; file requests answer the file and its
+ * transitive imports not yet sent on the stream; an unknown name gets an
  * error_response NOT_FOUND and the stream stays open.  Before start.
  * Returns 0, RPC_ERR_INVAL, RPC_ERR_STATE, RPC_ERR_EXISTS (added twice)
  * or RPC_ERR_NOMEM. */
