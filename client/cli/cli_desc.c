@@ -196,7 +196,7 @@ static int cmp_sym(const void *a, const void *b)
 
 const cli_sym_t *cli_pool_find(cli_pool_t *p, const char *name)
 {
-    if (name == NULL)
+    if (name == NULL || p->nsyms == 0)
         return NULL;
     if (!p->sorted) {
         qsort(p->syms, p->nsyms, sizeof *p->syms, cmp_sym);
@@ -239,7 +239,10 @@ bool cli_pool_is_proto3(cli_pool_t *p, const cli_msg_t *m)
 
 long cli_pool_services(cli_pool_t *p, const cli_sym_t ***out)
 {
-    cli_pool_find(p, ""); /* sorts */
+    if (!p->sorted && p->nsyms > 0) {
+        qsort(p->syms, p->nsyms, sizeof *p->syms, cmp_sym);
+        p->sorted = true;
+    }
     const cli_sym_t **v = calloc(p->nsyms + 1, sizeof *v);
     if (v == NULL)
         return -1;

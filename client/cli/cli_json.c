@@ -92,7 +92,8 @@ int cli_jv_setstr(cli_jv_t *v, int t, const char *s, size_t n)
     v->s = malloc(n + 1);
     if (v->s == NULL)
         return -1;
-    memcpy(v->s, s, n);
+    if (n)
+        memcpy(v->s, s, n);
     v->s[n] = 0;
     v->slen = n;
     return 0;

@@ -298,8 +298,10 @@ static int dec_fields(struct dec *d, const cli_msg_t *m, const struct rec *r,
     const cli_field_t **fs = malloc((m->n_field + 1) * sizeof *fs);
     if (fs == NULL)
         return errf(d, "out of memory");
-    memcpy(fs, m->field, m->n_field * sizeof *fs);
-    qsort(fs, m->n_field, sizeof *fs, cmp_field);
+    if (m->n_field) {
+        memcpy(fs, m->field, m->n_field * sizeof *fs);
+        qsort(fs, m->n_field, sizeof *fs, cmp_field);
+    }
     int rc = 0;
     char kb[256];
     for (size_t i = 0; rc == 0 && i < m->n_field; i++) {
@@ -403,7 +405,8 @@ static int dec_fields(struct dec *d, const cli_msg_t *m, const struct rec *r,
             size_t o = 0;
             for (long j = 0; j < nr; j++)
                 if (r[j].num == f->number && r[j].wt == 2) {
-                    memcpy(cat + o, r[j].p, r[j].n);
+                    if (r[j].n)
+                        memcpy(cat + o, r[j].p, r[j].n);
                     o += r[j].n;
                 }
             struct rec x = {.num = f->number, .wt = 2, .p = cat, .n = o};

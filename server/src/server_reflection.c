@@ -293,6 +293,8 @@ static const struct rsym *find_sym(const struct srv_reflection *r,
 {
     if (name[0] == '.')
         name++;
+    if (r->nsyms == 0)
+        return NULL;
     struct rsym key = {.name = (char *)name};
     return bsearch(&key, r->syms, r->nsyms, sizeof *r->syms, cmp_sym);
 }
