@@ -237,7 +237,9 @@ static int parse_val(struct rd *r, cli_jv_t *v)
                 ws(r);
                 if (v->t == J_OBJ) {
                     if (*r->p != '"') {
-                        rc = errf(r->err, r->errlen, "expected a field name at '%.10s'", r->p);
+                        rc = *r->p == 0
+                            ? errf(r->err, r->errlen, "unexpected end of input")
+                            : errf(r->err, r->errlen, "expected a field name at '%.10s'", r->p);
                         break;
                     }
                     if ((rc = parse_str(r, &key)) != 0)
@@ -267,7 +269,9 @@ static int parse_val(struct rd *r, cli_jv_t *v)
                     r->p++;
                     break;
                 }
-                rc = errf(r->err, r->errlen, "expected ',' or '%c' at '%.10s'", close, r->p);
+                rc = *r->p == 0
+                    ? errf(r->err, r->errlen, "unexpected end of input")
+                    : errf(r->err, r->errlen, "expected ',' or '%c' at '%.10s'", close, r->p);
                 break;
             }
         }

@@ -134,11 +134,49 @@ static int set_float(struct dec *d, cli_jv_t *v, double x, bool is_float)
         }
         return set_str(v, x > 0 ? "Infinity" : "-Infinity");
     }
-    char buf[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, x);
-        if (is_float ? (float)strtod(buf, NULL) == (float)x : strtod(buf, NULL) == x)
+    /* The fewest significant digits that read back as the same value,
+     * laid out as ES6 (and Go's protojson) does: fixed notation for
+     * 1e-6 <= |x| < 1e21, else exponent notation. */
+    char buf[64], e[48];
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, x);
+        if (is_float ? (float)strtod(e, NULL) == (float)x : strtod(e, NULL) == x)
             break;
+    }
+    snprintf(e, sizeof e, "%.*e", prec - 1, x);
+    double ax = fabs(x);
+    if (x != 0 && (ax < 1e-6 || ax >= 1e21)) {
+        snprintf(buf, sizeof buf, "%s", e);
+    } else {
+        char digits[32];
+        size_t nd = 0;
+        const char *q = e + (e[0] == '-');
+        for (; *q && *q != 'e'; q++)
+            if (*q != '.')
+                digits[nd++] = *q;
+        digits[nd] = 0;
+        int exp = atoi(q + 1);
+        size_t o = 0;
+        if (x < 0)
+            buf[o++] = '-';
+        if (exp >= 0) {
+            for (int i = 0; i <= exp; i++)
+                buf[o++] = (size_t)i < nd ? digits[i] : '0';
+            if ((size_t)exp + 1 < nd) {
+                buf[o++] = '.';
+                for (size_t i = (size_t)exp + 1; i < nd; i++)
+                    buf[o++] = digits[i];
+            }
+        } else {
+            buf[o++] = '0';
+            buf[o++] = '.';
+            for (int i = 0; i < -exp - 1; i++)
+                buf[o++] = '0';
+            for (size_t i = 0; i < nd; i++)
+                buf[o++] = digits[i];
+        }
+        buf[o] = 0;
     }
     return cli_jv_setstr(v, J_NUM, buf, strlen(buf));
 }
