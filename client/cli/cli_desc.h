@@ -81,4 +81,11 @@ bool cli_is_map_entry(const cli_msg_t *m);
 const cli_field_t *cli_field_by_number(const cli_msg_t *m, int32_t num);
 const cli_field_t *cli_field_by_name(const cli_msg_t *m, const char *name);
 
+/* ---- printing as .proto source (cli_describe.c), to stdout ---- */
+
+/* "<name> is a message:" (a service, a method, ...) and the element. */
+void cli_describe(cli_pool_t *p, const cli_sym_t *s);
+/* "rpc M ( .pkg.In ) returns ( stream .pkg.Out );" indented by ind. */
+void cli_print_method(const cli_method_t *m, int ind);
+
 #endif /* CLI_DESC_H */

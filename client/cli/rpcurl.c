@@ -31,6 +31,7 @@
 #include "cli_desc.h"
 #include "cli_json.h"
 #include "cli_reflect.h"
+#include "cli_repeat.h"
 
 #include <rpc/client.h>
 
@@ -194,22 +195,6 @@ static void print_md(const char *title, const rpc_metadata_t *md)
     }
 }
 
-static int cmp64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* grpc-go's Code.String() names, as grpcurl prints them. */
-static const char *code_name(int s)
-{
-    static const char *const n[] = {"OK", "Canceled", "Unknown",
-        "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
-        "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
-        "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable",
-        "DataLoss", "Unauthenticated"};
-    return s >= 0 && s <= 16 ? n[s] : "Unknown";
-}
 
 static int exit_for(int status)
 {
@@ -670,138 +655,6 @@ static int do_list(const struct opts *o, struct schema *s)
     return 0;
 }
 
-static const char *scalar_name(int type)
-{
-    static const char *const n[] = {"", "double", "float", "int64", "uint64",
-        "int32", "fixed64", "fixed32", "bool", "string", "group", "message",
-        "bytes", "uint32", "enum", "sfixed32", "sfixed64", "sint32", "sint64"};
-    return type > 0 && type <= 18 ? n[type] : "?";
-}
-
-static void print_field(cli_pool_t *pool, const cli_field_t *f, int ind)
-{
-    const cli_msg_t *entry = f->type == 11 ? cli_pool_message(pool, f->type_name) : NULL;
-    printf("%*s", ind, "");
-    if (cli_is_map_entry(entry)) {
-        const cli_field_t *k = cli_field_by_number(entry, 1), *v = cli_field_by_number(entry, 2);
-        printf("map<%s, %s> %s = %d;\n", k ? scalar_name(k->type) : "?",
-               v ? (v->type_name ? v->type_name : scalar_name(v->type)) : "?",
-               f->name, f->number);
-        return;
-    }
-    bool p3opt = f->has_proto3_optional && f->proto3_optional;
-    const char *label = f->label == 3 ? "repeated " : p3opt ? "optional " : "";
-    if (f->label == 2)
-        label = "required ";
-    printf("%s%s %s = %d;\n", label,
-           f->type_name ? f->type_name : scalar_name(f->type), f->name, f->number);
-}
-
-static void print_enum(const cli_enum_t *e, int ind)
-{
-    printf("%*senum %s {\n", ind, "", e->name);
-    for (size_t i = 0; i < e->n_value; i++)
-        printf("%*s%s = %d;\n", ind + 2, "", e->value[i]->name, e->value[i]->number);
-    printf("%*s}\n", ind, "");
-}
-
-static void print_message(cli_pool_t *pool, const cli_msg_t *m, int ind)
-{
-    printf("%*smessage %s {\n", ind, "", m->name);
-    const cli_field_t **fs = calloc(m->n_field + 1, sizeof *fs);
-    size_t nf = 0;
-    for (size_t i = 0; fs && i < m->n_field; i++)
-        fs[nf++] = m->field[i];
-    for (size_t i = 1; i < nf; i++) /* by number (insertion sort) */
-        for (size_t j = i; j > 0 && fs[j]->number < fs[j - 1]->number; j--) {
-            const cli_field_t *t = fs[j];
-            fs[j] = fs[j - 1];
-            fs[j - 1] = t;
-        }
-    for (size_t i = 0; i < nf; i++) {
-        const cli_field_t *f = fs[i];
-        bool real_oneof = f->has_oneof_index && !(f->has_proto3_optional && f->proto3_optional);
-        if (!real_oneof) {
-            print_field(pool, f, ind + 2);
-            continue;
-        }
-        /* a oneof block, printed at its first member */
-        bool first = true;
-        for (size_t j = 0; j < i; j++)
-            if (fs[j]->has_oneof_index && fs[j]->oneof_index == f->oneof_index)
-                first = false;
-        if (!first)
-            continue;
-        printf("%*soneof %s {\n", ind + 2, "", m->oneof_decl[f->oneof_index]->name);
-        for (size_t j = i; j < nf; j++)
-            if (fs[j]->has_oneof_index && fs[j]->oneof_index == f->oneof_index)
-                print_field(pool, fs[j], ind + 4);
-        printf("%*s}\n", ind + 2, "");
-    }
-    free(fs);
-    for (size_t i = 0; i < m->n_nested_type; i++)
-        if (!cli_is_map_entry(m->nested_type[i]))
-            print_message(pool, m->nested_type[i], ind + 2);
-    for (size_t i = 0; i < m->n_enum_type; i++)
-        print_enum(m->enum_type[i], ind + 2);
-    printf("%*s}\n", ind, "");
-}
-
-static void print_method(const cli_method_t *m, int ind)
-{
-    printf("%*srpc %s ( %s%s ) returns ( %s%s );\n", ind, "", m->name,
-           m->client_streaming ? "stream " : "", m->input_type,
-           m->server_streaming ? "stream " : "", m->output_type);
-}
-
-static void print_service(const cli_service_t *s)
-{
-    printf("service %s {\n", s->name);
-    const cli_method_t **ms = calloc(s->n_method + 1, sizeof *ms);
-    for (size_t i = 0; ms && i < s->n_method; i++)
-        ms[i] = s->method[i];
-    for (size_t i = 1; ms && i < s->n_method; i++)
-        for (size_t j = i; j > 0 && strcmp(ms[j]->name, ms[j - 1]->name) < 0; j--) {
-            const cli_method_t *t = ms[j];
-            ms[j] = ms[j - 1];
-            ms[j - 1] = t;
-        }
-    for (size_t i = 0; ms && i < s->n_method; i++)
-        print_method(ms[i], 2);
-    free(ms);
-    printf("}\n");
-}
-
-static void describe_sym(cli_pool_t *pool, const cli_sym_t *s)
-{
-    static const char *const what[] = {"", "a message", "an enum", "a service",
-        "a method", "a field", "a one-of", "an enum value", "an extension"};
-    printf("%s is %s:\n", s->name, what[s->kind]);
-    switch (s->kind) {
-    case CLI_SYM_MESSAGE: print_message(pool, s->desc, 0); break;
-    case CLI_SYM_ENUM: print_enum(s->desc, 0); break;
-    case CLI_SYM_SERVICE: print_service(s->desc); break;
-    case CLI_SYM_METHOD: print_method(s->desc, 0); break;
-    case CLI_SYM_FIELD: case CLI_SYM_EXTENSION: print_field(pool, s->desc, 0); break;
-    case CLI_SYM_ONEOF: {
-        const Google__Protobuf__OneofDescriptorProto *od = s->desc;
-        printf("oneof %s {\n", od->name);
-        const cli_msg_t *m = s->parent;
-        for (size_t i = 0; i < m->n_field; i++)
-            if (m->field[i]->has_oneof_index &&
-                m->oneof_decl[m->field[i]->oneof_index] == od)
-                print_field(pool, m->field[i], 2);
-        printf("}\n");
-        break;
-    }
-    case CLI_SYM_ENUM_VALUE: {
-        const Google__Protobuf__EnumValueDescriptorProto *v = s->desc;
-        printf("%s = %d;\n", v->name, v->number);
-        break;
-    }
-    }
-}
-
 static int do_describe(const struct opts *o, struct schema *s)
 {
     char err[1024];
@@ -817,7 +670,7 @@ static int do_describe(const struct opts *o, struct schema *s)
                     sym, sym);
             return EXIT_FAIL;
         }
-        describe_sym(s->pool, x);
+        cli_describe(s->pool, x);
         return 0;
     }
     /* every service */
@@ -849,7 +702,7 @@ static int do_describe(const struct opts *o, struct schema *s)
         }
         const cli_sym_t *x = rc ? NULL : cli_pool_find(s->pool, names[i]);
         if (x)
-            describe_sym(s->pool, x);
+            cli_describe(s->pool, x);
         free(names[i]);
     }
     free(names);
@@ -979,7 +832,7 @@ static int build_requests(const struct opts *o, struct schema *s,
 static void print_error(rpc_client_call_t *call, int status)
 {
     const char *msg = call ? rpc_client_call_message(call) : "";
-    fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", code_name(status),
+    fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", cli_code_name(status),
             msg ? msg : "");
 }
 
@@ -990,7 +843,7 @@ static int one_call(const struct opts *o, struct schema *s, ctx_t *c,
     int64_t t0 = ctx_now();
     if (o->verbose) {
         printf("\nResolved method descriptor:\n");
-        print_method(t->m, 0);
+        cli_print_method(t->m, 0);
         print_md("Request metadata to send:", o->md_rpc);
     }
     rpc_client_call_t *call;
@@ -1053,114 +906,6 @@ static int one_call(const struct opts *o, struct schema *s, ctx_t *c,
     return status ? exit_for(status) : bad ? EXIT_FAIL : 0;
 }
 
-/* ---- repeat mode ---------------------------------------------------------------- */
-
-struct bench {
-    const struct opts *o;
-    rpc_client_channel_t *ch;
-    const char *path;
-    const cli_buf_t *req;
-    atomic_long next, done;
-    int64_t *lat;
-    int *status;
-};
-
-static void *bench_worker(void *arg)
-{
-    struct bench *b = arg;
-    for (;;) {
-        long i = atomic_fetch_add(&b->next, 1);
-        if (i >= b->o->repeat || ctx_err(root))
-            break;
-        ctx_t *c = b->o->timeout > 0 ? ctx_with_timeout(root, b->o->timeout)
-                                     : ctx_retain(root);
-        int64_t t0 = ctx_now();
-        int st = c ? rpc_client_unary(c, b->ch, b->path, b->o->md_rpc,
-                                      b->req->b ? b->req->b : (uint8_t *)"",
-                                      b->req->n, NULL)
-                   : RPC_STATUS_RESOURCE_EXHAUSTED;
-        b->lat[i] = ctx_now() - t0;
-        b->status[i] = st < 0 ? RPC_STATUS_INTERNAL : st;
-        ctx_release(c);
-        atomic_fetch_add(&b->done, 1);
-    }
-    return NULL;
-}
-
-static int repeat_mode(const struct opts *o, rpc_client_channel_t *ch,
-                       const struct target *t, const cli_buf_t *req)
-{
-    if (t->m->client_streaming || t->m->server_streaming) {
-        fprintf(stderr, "--repeat supports unary methods only\n");
-        return EXIT_USAGE;
-    }
-    struct bench b = {.o = o, .ch = ch, .path = t->path, .req = req};
-    b.lat = calloc((size_t)o->repeat, sizeof *b.lat);
-    b.status = calloc((size_t)o->repeat, sizeof *b.status);
-    pthread_t *th = calloc((size_t)o->concurrency, sizeof *th);
-    if (!b.lat || !b.status || !th) {
-        free(b.lat);
-        free(b.status);
-        free(th);
-        fprintf(stderr, "out of memory\n");
-        return EXIT_FAIL;
-    }
-    for (long i = 0; i < o->repeat; i++)
-        b.status[i] = -1;
-    int64_t t0 = ctx_now();
-    long started = 0;
-    for (; started < o->concurrency; started++)
-        if (pthread_create(&th[started], NULL, bench_worker, &b) != 0)
-            break;
-    bool tty = isatty(2);
-    /* Progress: poll the counter every 200 ms on a terminal (display only;
-     * the join below is the synchronisation). */
-    while (tty && atomic_load(&b.done) < o->repeat && !ctx_err(root)) {
-        long d = atomic_load(&b.done);
-        fprintf(stderr, "\r%ld/%ld calls (%.0f%%)", d, o->repeat,
-                100.0 * (double)d / (double)o->repeat);
-        ctx_wait(root, 200 * CTX_MS);
-    }
-    for (long i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    double secs = (double)(ctx_now() - t0) / 1e9;
-    if (tty)
-        fprintf(stderr, "\r%*s\r", 40, "");
-    long n = 0, counts[17] = {0};
-    for (long i = 0; i < o->repeat; i++) {
-        if (b.status[i] < 0)
-            continue;
-        b.lat[n++] = b.lat[i];
-        counts[b.status[i] <= 16 ? b.status[i] : RPC_STATUS_UNKNOWN]++;
-    }
-    qsort(b.lat, (size_t)n, sizeof *b.lat, cmp64);
-#define PCT(p) (n ? (double)b.lat[(size_t)((double)(n - 1) * (p))] / 1e6 : 0.0)
-    printf("calls: %ld  ok: %ld  time: %.3f s  rate: %.0f calls/s  "
-           "concurrency: %ld\n",
-           n, counts[0], secs, secs > 0 ? (double)n / secs : 0.0, o->concurrency);
-    printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", PCT(0.50),
-           PCT(0.90), PCT(0.99), n ? (double)b.lat[n - 1] / 1e6 : 0.0);
-    int worst = 0;
-    long most = 0;
-    for (int st = 1; st <= 16; st++)
-        if (counts[st]) {
-            printf("status %s: %ld\n", code_name(st), counts[st]);
-            if (counts[st] > most) {
-                most = counts[st];
-                worst = st;
-            }
-        }
-    if (ctx_err(root) && n < o->repeat) {
-        printf("interrupted after %ld of %ld calls\n", n, o->repeat);
-        if (worst == 0)
-            worst = RPC_STATUS_CANCELLED;
-    }
-    free(b.lat);
-    free(b.status);
-    free(th);
-    return exit_for(worst);
-}
-
 /* ---- main --------------------------------------------------------------------- */
 
 static int run(struct opts *o, rpc_client_channel_t *ch)
@@ -1193,8 +938,15 @@ static int run(struct opts *o, rpc_client_channel_t *ch)
         s.refl = NULL;
         if (rc == 0)
             rc = build_requests(o, &s, &t, &reqs, &nreq);
-        if (rc == 0 && o->repeat > 0)
-            rc = repeat_mode(o, ch, &t, &reqs[0]);
+        if (rc == 0 && o->repeat > 0 &&
+            (t.m->client_streaming || t.m->server_streaming)) {
+            fprintf(stderr, "--repeat supports unary methods only\n");
+            rc = EXIT_USAGE;
+        } else if (rc == 0 && o->repeat > 0) {
+            rc = exit_for(cli_repeat(root, ch, t.path, o->md_rpc, reqs[0].b,
+                                     reqs[0].n, o->repeat, o->concurrency,
+                                     o->timeout));
+        }
         else if (rc == 0)
             rc = one_call(o, &s, c, ch, &t, reqs, nreq);
         for (size_t i = 0; i < nreq; i++)
