@@ -79,7 +79,6 @@ struct srv_reflection {
     size_t nsyms, capsyms;
     struct rext *exts;
     size_t nexts, capexts;
-    int sorted;
     int service_added;
 };
 
@@ -147,7 +146,6 @@ static int add_sym(struct srv_reflection *r, const char *scope,
     if (n == NULL)
         return RPC_ERR_NOMEM;
     r->syms[r->nsyms++] = (struct rsym){.name = n, .file = file, .kind = kind};
-    r->sorted = 0;
     return 0;
 }
 
@@ -284,7 +282,6 @@ int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
     /* Sorted now, before start: handlers only read.  A stable order keeps
      * the first file that declared a duplicate name. */
     qsort(r->syms, r->nsyms, sizeof *r->syms, cmp_sym);
-    r->sorted = 1;
     return 0;
 }
 
