@@ -4,11 +4,14 @@
 #      independent reflection client (grpc-go's v1alpha stubs);
 #   2. against a stock grpc-go server (reflection v1alpha only) serving
 #      kvtest.v1.Store, a service rpcurl was never built with.
-# Environment: RPCURL, INTEROP_SERVER, GO_FIXTURE (tests/fixtures/go_reflect),
-# WORK (a scratch directory in the build tree).  Part 1's grpc-go client and
-# part 2 are skipped (exit 77 overall if nothing else ran) when Go or
-# grpc-go is missing; scripts/deps.sh test installs them.
+# Usage: test_rpcurl_reflect.sh interop|go  (two ctest entries).  "go" runs
+# grpc-go's reflection client against interop_server, then part 2; it exits
+# 77 (skipped) when Go or grpc-go is missing (scripts/deps.sh test installs
+# them).  Environment: RPCURL, INTEROP_SERVER, GO_FIXTURE
+# (tests/fixtures/go_reflect), WORK (a scratch directory in the build tree).
 set -uo pipefail
+mode=${1:?usage: test_rpcurl_reflect.sh interop|go}
+WORK=$WORK/$mode
 fail=0
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
@@ -42,6 +45,7 @@ ms() { date +%s%3N; }
 start interop "$INTEROP_SERVER" --port=0
 A=127.0.0.1:$port
 TS=grpc.testing.TestService
+if [ "$mode" = interop ]; then
 R "$A" list; check "interop list" 0 $? "grpc.reflection.v1alpha.ServerReflection" "$WORK/out"
 grep -qx "$TS" "$WORK/out" || { echo "FAIL list lacks $TS"; fail=1; }
 R "$A" list $TS; check "interop list service" 0 $? "$TS.StreamingOutputCall" "$WORK/out"
@@ -84,12 +88,15 @@ R -version; check "-version" 0 $? "rpcurl" "$WORK/err"
 closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 R -connect-timeout 2 127.0.0.1:$closed list; check "unreachable list -> 1" 1 $? "Failed to list services" "$WORK/err"
 
+exit $fail
+fi
+
 # ---- Go peers -----------------------------------------------------------------
 "$GO_FIXTURE/build.sh" "$WORK/go" 2>"$WORK/go-build.err"
 brc=$?
 if [ $brc = 77 ]; then
-  echo "SKIP grpc-go parts: $(cat "$WORK/go-build.err")"
-  cleanup; exit $fail
+  echo "SKIP: $(cat "$WORK/go-build.err")"
+  exit 77
 elif [ $brc != 0 ]; then
   echo "FAIL building the grpc-go peer:"; cat "$WORK/go-build.err"; exit 1
 fi
