@@ -4,13 +4,14 @@
 #      independent reflection client (grpc-go's v1alpha stubs);
 #   2. against a stock grpc-go server (reflection v1alpha only) serving
 #      kvtest.v1.Store, a service rpcurl was never built with.
-# Usage: test_rpcurl_reflect.sh interop|go  (two ctest entries).  "go" runs
+#   3. ("node") npm's grpc-js-reflection-client against interop_server.
+# Usage: test_rpcurl_reflect.sh interop|go|node  (three ctest entries).  "go" runs
 # grpc-go's reflection client against interop_server, then part 2; it exits
 # 77 (skipped) when Go or grpc-go is missing (scripts/deps.sh test installs
 # them).  Environment: RPCURL, INTEROP_SERVER, GO_FIXTURE
 # (tests/fixtures/go_reflect), WORK (a scratch directory in the build tree).
 set -uo pipefail
-mode=${1:?usage: test_rpcurl_reflect.sh interop|go}
+mode=${1:?usage: test_rpcurl_reflect.sh interop|go|node}
 WORK=$WORK/$mode
 fail=0
 pids=()
@@ -45,6 +46,17 @@ ms() { date +%s%3N; }
 start interop "$INTEROP_SERVER" --port=0
 A=127.0.0.1:$port
 TS=grpc.testing.TestService
+if [ "$mode" = node ]; then
+  for v in v1 v1alpha; do
+    "$NODE" "$NODE_SCRIPT" "$A" $v >"$WORK/out" 2>"$WORK/err"
+    check "grpc-js-reflection-client $v: list" 0 $? "service $TS" "$WORK/out"
+    for want in "service grpc.reflection.v1alpha.ServerReflection" \
+        "method demo.v1.Demo/Ticks" "method grpc.health.v1.Health/Watch"; do
+      grep -qF "$want" "$WORK/out" || { echo "FAIL $v: no '$want'"; cat "$WORK/out" "$WORK/err"; fail=1; }
+    done
+  done
+  exit $fail
+fi
 if [ "$mode" = interop ]; then
 R "$A" list; check "interop list" 0 $? "grpc.reflection.v1alpha.ServerReflection" "$WORK/out"
 grep -qx "$TS" "$WORK/out" || { echo "FAIL list lacks $TS"; fail=1; }
