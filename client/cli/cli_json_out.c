@@ -492,11 +492,13 @@ static int dec_message(struct dec *d, const cli_msg_t *m, const uint8_t *b,
 
 /* ---- well-known types out ------------------------------------------------------ */
 
-static const struct rec *last_rec(const struct rec *r, long n, int32_t num)
+/* The last record of field num with wire type wt (others are ignored). */
+static const struct rec *last_rec(const struct rec *r, long n, int32_t num,
+                                  int wt)
 {
     const struct rec *x = NULL;
     for (long i = 0; i < n; i++)
-        if (r[i].num == num)
+        if (r[i].num == num && r[i].wt == wt)
             x = &r[i];
     return x;
 }
@@ -537,7 +539,7 @@ static int dec_struct(struct dec *d, const struct rec *r, long n, cli_jv_t *out)
         long en = split(r[i].p, r[i].n, &er);
         if (en < 0)
             return errf(d, "malformed google.protobuf.Struct");
-        const struct rec *k = last_rec(er, en, 1), *v = last_rec(er, en, 2);
+        const struct rec *k = last_rec(er, en, 1, 2), *v = last_rec(er, en, 2, 2);
         char *key = k ? strndup((const char *)k->p, k->n) : strdup("");
         cli_jv_t *slot = key ? cli_jv_push(out, key) : NULL;
         int rc = slot ? dec_value_msg(d, v ? v->p : NULL, v ? v->n : 0, slot)
@@ -571,9 +573,11 @@ static int dec_value_msg(struct dec *d, const uint8_t *b, size_t len, cli_jv_t *
     long n = b ? split(b, len, &r) : 0;
     if (n < 0)
         return errf(d, "malformed google.protobuf.Value");
+    /* the kind oneof: the last member with its proper wire type */
+    static const int wt[7] = {-1, 0, 1, 2, 0, 2, 2};
     const struct rec *x = NULL;
     for (long i = 0; i < n; i++)
-        if (r[i].num >= 1 && r[i].num <= 6)
+        if (r[i].num >= 1 && r[i].num <= 6 && r[i].wt == wt[r[i].num])
             x = &r[i];
     int rc = 0;
     if (x == NULL || x->num == 1) {
@@ -605,7 +609,7 @@ static int dec_wkt(struct dec *d, const char *w, const cli_msg_t *m,
                    const struct rec *r, long n, cli_jv_t *out)
 {
     if (!strcmp(w, "Timestamp") || !strcmp(w, "Duration")) {
-        const struct rec *s = last_rec(r, n, 1), *ns = last_rec(r, n, 2);
+        const struct rec *s = last_rec(r, n, 1, 0), *ns = last_rec(r, n, 2, 0);
         int64_t secs = s ? (int64_t)s->u : 0;
         int32_t nanos = ns ? (int32_t)ns->u : 0;
         char fr[16], buf[64];
@@ -633,7 +637,10 @@ static int dec_wkt(struct dec *d, const char *w, const cli_msg_t *m,
     }
     if (cli_is_wrapper(w)) {
         const cli_field_t *f = cli_field_by_number(m, 1);
-        const struct rec *x = last_rec(r, n, 1);
+        const struct rec *x = NULL;
+        for (long i = 0; i < n; i++)
+            if (r[i].num == 1)
+                x = &r[i];
         if (f == NULL)
             return errf(d, "google.protobuf.%s: no field 1", w);
         return x ? dec_value(d, f, x, out) : default_value(d, f, out);
@@ -671,7 +678,7 @@ static int dec_wkt(struct dec *d, const char *w, const cli_msg_t *m,
         return rc;
     }
     /* Any */
-    const struct rec *t = last_rec(r, n, 1), *v = last_rec(r, n, 2);
+    const struct rec *t = last_rec(r, n, 1, 2), *v = last_rec(r, n, 2, 2);
     out->t = J_OBJ;
     if (t == NULL)
         return 0;
