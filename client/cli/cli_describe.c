@@ -61,7 +61,10 @@ static void print_message(cli_pool_t *pool, const cli_msg_t *m, int ind)
         }
     for (size_t i = 0; i < nf; i++) {
         const cli_field_t *f = fs[i];
-        bool real_oneof = f->has_oneof_index && !(f->has_proto3_optional && f->proto3_optional);
+        /* (an index past the oneofs -- a broken descriptor -- prints plainly) */
+        bool real_oneof = f->has_oneof_index && f->oneof_index >= 0 &&
+                          (size_t)f->oneof_index < m->n_oneof_decl &&
+                          !(f->has_proto3_optional && f->proto3_optional);
         if (!real_oneof) {
             print_field(pool, f, ind + 2);
             continue;
@@ -129,7 +132,8 @@ void cli_describe(cli_pool_t *pool, const cli_sym_t *s)
         printf("oneof %s {\n", od->name);
         const cli_msg_t *m = s->parent;
         for (size_t i = 0; i < m->n_field; i++)
-            if (m->field[i]->has_oneof_index &&
+            if (m->field[i]->has_oneof_index && m->field[i]->oneof_index >= 0 &&
+                (size_t)m->field[i]->oneof_index < m->n_oneof_decl &&
                 m->oneof_decl[m->field[i]->oneof_index] == od)
                 print_field(pool, m->field[i], 2);
         printf("}\n");
