@@ -113,6 +113,68 @@ static int add_msg(cli_pool_t *p, const char *scope, const cli_msg_t *m,
     return rc;
 }
 
+/* Descriptors come from servers: every name the rest of rpcurl reads must
+ * be there (proto2 optional strings unpack to NULL when absent). */
+static bool valid_enum(const cli_enum_t *e)
+{
+    if (e->name == NULL)
+        return false;
+    for (size_t i = 0; i < e->n_value; i++)
+        if (e->value[i]->name == NULL)
+            return false;
+    return true;
+}
+
+static bool valid_fields(cli_field_t *const *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int t = (int)f[i]->type;
+        if (f[i]->name == NULL ||
+            ((t == 11 || t == 14 || t == 10) && f[i]->type_name == NULL))
+            return false;
+    }
+    return true;
+}
+
+static bool valid_msg(const cli_msg_t *m, int depth)
+{
+    if (m->name == NULL || depth > 100 || !valid_fields(m->field, m->n_field) ||
+        !valid_fields(m->extension, m->n_extension))
+        return false;
+    for (size_t i = 0; i < m->n_oneof_decl; i++)
+        if (m->oneof_decl[i]->name == NULL)
+            return false;
+    for (size_t i = 0; i < m->n_enum_type; i++)
+        if (!valid_enum(m->enum_type[i]))
+            return false;
+    for (size_t i = 0; i < m->n_nested_type; i++)
+        if (!valid_msg(m->nested_type[i], depth + 1))
+            return false;
+    return true;
+}
+
+static bool valid_file(const cli_file_t *f)
+{
+    if (f->name == NULL || !valid_fields(f->extension, f->n_extension))
+        return false;
+    for (size_t i = 0; i < f->n_message_type; i++)
+        if (!valid_msg(f->message_type[i], 0))
+            return false;
+    for (size_t i = 0; i < f->n_enum_type; i++)
+        if (!valid_enum(f->enum_type[i]))
+            return false;
+    for (size_t i = 0; i < f->n_service; i++) {
+        const cli_service_t *s = f->service[i];
+        if (s->name == NULL)
+            return false;
+        for (size_t j = 0; j < s->n_method; j++)
+            if (s->method[j]->name == NULL || s->method[j]->input_type == NULL ||
+                s->method[j]->output_type == NULL)
+                return false;
+    }
+    return true;
+}
+
 bool cli_pool_has_file(const cli_pool_t *p, const char *name)
 {
     for (size_t i = 0; i < p->nfiles; i++)
@@ -131,7 +193,7 @@ int cli_pool_add_file(cli_pool_t *p, const uint8_t *bytes, size_t len)
 {
     cli_file_t *f = google__protobuf__file_descriptor_proto__unpack(NULL, len,
                                                                     bytes);
-    if (f == NULL || f->name == NULL)
+    if (f == NULL || !valid_file(f))
         goto bad;
     if (cli_pool_has_file(p, f->name)) {
         google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);

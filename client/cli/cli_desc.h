@@ -48,7 +48,8 @@ cli_pool_t *cli_pool_new(void);
 void cli_pool_free(cli_pool_t *p);
 
 /* Adds one serialized FileDescriptorProto; a file name already present is
- * ignored.  Returns 0 or -1 (undecodable, out of memory). */
+ * ignored.  Returns 0 or -1 (undecodable, a name missing, out of
+ * memory). */
 int cli_pool_add_file(cli_pool_t *p, const uint8_t *bytes, size_t len);
 /* Adds every file of a serialized FileDescriptorSet.  0 or -1. */
 int cli_pool_add_set(cli_pool_t *p, const uint8_t *bytes, size_t len);

@@ -322,6 +322,54 @@ static void test_malformed_wire(void **state)
     fclose(f);
 }
 
+/* Descriptors from a server are checked: a nameless field is refused, a
+ * oneof index past the oneofs is harmless. */
+static void test_hostile_descriptor(void **state)
+{
+    (void)state;
+    Google__Protobuf__FieldDescriptorProto fd = GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__INIT;
+    fd.has_number = 1;
+    fd.number = 1;
+    fd.has_type = 1;
+    fd.type = GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_INT32;
+    fd.has_oneof_index = 1;
+    fd.oneof_index = 7; /* no such oneof */
+    Google__Protobuf__FieldDescriptorProto *fields[] = {&fd};
+    Google__Protobuf__DescriptorProto m = GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
+    m.name = "M";
+    m.n_field = 1;
+    m.field = fields;
+    Google__Protobuf__DescriptorProto *msgs[] = {&m};
+    Google__Protobuf__FileDescriptorProto f = GOOGLE__PROTOBUF__FILE_DESCRIPTOR_PROTO__INIT;
+    f.name = "hostile.proto";
+    f.package = "h";
+    f.syntax = "proto3";
+    f.n_message_type = 1;
+    f.message_type = msgs;
+    uint8_t buf[256];
+    size_t n = google__protobuf__file_descriptor_proto__pack(&f, buf);
+    cli_pool_t *p = cli_pool_new();
+    assert_int_equal(cli_pool_add_file(p, buf, n), -1); /* field without a name */
+    fd.name = "x";
+    n = google__protobuf__file_descriptor_proto__pack(&f, buf);
+    assert_int_equal(cli_pool_add_file(p, buf, n), 0);
+    const cli_msg_t *hm = cli_pool_message(p, "h.M");
+    assert_non_null(hm);
+    const char *in = "{\"x\": 5}";
+    char err[256];
+    cli_jv_t *v = cli_jv_parse(&in, err, sizeof err);
+    cli_buf_t b = {0};
+    assert_int_equal(cli_json_encode(p, hm, v, false, &b, err, sizeof err), 0);
+    FILE *o = fopen("/dev/null", "w");
+    assert_int_equal(cli_json_print(o, p, hm, b.b, b.n, CLI_FORMAT_JSON, true, err,
+                                    sizeof err), 0);
+    cli_describe(p, cli_pool_find(p, "h.M")); /* prints; must not crash */
+    fclose(o);
+    free(b.b);
+    cli_jv_free(v);
+    cli_pool_free(p);
+}
+
 /* Deterministic mutation fuzzing (xorshift PRNG): mutated JSON through
  * parse -> encode -> print, and mutated wire bytes through print (JSON and
  * text); nothing may crash, leak or read out of bounds (run under ASan). */
@@ -413,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_text_format),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_malformed_wire),
+        cmocka_unit_test(test_hostile_descriptor),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
