@@ -54,6 +54,7 @@
 #define CAUSE_SIGNAL 130
 #define RPCURL_VERSION "0.2.0"
 #define MAX_LIST 16
+#define MAX_HEADERS 64
 
 extern char **environ;
 
@@ -79,6 +80,8 @@ static void usage(FILE *o)
 "                        names lowercased)\n"
 "  -rpc-header H         header for the RPC only (repeatable)\n"
 "  -reflect-header H     header for reflection requests only (repeatable)\n"
+"  -expand-headers       replace ${NAME} in header values with the environment\n"
+"                        variable's value\n"
 "  -proto FILE           .proto source (repeatable); needs protoc on PATH\n"
 "  -import-path DIR      where -proto files and their imports live (repeatable;\n"
 "                        default '.')\n"
@@ -217,7 +220,9 @@ struct opts {
     int64_t connect_timeout;
     size_t max_msg;
     int verbose;
-    bool plaintext, emit_defaults, allow_unknown;
+    bool plaintext, emit_defaults, allow_unknown, expand_headers;
+    struct { const char *val; int where; /* 1 rpc, 2 reflection */ } headers[64];
+    int nheaders;
     cli_format_t fmt;
     const char *authority, *user_agent;
     const char *protosets[MAX_LIST], *protos[MAX_LIST], *imports[MAX_LIST];
@@ -248,8 +253,43 @@ static bool flag_is(const char *arg, const char *name)
     return strcmp(arg, name) == 0;
 }
 
-static int add_header(rpc_metadata_t *a, rpc_metadata_t *b, const char *val)
+/* ${NAME} -> the environment variable's value (-expand-headers); NULL
+ * (with a message) when a variable is unset or the result too long. */
+static const char *expand(const char *val, char *out, size_t cap)
 {
+    size_t o = 0;
+    for (const char *p = val; *p;) {
+        const char *end;
+        if (p[0] == '$' && p[1] == '{' && (end = strchr(p + 2, '}')) != NULL) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(end - p - 2), p + 2);
+            const char *v = getenv(name);
+            if (v == NULL) {
+                fprintf(stderr, "%s: no value for environment variable %s\n", prog, name);
+                return NULL;
+            }
+            size_t n = strlen(v);
+            if (o + n >= cap)
+                return NULL;
+            memcpy(out + o, v, n);
+            o += n;
+            p = end + 1;
+        } else {
+            if (o + 1 >= cap)
+                return NULL;
+            out[o++] = *p++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+static int add_header(rpc_metadata_t *a, rpc_metadata_t *b, const char *val,
+                      bool expand_env)
+{
+    char buf[8192];
+    if (expand_env && (val = expand(val, buf, sizeof buf)) == NULL)
+        return EXIT_FAIL;
     const char *colon = strchr(val, ':');
     if (colon == NULL || colon == val)
         return usage_error("header must be 'name: value': %s", val);
@@ -353,15 +393,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 o->fmt = CLI_FORMAT_TEXT;
             else
                 return usage_error("the -format option must be 'json' or 'text': %s", val);
-        } else if (flag_is(a, "H")) {
+        } else if (flag_is(a, "H") || flag_is(a, "rpc-header") ||
+                   flag_is(a, "reflect-header")) {
             NEED_VAL();
-            rc = add_header(o->md_rpc, o->md_refl, val);
-        } else if (flag_is(a, "rpc-header")) {
-            NEED_VAL();
-            rc = add_header(o->md_rpc, NULL, val);
-        } else if (flag_is(a, "reflect-header")) {
-            NEED_VAL();
-            rc = add_header(NULL, o->md_refl, val);
+            if (o->nheaders == MAX_HEADERS)
+                return usage_error("too many header flags (%d at most)", "64");
+            o->headers[o->nheaders].val = val;
+            o->headers[o->nheaders++].where = flag_is(a, "H") ? 3
+                                            : flag_is(a, "rpc-header") ? 1 : 2;
+        } else if (flag_is(a, "expand-headers")) {
+            o->expand_headers = true;
         } else if (flag_is(a, "proto")) {
             LIST_ADD(o->protos, o->nprotos);
         } else if (flag_is(a, "import-path")) {
@@ -411,6 +452,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
         } else {
             return usage_error("flag provided but not defined: %s", a);
         }
+        if (rc)
+            return rc;
+    }
+    for (int h = 0; h < o->nheaders; h++) {
+        int rc = add_header(o->headers[h].where & 1 ? o->md_rpc : NULL,
+                            o->headers[h].where & 2 ? o->md_refl : NULL,
+                            o->headers[h].val, o->expand_headers);
         if (rc)
             return rc;
     }

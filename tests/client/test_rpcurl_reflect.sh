@@ -90,6 +90,10 @@ R -format text -d '{"response_size": 1}' "$A" $TS/UnaryCall; check "interop -for
 R -v -H 'X-Grpc-Test-Echo-Initial: hi' -d '{}' "$A" $TS/EmptyCall
 check "interop -v headers" 0 $? "x-grpc-test-echo-initial: hi" "$WORK/out"
 grep -q "Response trailers received:" "$WORK/out" || { echo "FAIL -v trailers"; fail=1; }
+RPCURL_TEST_VAR=from-env R -expand-headers -v -H 'x-grpc-test-echo-initial: ${RPCURL_TEST_VAR}' -d '{}' "$A" $TS/UnaryCall
+check "interop -expand-headers" 0 $? "x-grpc-test-echo-initial: from-env" "$WORK/out"
+R -expand-headers -H 'x-a: ${RPCURL_TEST_UNSET_VAR}' "$A" $TS/EmptyCall
+check "interop -expand-headers unset -> 1" 1 $? "RPCURL_TEST_UNSET_VAR" "$WORK/err"
 R -vv "$A" $TS/EmptyCall; check "interop -vv timing" 0 $? "Timing Data:" "$WORK/out"
 R "$A" grpc.health.v1.Health/Check; check "interop health" 0 $? '"status": "SERVING"' "$WORK/out"
 R -insecure "$A" list; check "TLS flags: not supported yet" 1 $? "TLS not supported yet" "$WORK/err"
