@@ -7,7 +7,7 @@ pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
       protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev
       libprotobuf-dev protobuf-compiler)
 case "$what" in
-  test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
+  test)  pkgs+=(python3-grpcio python3-protobuf python3-h2 protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux
                 cmd:node=nodejs cmd:npm=npm libprotobuf-dev
                 golang-go golang-google-grpc-dev golang-google-protobuf-dev

@@ -157,6 +157,40 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
     return 0;
 }
 
+/* Header bytes a connection may make us decode per second.  HPACK lets a
+ * few wire bytes expand into large headers (a bomb); a connection past
+ * this budget is costing the loop more than its share, whatever the
+ * header list limit says about each request: GOAWAY ENHANCE_YOUR_CALM. */
+#define HEADER_BUDGET_PER_SEC (32u * 1024 * 1024)
+
+static void calm_down(struct srv_conn *c, const char *why)
+{
+    srv_log("%s: %s, closing (GOAWAY ENHANCE_YOUR_CALM)", c->peer, why);
+    if (c->closing)
+        return;
+    c->closing = 1;
+    nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->sess),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why,
+                          strlen(why));
+    rpc__h2_close_after_flush(c->h2);
+}
+
+static int over_header_budget(struct srv_conn *c, size_t bytes)
+{
+    int64_t now = c->last_recv_ns;
+    if (now - c->hdr_window_ns > CTX_SECOND) {
+        c->hdr_window_ns = now;
+        c->hdr_window_bytes = 0;
+    }
+    c->hdr_window_bytes += bytes;
+    if (c->hdr_window_bytes <= HEADER_BUDGET_PER_SEC)
+        return 0;
+    if (!c->closing)
+        calm_down(c, "header decoding over budget");
+    return 1;
+}
+
 static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data)
@@ -168,6 +202,8 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
         frame->hd.stream_id != h->stream_id)
         return 0; /* client trailers carry nothing we use */
     h->bytes += namelen + valuelen + 32;
+    if (over_header_budget(c, namelen + valuelen + 32))
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* closes; GOAWAY queued */
     if (h->bytes > c->s->o.max_header_list) {
         set_bad(h, RPC_STATUS_RESOURCE_EXHAUSTED,
                 "request header list too large", 0);
@@ -353,6 +389,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
         }
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->got_settings) {
             c->got_settings = 1;
+            c->lp->npending--;
             if (c->hs_timer)
                 evtimer_del(c->hs_timer);
             arm_idle(c);
@@ -395,6 +432,15 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
         call = call_of(c, frame->hd.stream_id);
         if (call && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             srv_call_remote_close(call);
+        break;
+    case NGHTTP2_RST_STREAM:
+        /* Resets cost us a call each (Rapid Reset).  nghttp2 limits them
+         * per connection; this bucket limits them for the whole server,
+         * so many connections cannot add up to a flood. */
+        if (!srv_rate_allow(&c->s->rst_tat, c->last_recv_ns,
+                            c->s->o.max_resets_per_sec,
+                            2 * (int64_t)c->s->o.max_resets_per_sec))
+            calm_down(c, "too many stream resets");
         break;
     default:
         break;
@@ -552,6 +598,8 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
     if (reason == RPC__H2_PROTOCOL)
         srv_log("%s: %s, connection closed", c->peer,
                 rpc__h2_close_reason_name(reason));
+    if (!c->got_settings)
+        lp->npending--;
     ctx_cancel_cause(c->ctx, cause);
     while (c->calls) {
         struct rpc_call *call = c->calls;
@@ -577,9 +625,34 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
     srv_loop_conn_gone(lp);
 }
 
+/* Makes room for one more connection in its handshake: past the loop's
+ * share of the cap, the oldest connection still in its handshake is
+ * closed, so silent connections cannot hold descriptors (and new clients)
+ * hostage for the whole handshake timeout. */
+static void evict_pending(struct srv_loop *lp)
+{
+    rpc_server_t *s = lp->s;
+    int cap = s->o.max_pending_hs / s->nloops;
+    if (cap < 1)
+        cap = 1;
+    if (lp->npending < cap)
+        return;
+    struct srv_conn *oldest = NULL;
+    for (struct srv_conn *c = lp->conns; c; c = c->next)
+        if (!c->got_settings && !c->closing)
+            oldest = c; /* the list is newest first */
+    if (oldest == NULL)
+        return;
+    srv_log("%s: handshake not done and %d others waiting, closing it",
+            oldest->peer, lp->npending - 1);
+    oldest->closing = 1;
+    rpc__h2_close_now(oldest->h2, RPC__H2_TIMEOUT);
+}
+
 void srv_conn_accept(struct srv_loop *lp, int fd)
 {
     rpc_server_t *s = lp->s;
+    evict_pending(lp);
     struct srv_conn *c = calloc(1, sizeof *c);
     struct bufferevent *bev = NULL;
     nghttp2_session_callbacks *cbs = NULL;
@@ -639,6 +712,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     if (!c->ka_timer || !c->ack_timer || !c->hs_timer || !c->idle_timer) {
         /* Close through the normal path, which frees the timers made. */
         lp->nconns++;
+        lp->npending++;
         c->next = lp->conns;
         lp->conns = c;
         srv_stat_add(s, RPC_STAT_CONNECTIONS, 1);
@@ -665,6 +739,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
         lp->conns->prev = c;
     lp->conns = c;
     lp->nconns++;
+    lp->npending++;
     srv_stat_add(s, RPC_STAT_CONNECTIONS, 1);
     srv_stat_add(s, RPC_STAT_CONNECTIONS_TOTAL, 1);
     rpc__h2_flush(c->h2);

@@ -117,6 +117,7 @@ struct rpc_server {
     atomic_int_fast64_t stats[RPC_STAT_CALLS_REJECTED + 1];
     atomic_int_fast64_t by_status[17];
     atomic_int_fast64_t by_cause[SRV_NCAUSES];
+    atomic_int_fast64_t rst_tat;  /* server-wide RST_STREAM bucket */
 };
 
 void srv_reflection_free(struct srv_reflection *r); /* server_reflection.c */
@@ -127,8 +128,13 @@ void srv_stat_ended(rpc_server_t *s, int status, int cause);
 const struct srv_method *srv_find_method(const rpc_server_t *s,
                                          const char *path, size_t len);
 void srv_call_freed(rpc_server_t *s);
-/* Logs one line to stderr (bad input is logged once, here). */
+/* Logs one line to stderr (bad input is logged once, here), at most 20 a
+ * second with bursts of 50; the lines dropped are counted in the next. */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Token bucket (GCRA) on *tat: true if one more event is allowed now at
+ * `rate` per second with bursts of `burst`.  Any thread, lock-free. */
+bool srv_rate_allow(atomic_int_fast64_t *tat, int64_t now, int64_t rate,
+                    int64_t burst);
 
 /* ---- loops (server_loop.c) --------------------------------------------- */
 
@@ -159,6 +165,9 @@ struct srv_loop {
     struct event *stop_timer;
     struct event *accept_retry; /* re-enables listeners after EMFILE */
     struct event *sweep;      /* once a second: stalled calls */
+    int npending;             /* connections still in their handshake */
+    int spare_fd;             /* /dev/null, given up to shed a connection
+                                 when accept() runs out of descriptors */
 };
 
 /* Creates the loops and their threads (loop 0 owns the listeners).
@@ -220,6 +229,8 @@ struct srv_conn {
     int64_t rtt_ns;           /* latest measured round trip (0: none yet) */
     int ping_outstanding;
     int64_t last_client_ping_ns;
+    int64_t hdr_window_ns;    /* start of the current 1 s header budget */
+    size_t hdr_window_bytes;  /* header bytes decoded in it */
     int strikes;
     int got_settings;
     int closing;              /* final GOAWAY sent or closing */
@@ -314,6 +325,12 @@ struct rpc_call {
     int deferred;             /* the provider returned DEFERRED */
     int ready_queued;         /* [loop->mu] on the loop's ready list */
     struct rpc_call *ready_next; /* [loop->mu] */
+    /* loop-only, event-driven calls (rpc_call_set_events): */
+    rpc_call_events_t ev;
+    void *ev_ud;
+    int evented;              /* events set, call not finished */
+    int ev_ready_wanted;      /* output went over the buffer since on_ready */
+    int ev_half_closed;       /* on_half_close delivered */
     /* handler thread: */
     int last_in_compressed;   /* see rpc_call_received_compressed() */
     int on_loop_handler;      /* running a non-blocking handler now */
@@ -362,6 +379,9 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
  * RPC_CAUSE_STALLED, RESOURCE_EXHAUSTED with `msg`) and resets its stream,
  * whose closed flow-control window would hold the trailers back. */
 void srv_call_stall(struct rpc_call *call, const char *msg);
+/* Loop thread: delivers the events an event-driven call is due (queued
+ * messages, half-close, on_ready, on_done). */
+void srv_call_events(struct rpc_call *call);
 /* Loop thread: the stall check of the periodic sweep. */
 void srv_call_sweep(struct rpc_call *call, int64_t now);
 /* Loop thread: news from the mailbox -- the request context ended, the
