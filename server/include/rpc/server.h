@@ -229,6 +229,14 @@ RPC_API int rpc_server_add_method(rpc_server_t *s,
                                   rpc_handler_style_t style, rpc_handler_fn fn,
                                   void *user_data);
 
+/* Adds a serialized FileDescriptorProto (bytes[0..len), borrowed: static
+ * data that outlives the server) under its file name, for reflection.
+ * Before start.  Registering a name twice is a no-op returning 0.  Returns
+ * 0 or RPC_ERR_INVAL / RPC_ERR_STATE / RPC_ERR_NOMEM.  Generated code
+ * (protoc-gen-rpc-c) calls it for a file and its imports. */
+RPC_API int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
+                                           const uint8_t *bytes, size_t len);
+
 /* ---- the standard health service (grpc.health.v1.Health) ---------------- */
 
 typedef enum rpc_health_status {
