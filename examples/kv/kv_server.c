@@ -12,6 +12,7 @@
  * watcher list (a watcher that reads nothing for 1 MiB of events slows
  * Put down: a real store would queue per watcher).  SIGINT/SIGTERM stop.
  */
+#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
 #include "kv/v1/kv.rpc.h"
 
 #include <pthread.h>
