@@ -1,6 +1,6 @@
 /*
  * kv_client -- calls kv.v1.Store on HOST:PORT: Put (with x-writer
- * metadata), Get, Get of a missing key, then a Watch bounded by a 500 ms
+ * metadata), Get, Get of a missing key, then a Watch bounded by a 1.5 s
  * timeout that sees the current value and a Put made while it runs.
  * Prints what it gets; exits 0 when every answer is the expected one.
  */
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     printf("get missing: %s\n", rpc_status_name(st));
     ok &= st == RPC_STATUS_NOT_FOUND && got == NULL;
 
-    ctx_t *wctx = ctx_with_timeout(ctx, 500 * CTX_MS);
+    ctx_t *wctx = ctx_with_timeout(ctx, 1500 * CTX_MS);
     Kv__V1__WatchRequest wr = KV__V1__WATCH_REQUEST__INIT;
     rpc_client_call_t *call = NULL;
     Kv__V1__Event *ev = NULL;
