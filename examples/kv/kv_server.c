@@ -1,18 +1,12 @@
 /*
- * kv_server -- kv.v1.Store, the service of the README's walkthrough.
- *
- *   kv_server [PORT]      (0 or none: any free port, printed on stdout)
- *
- * Get and Put are blocking handlers on the server's workers.  Watch is a
- * non-blocking handler that holds no thread while it waits: it sends the
- * current value, parks the call on the key's watcher list and returns
- * RPC_PENDING; Put sends each change to the watchers; an AfterFunc on the
- * request context ends the call when the client cancels, its deadline
- * passes or the server shuts down.  One mutex guards the store and the
- * watcher list (a watcher that reads nothing for 1 MiB of events slows
- * Put down: a real store would queue per watcher).  SIGINT/SIGTERM stop.
+ * kv_server [PORT] -- kv.v1.Store, the README's walkthrough service.
+ * Get and Put are blocking handlers (worker threads).  Watch holds no
+ * thread while it waits: a non-blocking handler parks the call on the
+ * watcher list and returns RPC_PENDING, Put sends each change to the
+ * parked calls, and an AfterFunc on the request context finishes the call
+ * on cancel, deadline or shutdown.  One mutex guards entries and watchers.
  */
-#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
+#define _POSIX_C_SOURCE 200809L /* sigwait */
 #include "kv/v1/kv.rpc.h"
 
 #include <pthread.h>
@@ -23,9 +17,9 @@
 
 struct entry {
     struct entry *next;
-    Kv__V1__Event ev; /* key, value, version, writer: all owned */
+    Kv__V1__Event ev; /* pointing into data */
+    char data[];
 };
-
 struct watcher {
     struct watcher *next;
     struct store *st;
@@ -33,7 +27,6 @@ struct watcher {
     ctx_after_t *end;
     char *key;
 };
-
 struct store {
     pthread_mutex_t mu;
     struct entry *entries;
@@ -55,15 +48,13 @@ static int get(ctx_t *ctx, rpc_call_t *call, const Kv__V1__GetRequest *req,
     Kv__V1__GetResponse rsp = KV__V1__GET_RESPONSE__INIT;
     pthread_mutex_lock(&st->mu);
     struct entry *e = find(st, req->key);
-    if (e) {
-        rsp.value = e->ev.value, rsp.version = e->ev.version;
+    if (e)
+        rsp.value = e->ev.value, rsp.version = e->ev.version,
         rsp.writer = e->ev.writer;
-    }
     int rc = e ? kv_v1_store_get_send(call, &rsp) : 0;
     pthread_mutex_unlock(&st->mu);
-    if (rc != 0)
-        return rpc_cause_status(ctx_cause(ctx));
-    return e ? RPC_STATUS_OK : RPC_STATUS_NOT_FOUND;
+    return rc ? rpc_cause_status(ctx_cause(ctx))
+              : e ? RPC_STATUS_OK : RPC_STATUS_NOT_FOUND;
 }
 
 static int put(ctx_t *ctx, rpc_call_t *call, const Kv__V1__PutRequest *req,
@@ -71,41 +62,42 @@ static int put(ctx_t *ctx, rpc_call_t *call, const Kv__V1__PutRequest *req,
 {
     struct store *st = ud;
     const char *writer = rpc_metadata_get(ctx, "x-writer", NULL);
-    if (ctx_err(ctx) != 0) /* the caller gave up (deadline, cancel) */
+    if (ctx_err(ctx) != 0) /* the caller gave up: deadline or cancel */
         return rpc_cause_status(ctx_cause(ctx));
-    pthread_mutex_lock(&st->mu);
-    struct entry *e = find(st, req->key);
-    if (e == NULL && (e = calloc(1, sizeof *e)) != NULL) {
-        kv__v1__event__init(&e->ev); /* its strings are static "": */
-        e->ev.key = strdup(req->key), e->ev.writer = NULL;
-        e->next = st->entries, st->entries = e;
-    }
-    void *value = malloc(req->value.len + 1);
-    char *w = strdup(writer ? writer : "");
-    if (e == NULL || e->ev.key == NULL || value == NULL || w == NULL) {
-        pthread_mutex_unlock(&st->mu);
-        free(value), free(w);
+    writer = writer ? writer : "";
+    size_t k = strlen(req->key) + 1, w = strlen(writer) + 1;
+    struct entry *n = malloc(sizeof *n + k + w + req->value.len), *old;
+    if (n == NULL)
         return RPC_STATUS_RESOURCE_EXHAUSTED;
-    }
-    free(e->ev.value.data), free(e->ev.writer);
-    e->ev.value.data = memcpy(value, req->value.data, req->value.len);
-    e->ev.value.len = req->value.len, e->ev.writer = w, e->ev.version++;
+    kv__v1__event__init(&n->ev); /* one block: the event, then its data */
+    n->ev.key = memcpy(n->data, req->key, k);
+    n->ev.writer = memcpy(n->data + k, writer, w);
+    n->ev.value.data = memcpy(n->data + k + w, req->value.data, req->value.len);
+    n->ev.value.len = req->value.len, n->next = NULL;
+    pthread_mutex_lock(&st->mu); /* the new entry replaces the old one */
+    struct entry **p = &st->entries;
+    while (*p && strcmp((*p)->ev.key, req->key) != 0)
+        p = &(*p)->next;
+    if ((old = *p) != NULL)
+        n->ev.version = old->ev.version, n->next = old->next;
+    int64_t version = ++n->ev.version;
+    *p = n;
     for (struct watcher *x = st->watchers; x; x = x->next)
         if (strcmp(x->key, req->key) == 0)
-            kv_v1_store_watch_send(x->call, &e->ev); /* a gone one: ignored */
-    Kv__V1__PutResponse rsp = KV__V1__PUT_RESPONSE__INIT;
-    rsp.version = e->ev.version;
+            kv_v1_store_watch_send(x->call, &n->ev); /* a gone one: ignored */
     pthread_mutex_unlock(&st->mu);
-    return kv_v1_store_put_send(call, &rsp) == 0
-               ? RPC_STATUS_OK : rpc_cause_status(ctx_cause(ctx));
+    free(old);
+    Kv__V1__PutResponse rsp = KV__V1__PUT_RESPONSE__INIT;
+    rsp.version = version;
+    return kv_v1_store_put_send(call, &rsp) ? rpc_cause_status(ctx_cause(ctx))
+                                            : RPC_STATUS_OK;
 }
 
-/* AfterFunc of a watcher's request context: unlink, answer, free. */
+/* AfterFunc of a parked Watch's request context: unlink, finish, free. */
 static void watch_end(void *arg)
 {
-    struct watcher *w = arg;
+    struct watcher *w = arg, **p = &w->st->watchers;
     pthread_mutex_lock(&w->st->mu);
-    struct watcher **p = &w->st->watchers;
     while (*p != w)
         p = &(*p)->next;
     *p = w->next;
@@ -130,7 +122,7 @@ static int watch(ctx_t *ctx, rpc_call_t *call, const Kv__V1__WatchRequest *req,
     if (e && e->ev.version > req->after_version)
         kv_v1_store_watch_send(call, &e->ev);
     w->next = w->st->watchers, w->st->watchers = w;
-    w->end = ctx_after_func(ctx, watch_end, w); /* runs once we unlock */
+    w->end = ctx_after_func(ctx, watch_end, w); /* runs after we unlock */
     if (w->end == NULL)
         w->st->watchers = w->next;
     pthread_mutex_unlock(&w->st->mu);
@@ -150,24 +142,17 @@ int main(int argc, char **argv)
     sigemptyset(&sigs), sigaddset(&sigs, SIGINT), sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* before any thread starts */
     rpc_server_t *s = rpc_server_new();
-    int rc = s ? kv_v1_store_register(s, &handlers) : RPC_ERR_NOMEM;
+    int sig, rc = s ? kv_v1_store_register(s, &handlers) : RPC_ERR_NOMEM;
     if (rc == 0)
         rc = rpc_server_listen(s, "127.0.0.1", argc > 1 ? atoi(argv[1]) : 0);
+    if (rc == 0 && (rc = rpc_server_start(s)) == 0)
+        printf("listening on port %d\n", rpc_server_port(s)), fflush(stdout);
     if (rc == 0)
-        rc = rpc_server_start(s);
-    if (rc != 0) {
+        sigwait(&sigs, &sig);
+    rpc_server_free(s); /* shuts down: every Watch ends (watch_end) */
+    for (struct entry *e = st.entries, *next; e; e = next)
+        next = e->next, free(e);
+    if (rc != 0)
         fprintf(stderr, "kv_server: %s\n", rpc_strerror(rc));
-        return 1;
-    }
-    printf("listening on port %d\n", rpc_server_port(s));
-    fflush(stdout);
-    int sig;
-    sigwait(&sigs, &sig);
-    rpc_server_shutdown(s, CTX_SECOND); /* ends every Watch (watch_end) */
-    rpc_server_free(s);
-    for (struct entry *e = st.entries, *next; e; e = next) {
-        next = e->next;
-        free(e->ev.key), free(e->ev.value.data), free(e->ev.writer), free(e);
-    }
-    return ctx_shutdown() == 0 ? 0 : 1;
+    return rc == 0 && ctx_shutdown() == 0 ? 0 : 1;
 }
