@@ -204,6 +204,15 @@ static void test_bidi(void **state)
 
 /* ---- async: each completion cancels `done` ------------------------------- */
 
+/* Cancels and releases the callback's own reference on r->done: the test
+ * thread may release its reference (and leave r) as soon as it sees the
+ * cancellation. */
+static void finish(ctx_t *done)
+{
+    ctx_cancel(done);
+    ctx_release(done);
+}
+
 struct async_result {
     ctx_t *done;
     int status;
@@ -216,12 +225,13 @@ static void unary_done(rpc_client_call_t *call, int status,
     struct async_result *r = ud;
     r->status = status;
     r->len = rsp && rsp->payload ? rsp->payload->body.len : 0;
-    ctx_cancel(r->done);
+    finish(r->done);
 }
 
 static void test_async_unary(void **state)
 {
     struct async_result r = {ctx_with_cancel(ctx_background()), -1, 0, 0};
+    ctx_retain(r.done); /* the callback's */
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     req.response_size = 7;
     assert_int_equal(grpc_testing_test_service_unary_call_async(
@@ -243,12 +253,13 @@ static void stream_done(rpc_client_call_t *call, int status, void *ud)
 {
     struct async_result *r = ud;
     r->status = status;
-    ctx_cancel(r->done);
+    finish(r->done);
 }
 
 static void test_async_streams(void **state)
 {
     struct async_result r = {ctx_with_cancel(ctx_background()), -1, 0, 0};
+    ctx_retain(r.done); /* the callback's */
     out_req_t req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
     Grpc__Testing__ResponseParameters p[3], *pp[3];
     params(&req, p, pp, 3);
@@ -265,6 +276,7 @@ static void test_async_streams(void **state)
 
     /* Bidi, async: write from this thread, responses on the loop. */
     r = (struct async_result){ctx_with_cancel(ctx_background()), -1, 0, 0};
+    ctx_retain(r.done);
     assert_int_equal(grpc_testing_test_service_full_duplex_call_async(
                          ctx_background(), ch, NULL, stream_message,
                          stream_done, &r, &call), 0);
