@@ -11,7 +11,10 @@
 # gives a file, and so its generated header, is its path relative to that
 # folder: IMPORT_DIRS proto + PROTOS proto/kv/v1/kv.proto generates
 # "kv/v1/kv.pb-c.h" and "kv/v1/kv.rpc.h".  Imports are looked up in
-# IMPORT_DIRS; protobuf's own (google/protobuf/*.proto) too.
+# IMPORT_DIRS; protobuf's own (google/protobuf/*.proto) too, but their C
+# code is not in any library: a file that imports google/protobuf/x.proto
+# lists /usr/include in IMPORT_DIRS and /usr/include/google/protobuf/x.proto
+# in PROTOS.
 #
 # The result is a static library <name> (position-independent, so it may go
 # into a shared library) whose include path holds the generated headers and

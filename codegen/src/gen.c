@@ -83,7 +83,7 @@ static void names_free(names_t *ns)
 typedef struct method {
     const method_proto_t *mp;
     int kind;
-    char *m, *M, *path, *closing, *async_req;
+    char *m, *M, *path, *closing, *async_req, *cb_may;
     const type_info_t *req, *rsp;
 } method_t;
 
@@ -126,6 +126,7 @@ static void method_free(method_t *m)
     free(m->path);
     free(m->closing);
     free(m->async_req);
+    free(m->cb_may);
 }
 
 static char *resolve(const service_proto_t *s, const char *svc_full,
@@ -151,6 +152,10 @@ static char *resolve(const service_proto_t *s, const char *svc_full,
                 "read with %s_%s_read() (rpc_client_call_close_send() when "
                 "done sending) and take the status with "
                 "rpc_client_call_finish()", p, m->m);
+        m->cb_may = m->kind == SERVER_STREAM
+                        ? xstrdup("rpc_client_call_cancel()")
+                        : xasprintf("%s_%s_write() and rpc_client_call_cancel()",
+                                    p, m->m);
         m->async_req = m->kind == SERVER_STREAM
                            ? xstrdup(" (sends req and half-closes)")
                            : xasprintf("; send with %s_%s_write()", p, m->m);
@@ -177,7 +182,7 @@ static void method_vars(const char **v, const char *const *sv,
         "req_l", m->req->c_lower, "rsp_l", m->rsp->c_lower,
         "a_response", m->kind == UNARY || m->kind == CLIENT_STREAM
                           ? "the response" : "one response (once per message)",
-        "closing", m->closing, "async_req", m->async_req,
+        "closing", m->closing, "async_req", m->async_req, "cb_may", m->cb_may,
         "async_req_param", m->kind == SERVER_STREAM ? req_param : "",
         "async_req_check", m->kind == SERVER_STREAM ? " || req == NULL" : "",
         "async_send", m->kind == SERVER_STREAM ? gen_c_async_send_req : "",

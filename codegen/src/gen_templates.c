@@ -233,7 +233,7 @@ const char gen_h_client_async_stream[] =
 "\n"
 "/* One response of an asynchronous ${name} call, on the channel's loop\n"
 " * thread; msg is borrowed for the callback.  Must not block; may call\n"
-" * ${p}_${m}_write() (for streaming requests), rpc_client_call_cancel(). */\n"
+" * ${cb_may}. */\n"
 "typedef void (*${p}_${m}_message_cb)(rpc_client_call_t *call,\n"
 "        const ${Rsp} *msg, void *user_data);\n"
 "\n"
