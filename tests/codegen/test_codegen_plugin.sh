@@ -39,6 +39,23 @@ grep -q 'RPC_CLIENT_STREAMING' "$tmp/ok/naming/a_b/tricky.rpc.c" || fail "no kin
 c=$tmp/ok/imports/uses.rpc.c
 grep -q '{"naming/a_b/tricky.proto", ' "$c" || fail "import not embedded"
 grep -q '{"imports/uses.proto", ' "$c" || fail "file not embedded"
+# The embedded bytes are the FileDescriptorProtos protoc itself writes
+# (without source info), compared parsed, file by file.
+"$protoc" -I"$protos" --include_imports --descriptor_set_out="$tmp/set.pb" \
+  imports/uses.proto
+/usr/bin/python3 - "$c" "$tmp/set.pb" <<'PY' || fail "embedded descriptors differ from protoc's"
+import re, sys
+from google.protobuf import descriptor_pb2
+src = open(sys.argv[1]).read()
+want = descriptor_pb2.FileDescriptorSet.FromString(open(sys.argv[2], 'rb').read())
+want = {f.name: f for f in want.file}
+got = re.findall(r'/\* (\S+) \*/\nstatic const uint8_t \w+\[(\d+)\] = \{(.*?)\};', src, re.S)
+assert sorted(n for n, _, _ in got) == sorted(want), (got, list(want))
+for name, n, body in got:
+    b = bytes(int(x, 16) for x in re.findall(r'0x([0-9a-f]{2})', body))
+    assert len(b) == int(n)
+    assert descriptor_pb2.FileDescriptorProto.FromString(b) == want[name], name
+PY
 grep -q 'uses_register' "$tmp/ok/imports/uses.rpc.h" || fail "no package: bad prefix"
 ! grep -q '_register(rpc_server_t' "$tmp/ok/imports/nosvc.rpc.h" || fail "nosvc has a service"
 # No generated name may use protoc-c's "__" joints.
