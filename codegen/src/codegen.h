@@ -70,6 +70,11 @@ char *name_from_path(const char *path);
 /* "kv/v1/kv.proto" -> "kv/v1/kv" (the name protoc-c's outputs start with). */
 char *name_strip_proto(const char *path);
 
+/* The package protoc-c names f's C identifiers after: the file option
+ * (pb-c file).c_package when set, else the .proto package ("" if none).
+ * Owned by the caller. */
+char *name_c_package(const file_proto_t *f);
+
 /* Every message type of the request, by full name, with protoc-c's names. */
 typedef struct type_info {
     char *full;      /* ".kv.v1.GetRequest" */

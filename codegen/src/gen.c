@@ -84,6 +84,7 @@ typedef struct method {
     const method_proto_t *mp;
     int kind;
     char *m, *M, *path, *closing, *async_req, *cb_may;
+    char *member; /* its field in the handlers table: m, or m_ for a keyword */
     const type_info_t *req, *rsp;
 } method_t;
 
@@ -104,7 +105,8 @@ static char *check_names(const char *fid, const char *p, method_t *ms,
             return xasprintf("%s: generated name %s is defined twice", fid, dup);
     }
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(ms[i].m, "style") == 0 || strcmp(ms[i].m, "user_data") == 0)
+        if (strcmp(ms[i].member, "style") == 0 ||
+            strcmp(ms[i].member, "user_data") == 0)
             return xasprintf("method %s: its C name \"%s\" is a member of "
                              "%s_handlers_t already; rename the method",
                              ms[i].mp->name, ms[i].m, p);
@@ -127,6 +129,24 @@ static void method_free(method_t *m)
     free(m->closing);
     free(m->async_req);
     free(m->cb_may);
+    free(m->member);
+}
+
+/* C keywords (C11, and C23's new ones): not usable as a member name. */
+static bool is_keyword(const char *s)
+{
+    static const char *const kw[] = {
+        "auto", "break", "case", "char", "const", "continue", "default", "do",
+        "double", "else", "enum", "extern", "float", "for", "goto", "if",
+        "inline", "int", "long", "register", "restrict", "return", "short",
+        "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
+        "unsigned", "void", "volatile", "while", "alignas", "alignof", "bool",
+        "constexpr", "false", "nullptr", "static_assert", "thread_local",
+        "true", "typeof", "typeof_unqual", NULL};
+    for (size_t i = 0; kw[i]; i++)
+        if (strcmp(s, kw[i]) == 0)
+            return true;
+    return false;
 }
 
 static char *resolve(const service_proto_t *s, const char *svc_full,
@@ -141,6 +161,7 @@ static char *resolve(const service_proto_t *s, const char *svc_full,
         m->kind = cs ? (ss ? BIDI : CLIENT_STREAM) : (ss ? SERVER_STREAM : UNARY);
         m->m = name_ours(NULL, mp->name);
         m->M = upper(m->m);
+        m->member = is_keyword(m->m) ? xasprintf("%s_", m->m) : xstrdup(m->m);
         m->path = xasprintf("/%s/%s", svc_full, mp->name);
         m->req = types_find(types, mp->input_type ? mp->input_type : "");
         m->rsp = types_find(types, mp->output_type ? mp->output_type : "");
@@ -176,7 +197,8 @@ static void method_vars(const char **v, const char *const *sv,
     while (sv[n])
         v[n] = sv[n], n++;
     const char *mv[] = {
-        "m", m->m, "M", m->M, "name", m->mp->name, "path", m->path,
+        "m", m->m, "M", m->M, "mm", m->member, "name", m->mp->name,
+        "path", m->path,
         "kind", kind_enum[m->kind], "kindtext", kind_text[m->kind],
         "Req", m->req->c_type, "Rsp", m->rsp->c_type,
         "req_l", m->req->c_lower, "rsp_l", m->rsp->c_lower,
@@ -193,16 +215,16 @@ static void method_vars(const char **v, const char *const *sv,
 }
 
 static void gen_service(sb_t *h, sb_t *c, const char *const *fv,
-                        const char *p, const char *svc_full, method_t *ms,
-                        size_t n)
+                        const char *p, const char *svc_full,
+                        const char *svc_c, method_t *ms, size_t n)
 {
     char *P = upper(p);
     char *svc_desc = NULL;
     {
-        /* protoc-c's service descriptor: the full name lowered piece by
-         * piece, joined with "__". */
+        /* protoc-c's service descriptor: the full name (with c_package)
+         * lowered piece by piece, joined with "__". */
         sb_t b = {0};
-        char *copy = xstrdup(svc_full), *save = NULL;
+        char *copy = xstrdup(svc_c), *save = NULL;
         for (char *t = strtok_r(copy, ".", &save); t; t = strtok_r(NULL, ".", &save)) {
             char *l = name_camel_to_lower(t);
             sb_printf(&b, "%s%s", b.len ? "__" : "", l);
@@ -230,12 +252,12 @@ static void gen_service(sb_t *h, sb_t *c, const char *const *fv,
     }
     sb_template(h, gen_h_handlers_head, svc_vars);
     for (size_t i = 0; i < n; i++) {
-        const char *fieldv[] = {"p", p, "m", ms[i].m, NULL};
+        const char *fieldv[] = {"p", p, "m", ms[i].m, "mm", ms[i].member, NULL};
         sb_template(h, gen_h_handlers_field, fieldv);
     }
     sb_template(h, gen_h_handlers_mid, svc_vars);
     for (size_t i = 0; i < n; i++) {
-        const char *stylev[] = {"m", ms[i].m, NULL};
+        const char *stylev[] = {"mm", ms[i].member, NULL};
         sb_template(h, gen_h_handlers_style, stylev);
     }
     if (n == 0)
@@ -381,10 +403,13 @@ char *gen_file(const file_proto_t *f, file_proto_t *const *all, size_t n_all,
     }
     for (size_t s = 0; s < f->n_service && err == NULL; s++) {
         const service_proto_t *sp = f->service[s];
-        char *p = name_ours(f->package, sp->name);
+        char *c_package = name_c_package(f);
+        char *p = name_ours(c_package, sp->name);
         char *svc_full = f->package && *f->package
                              ? xasprintf("%s.%s", f->package, sp->name)
                              : xstrdup(sp->name);
+        char *svc_c = xasprintf("%s.%s", c_package, sp->name);
+        free(c_package);
         method_t *ms = calloc(sp->n_method ? sp->n_method : 1, sizeof *ms);
         if (ms == NULL)
             abort();
@@ -392,12 +417,13 @@ char *gen_file(const file_proto_t *f, file_proto_t *const *all, size_t n_all,
         if (err == NULL)
             err = check_names(fid, p, ms, sp->n_method, &ns);
         if (err == NULL)
-            gen_service(&h, &c, fv_svc, p, svc_full, ms, sp->n_method);
+            gen_service(&h, &c, fv_svc, p, svc_full, svc_c, ms, sp->n_method);
         for (size_t i = 0; i < sp->n_method; i++)
             method_free(&ms[i]);
         free(ms);
         free(p);
         free(svc_full);
+        free(svc_c);
     }
     sb_template(&h, gen_h_epilogue, fv);
     if (err == NULL) {

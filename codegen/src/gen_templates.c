@@ -9,7 +9,9 @@
  * upper: kv_v1_store), svc (kv.v1.Store), svc_desc (protoc-c's service
  * descriptor); per method: m / M (get / GET), name (Get), path
  * (/kv.v1.Store/Get), kind (RPC_UNARY, ...), Req / Rsp (protoc-c's C
- * types), req_l / rsp_l (protoc-c's lower-case prefixes).
+ * types), req_l / rsp_l (protoc-c's lower-case prefixes).  Messages are
+ * passed on as (const ProtobufCMessage *) casts, not &msg->base: the
+ * (pb-c msg).base_field_name option may rename that member.
  */
 #include "codegen.h"
 
@@ -111,15 +113,16 @@ const char gen_h_server_send[] =
 const char gen_h_handlers_head[] =
 "\n"
 "/* The implementation of ${svc}: one handler per method.  A NULL handler\n"
-" * leaves its method unregistered (callers get UNIMPLEMENTED).  style.<m>\n"
+" * leaves its method unregistered (callers get UNIMPLEMENTED); a member\n"
+" * named after a C keyword ends in '_' (do_).  style.<m>\n"
 " * is RPC_BLOCKING (0, the default: a worker thread) or RPC_NONBLOCKING\n"
 " * (the loop thread; unary and server-streaming methods only).  user_data\n"
 " * is passed to every handler. */\n"
 "typedef struct ${p}_handlers {\n";
 
-const char gen_h_handlers_field[] = "    ${p}_${m}_fn ${m};\n";
+const char gen_h_handlers_field[] = "    ${p}_${m}_fn ${mm};\n";
 const char gen_h_handlers_mid[] = "    struct {\n";
-const char gen_h_handlers_style[] = "        rpc_handler_style_t ${m};\n";
+const char gen_h_handlers_style[] = "        rpc_handler_style_t ${mm};\n";
 
 const char gen_h_handlers_tail[] =
 "    } style;\n"
@@ -334,7 +337,7 @@ const char gen_c_server_req[] =
 "        const ProtobufCMessage *req, void *ud)\n"
 "{\n"
 "    const ${p}_handlers_t *h = ud;\n"
-"    return h->${m}(ctx, call, (const ${Req} *)req, h->user_data);\n"
+"    return h->${mm}(ctx, call, (const ${Req} *)req, h->user_data);\n"
 "}\n";
 
 const char gen_c_server_noreq[] =
@@ -344,7 +347,7 @@ const char gen_c_server_noreq[] =
 "{\n"
 "    const ${p}_handlers_t *h = ud;\n"
 "    (void)unused;\n"
-"    return h->${m}(ctx, call, h->user_data);\n"
+"    return h->${mm}(ctx, call, h->user_data);\n"
 "}\n"
 "\n"
 "int ${p}_${m}_recv(rpc_call_t *call, ${Req} **req)\n"
@@ -361,7 +364,7 @@ const char gen_c_server_send[] =
 "\n"
 "int ${p}_${m}_send(rpc_call_t *call, const ${Rsp} *msg)\n"
 "{\n"
-"    return msg ? rpc_call_send(call, &msg->base) : RPC_ERR_INVAL;\n"
+"    return msg ? rpc_call_send(call, (const ProtobufCMessage *)msg) : RPC_ERR_INVAL;\n"
 "}\n";
 
 const char gen_c_register_head[] =
@@ -373,9 +376,9 @@ const char gen_c_register_head[] =
 "    int rc = ${fid}_add_descriptors(s);\n";
 
 const char gen_c_register_method[] =
-"    if (rc == 0 && h->${m} != NULL)\n"
+"    if (rc == 0 && h->${mm} != NULL)\n"
 "        rc = rpc_server_add_method(s, &${svc_desc}, \"${name}\", ${kind},\n"
-"                h->style.${m}, ${p}_${m}_handler, (void *)h);\n";
+"                h->style.${mm}, ${p}_${m}_handler, (void *)h);\n";
 
 const char gen_c_register_tail[] =
 "    return rc;\n"
@@ -390,7 +393,7 @@ const char gen_c_client_unary[] =
 "    if (req == NULL || rsp == NULL)\n"
 "        return RPC_ERR_INVAL;\n"
 "    ProtobufCMessage *m = NULL;\n"
-"    int st = rpc_client_unary_pb(ctx, ch, ${P}_${M}_PATH, md, &req->base,\n"
+"    int st = rpc_client_unary_pb(ctx, ch, ${P}_${M}_PATH, md, (const ProtobufCMessage *)req,\n"
 "            &${rsp_l}__descriptor, &m, call);\n"
 "    *rsp = (${Rsp} *)m;\n"
 "    return st;\n"
@@ -416,7 +419,7 @@ const char gen_c_client_unary[] =
 "    if (req == NULL || done == NULL)\n"
 "        return RPC_ERR_INVAL;\n"
 "    size_t n;\n"
-"    void *buf = rpc_client_pb_pack(&req->base, &n);\n"
+"    void *buf = rpc_client_pb_pack((const ProtobufCMessage *)req, &n);\n"
 "    struct rpc_c_async *a = rpc_c_async_new((void (*)(void))done, NULL, user_data);\n"
 "    int rc = RPC_ERR_NOMEM;\n"
 "    if (buf != NULL && a != NULL)\n"
@@ -439,7 +442,7 @@ const char gen_c_client_open_req[] =
 "    int rc = rpc_client_call_start(ctx, ch, ${P}_${M}_PATH, md, &c);\n"
 "    if (rc != 0)\n"
 "        return rc;\n"
-"    rc = rpc_client_call_send_pb(ctx, c, &req->base);\n"
+"    rc = rpc_client_call_send_pb(ctx, c, (const ProtobufCMessage *)req);\n"
 "    if (rc == 0)\n"
 "        rc = rpc_client_call_close_send(c);\n"
 "    if (rc != 0 && rc != RPC_ERR_CLOSED) { /* CLOSED: the status tells */\n"
@@ -460,7 +463,7 @@ const char gen_c_client_open_noreq[] =
 "\n"
 "int ${p}_${m}_write(ctx_t *ctx, rpc_client_call_t *call, const ${Req} *msg)\n"
 "{\n"
-"    return msg ? rpc_client_call_send_pb(ctx, call, &msg->base) : RPC_ERR_INVAL;\n"
+"    return msg ? rpc_client_call_send_pb(ctx, call, (const ProtobufCMessage *)msg) : RPC_ERR_INVAL;\n"
 "}\n";
 
 const char gen_c_client_read[] =
@@ -532,7 +535,7 @@ const char gen_c_client_async_stream[] =
 
 /* For a server-streaming async open: the request goes out at once. */
 const char gen_c_async_send_req[] =
-"    rc = rpc_client_call_send_pb(ctx, c, &req->base);\n"
+"    rc = rpc_client_call_send_pb(ctx, c, (const ProtobufCMessage *)req);\n"
 "    if (rc == 0)\n"
 "        rc = rpc_client_call_close_send(c);\n"
 "    if (rc != 0) /* the call ends; on_done tells */\n"

@@ -11,13 +11,15 @@ trap 'rm -rf "$tmp"' EXIT
 gen() { # gen OUT [protoc args...]
   local out=$1; shift
   mkdir -p "$out"
-  "$protoc" -I"$protos" --plugin=protoc-gen-c="$gen_c" --c_out="$out" \
+  "$protoc" -I"$protos" -I/usr/include --plugin=protoc-gen-c="$gen_c" --c_out="$out" \
     --plugin=protoc-gen-rpc-c="$plugin" --rpc-c_out="$out" "$@"
 }
 fail() { echo "test_codegen_plugin: $*" >&2; exit 1; }
 
-gen "$tmp/ok" naming/a_b/tricky.proto imports/uses.proto imports/nosvc.proto
-for f in naming/a_b/tricky imports/uses imports/nosvc; do
+gen "$tmp/ok" naming/a_b/tricky.proto imports/uses.proto imports/nosvc.proto \
+  naming/cpkg.proto
+gen "$tmp/ok" protobuf-c/protobuf-c.proto google/protobuf/descriptor.proto
+for f in naming/a_b/tricky imports/uses imports/nosvc naming/cpkg; do
   [ -s "$tmp/ok/$f.rpc.h" ] && [ -s "$tmp/ok/$f.rpc.c" ] || fail "no $f.rpc.[ch]"
   for ext in pb-c.c rpc.c; do
     "$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
@@ -35,6 +37,9 @@ for name in my_pkg_v2x_some_svc_get_httpthing my_pkg_v2x_some_svc_do_it_read \
   grep -q "\b$name\b" "$h" || fail "$name missing from tricky.rpc.h"
 done
 grep -q '"/my_pkg.V2x.Some_Svc/GetHTTPThing"' "$h" || fail "wrong method path"
+# c_package renames the C identifiers, not the wire names.
+grep -q '\bc_side_v9_svc_x_run(' "$tmp/ok/naming/cpkg.rpc.h" || fail "c_package prefix"
+grep -q '"/real.pkg.Svc_X/Run"' "$tmp/ok/naming/cpkg.rpc.h" || fail "c_package path"
 grep -q 'RPC_CLIENT_STREAMING' "$tmp/ok/naming/a_b/tricky.rpc.c" || fail "no kind"
 c=$tmp/ok/imports/uses.rpc.c
 grep -q '{"naming/a_b/tricky.proto", ' "$c" || fail "import not embedded"
@@ -66,6 +71,7 @@ mkdir -p "$tmp/opt"
 "$protoc" -I"$protos" --plugin=protoc-gen-rpc-c="$plugin" --rpc-c_out="$tmp/opt" \
   naming/optional.proto || fail "proto3 optional refused"
 grep -q 'opt_s_call' "$tmp/opt/naming/optional.rpc.h" || fail "optional: no stub"
+grep -q 'opt_s_do_fn do_;' "$tmp/opt/naming/optional.rpc.h" || fail "keyword member"
 
 expect_error() { # expect_error TEXT protoc-args...
   local text=$1; shift
