@@ -5,7 +5,8 @@
 #   2. the kv.v1.Store example (examples/kv: generated code, server and
 #      client) with find_package(rpc) + rpc_c_generate(), shared and static;
 #   3. the same with protoc + protoc-gen-rpc-c + pkg-config, without any
-#      hand-written rpath.
+#      hand-written rpath;
+#   4. the generated health stubs (rpc::health, rpc-health.pc).
 # Each kv_server is stopped by its PID; every wait is bounded.
 set -euo pipefail
 build=$1 src=$2
@@ -88,4 +89,19 @@ for prog in kv_server kv_client; do
 done
 one_libctx "$tmp/pc-kv_server" 0
 run_kv "$tmp/pc-kv_server" "$tmp/pc-kv_client"
-echo "install: libctx, kv (CMake shared/static, pkg-config) consumers passed"
+
+# 4. grpc.health.v1's generated stubs, shared and static, and pkg-config.
+for kind in shared static; do
+  static=OFF; [ $kind = static ] && static=ON
+  cmake -S "$src/tests/install/health" -B "$tmp/health-$kind" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DHEALTH_STATIC=$static >/dev/null
+  cmake --build "$tmp/health-$kind" >/dev/null
+  one_libctx "$tmp/health-$kind/health_check" $([ $kind = static ] && echo 1 || echo 0)
+  "$tmp/health-$kind/health_check"
+done
+cc -std=c11 -Wall -Werror $(pkg-config --cflags rpc-health) \
+  "$src/tests/install/health/health_check.c" -o "$tmp/pc-health" \
+  $(pkg-config --libs rpc-health)
+one_libctx "$tmp/pc-health" 0
+"$tmp/pc-health"
+echo "install: libctx, kv (CMake shared/static, pkg-config), health consumers passed"
