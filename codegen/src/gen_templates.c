@@ -53,14 +53,16 @@ const char gen_h_prologue[] =
 const char gen_h_file[] =
 "\n"
 "/* ${file} as a serialized FileDescriptorProto (without source info), as\n"
-" * grpc reflection serves it: static storage; its length in *len. */\n"
+" * grpc reflection serves it: static storage (never free it); its length\n"
+" * in *len (len may be NULL).  Any thread; never fails. */\n"
 "const uint8_t *${fid}_descriptor(size_t *len);\n"
 "\n"
 "/* Adds ${file} and every file it imports to the server's descriptor\n"
 " * set (rpc_server_add_file_descriptor(): what reflection serves; names\n"
 " * already there are skipped).  Every _register() function of this file\n"
-" * calls it.  Before rpc_server_start().  Returns 0 or RPC_ERR_INVAL,\n"
-" * RPC_ERR_STATE, RPC_ERR_NOMEM. */\n"
+" * calls it.  Before rpc_server_start(), from the thread that sets the\n"
+" * server up.  Returns 0 or RPC_ERR_INVAL, RPC_ERR_STATE, RPC_ERR_NOMEM\n"
+" * (files added before an error stay added). */\n"
 "int ${fid}_add_descriptors(rpc_server_t *s);\n";
 
 const char gen_h_service_head[] =
