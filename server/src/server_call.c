@@ -829,8 +829,9 @@ void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
         status = RPC_STATUS_RESOURCE_EXHAUSTED;
         snprintf(msg, sizeof msg,
                  "received message larger than max (%u vs. %u)",
-                 (unsigned)(call->dec.hdr[1] << 24 | call->dec.hdr[2] << 16 |
-                            call->dec.hdr[3] << 8 | call->dec.hdr[4]),
+                 (unsigned)((uint32_t)call->dec.hdr[1] << 24 |
+                            (uint32_t)call->dec.hdr[2] << 16 |
+                            (uint32_t)call->dec.hdr[3] << 8 | call->dec.hdr[4]),
                  (unsigned)call->s->o.max_recv);
         break;
     case RPC_ERR_UNSUPPORTED:
