@@ -1,40 +1,57 @@
 /*
  * ctx_cancel.c -- the children lists and the cancellation walk.
  *
- * Every CANCEL node keeps an intrusive doubly linked list of the CANCEL and
- * AFTER nodes registered under it (its nearest cancelable descendants), so
- * registration and removal are O(1) and a cancel is O(descendants).  The
- * list links (next/prev) and the `linked` flag of a child belong to the
- * registry's lock while the child is linked.
+ * Every CANCEL node keeps intrusive doubly linked lists of the CANCEL and
+ * AFTER nodes registered under it (its nearest cancelable descendants):
+ * the main list under its main lock, and, once registrations have
+ * contended on that lock, one list per shard under the shard's lock (see
+ * ctx_internal.h).  Registration and removal are O(1) and touch one list
+ * lock; a cancel is O(descendants + shards).  The list links (next/prev)
+ * and the `linked` flag of a child belong to the lock of the list it is
+ * linked in.
  *
  * Cancelling walks the subtree iteratively, with a work list threaded
  * through the same `next` links, so neither the stack nor the heap grows
  * with the depth or the width of the tree:
  *
- *   cancel(c):  lock c; mark c done; finish_children(c); unlock c
- *   finish_children(n), n locked and done:
+ *   cancel(c):  lock c; mark c done; finish_list(c's main list);
+ *               note c's shards; unlock c; finish_shards(c)
+ *   finish_shards(n):  for each shard s of n: lock s; finish_list(s); unlock s
+ *   finish_list(l), n done and l's lock held:
  *               for each child k:  unlink k;  lock k (parent before child);
  *               mark k done (cause, done fd, error, futex wake, disarm);
  *               unlock k;  if k has children of its own, queue k (with a
  *               reference) -- its children are finished when it is popped
- *   then, for each queued n:  lock n; finish_children(n); unlock n; release
+ *   then, for each queued n:  lock n; finish_list(n's main list); note
+ *               n's shards; unlock n; finish_shards(n); release n
  *
- * So each node is touched once, at most two locks are held (a node and
- * one child), and a node's children are only ever walked under its own lock
- * (they cannot be freed meanwhile: a dying child unlinks itself under that
- * lock first).  A node on the work list is kept alive by the reference
- * taken for it; its `next` link belongs to the walk (nobody else touches
- * links of an unlinked node).  AfterFunc callbacks are queued to their
- * threads after the locks are dropped; no user code runs in a cancel.
+ * So each node is touched once, at most two locks are held (one list lock
+ * of a node and one child's main lock), and a list is only ever walked
+ * under its own lock (its children cannot be freed meanwhile: a dying
+ * child unlinks itself under that lock first).  A node on the work list is
+ * kept alive by the reference taken for it; its `next` link belongs to
+ * the walk (nobody else touches links of an unlinked node).  AfterFunc
+ * callbacks are queued to their threads after the locks are dropped; no
+ * user code runs in a cancel.
  *
- * A done node's children stay linked to it until the walk reaches it; new
- * children cannot join (they are born done), leaving ones unlink
+ * Why no child is missed: a registration reads the parent's error word
+ * under the lock of the list it joins, and the walk finishes every list
+ * after the error was published.  The shard array is published under the
+ * main lock, and the walk reads the pointer under the main lock after
+ * marking, so either the walk sees the shards, or the registration that
+ * published them took the main lock after the mark and sees the error.
+ *
+ * A done node's children stay linked to it until the walk reaches their
+ * list; new children cannot join (they are born done), leaving ones unlink
  * themselves as usual.
  *
  * Order: breadth-first by default (each level is finished before the next
- * one starts; siblings newest first, the order of the list); depth-first is
- * kept behind ctx__set_cancel_order() for the measurement in the README.
- * Both use the same O(1) extra memory.
+ * one starts; siblings newest first within a list, lists in order: main,
+ * then shards); depth-first is kept behind ctx__set_cancel_order() for the
+ * measurement in the README.  Both use the same O(1) extra memory.
+ *
+ * Sharded references (ctx__shard_put, ctx__shards_collapse) are described
+ * in ctx_internal.h; they live here beside the shards they count in.
  */
 #include "ctx_internal.h"
 
@@ -42,34 +59,127 @@ static int depth_first;
 
 void ctx__set_cancel_order(int df) { depth_first = df != 0; }
 
-uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out)
+/* This thread's shard: threads are dealt shards round-robin on first use,
+ * so up to CTX__NSHARDS registering threads never share a list lock. */
+static unsigned my_shard(void)
 {
-    ctx__lock(&reg->u.c.lock);
-    uint32_t err = atomic_load_explicit(&reg->u.c.word, memory_order_relaxed) &
-                   CTX__ERR_MASK;
-    if (err) {
-        *cause_out = reg->u.c.cause;
-    } else if (n->kind == CTX_KIND_AFTER ||
-               !(atomic_load_explicit(&n->u.c.word, memory_order_acquire) &
-                 CTX__ERR_MASK)) {
-        struct ctx *h = reg->u.c.children;
-        n->u.c.prev = NULL;
-        n->u.c.next = h;
-        if (h)
-            h->u.c.prev = n;
-        reg->u.c.children = n;
-        atomic_store_explicit(&n->linked, 1, memory_order_relaxed);
-    }
-    ctx__unlock(&reg->u.c.lock);
-    return err;
+    static _Atomic unsigned next;
+    static _Thread_local unsigned mine; /* index + 1; 0: not dealt yet */
+    if (__builtin_expect(mine == 0, 0))
+        mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) %
+                   CTX__NSHARDS + 1;
+    return mine - 1;
 }
 
-static void unlink_locked(struct ctx *reg, struct ctx *n)
+/* Gives `reg` its shards (once; under the main lock, see the top of the
+ * file).  Returns them, or NULL when memory is short (then the main list
+ * serves, as before). */
+static struct ctx__shards *grow_shards(struct ctx *reg)
+{
+    struct ctx__shards *sh = NULL;
+    if (posix_memalign((void **)&sh, 64, sizeof *sh) != 0)
+        return NULL;
+    for (unsigned i = 0; i < CTX__NSHARDS; i++) {
+        atomic_init(&sh->s[i].lock, 0);
+        sh->s[i].dead = 0;
+        sh->s[i].count = 0;
+        sh->s[i].head = NULL;
+    }
+    ctx__lock(&reg->u.c.lock);
+    struct ctx__shards *cur =
+        atomic_load_explicit(&reg->u.c.shards, memory_order_relaxed);
+    if (!cur) {
+        /* The bias first: a count in a shard must never be the only
+         * thing keeping refs above zero. */
+        atomic_fetch_add_explicit(&reg->refs, CTX__SHARD_BIAS,
+                                  memory_order_relaxed);
+        atomic_store_explicit(&reg->u.c.shards, sh, memory_order_release);
+        cur = sh;
+        sh = NULL;
+    }
+    ctx__unlock(&reg->u.c.lock);
+    free(sh);
+    return cur;
+}
+
+/* Links `n` at the head of *head (its lock held). */
+static void link_locked(struct ctx **head, struct ctx *n)
+{
+    struct ctx *h = *head;
+    n->u.c.prev = NULL;
+    n->u.c.next = h;
+    if (h)
+        h->u.c.prev = n;
+    *head = n;
+    atomic_store_explicit(&n->linked, 1, memory_order_release);
+}
+
+/* Whether `n` should join a list of `reg`, whose word is `w`. */
+static int joins(struct ctx *n, uint32_t w)
+{
+    if (w & CTX__ERR_MASK)
+        return 0;
+    return n->kind == CTX_KIND_AFTER ||
+           !(atomic_load_explicit(&n->u.c.word, memory_order_acquire) &
+             CTX__ERR_MASK);
+}
+
+uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
+                       int take_ref)
+{
+    struct ctx__shards *sh =
+        atomic_load_explicit(&reg->u.c.shards, memory_order_acquire);
+    if (!sh) {
+        uint32_t z = 0;
+        if (!atomic_compare_exchange_strong_explicit(&reg->u.c.lock, &z, 1,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed)) {
+            /* Contended: shard, or wait for the lock if memory is short. */
+            sh = grow_shards(reg);
+            if (!sh)
+                ctx__lock(&reg->u.c.lock);
+        }
+    }
+    if (!sh) {
+        if (take_ref)
+            atomic_fetch_add_explicit(&reg->refs, 1, memory_order_relaxed);
+        uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_relaxed);
+        if (w & CTX__ERR_MASK)
+            *cause_out = reg->u.c.cause;
+        else if (joins(n, w))
+            link_locked(&reg->u.c.children, n);
+        ctx__unlock(&reg->u.c.lock);
+        return w & CTX__ERR_MASK;
+    }
+    unsigned i = my_shard();
+    struct ctx__shard *s = &sh->s[i];
+    ctx__lock(&s->lock);
+    uint8_t where = (uint8_t)(i + 1);
+    if (take_ref) {
+        if (!s->dead) {
+            s->count++;
+            where |= CTX__SH_REF;
+        } else {
+            atomic_fetch_add_explicit(&reg->refs, 1, memory_order_relaxed);
+        }
+    }
+    n->shard = where; /* before `linked` is published */
+    /* Acquire: the cause was written before the error was published. */
+    uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_acquire);
+    if (w & CTX__ERR_MASK)
+        *cause_out = reg->u.c.cause;
+    else if (joins(n, w))
+        link_locked(&s->head, n);
+    ctx__unlock(&s->lock);
+    return w & CTX__ERR_MASK;
+}
+
+static void unlink_locked(struct ctx **head, struct ctx *n)
 {
     if (n->u.c.prev)
         n->u.c.prev->u.c.next = n->u.c.next;
     else
-        reg->u.c.children = n->u.c.next;
+        *head = n->u.c.next;
     if (n->u.c.next)
         n->u.c.next->u.c.prev = n->u.c.prev;
     n->u.c.next = n->u.c.prev = NULL;
@@ -81,10 +191,62 @@ void ctx__unregister(struct ctx *n)
     if (!atomic_load_explicit(&n->linked, memory_order_acquire))
         return;
     struct ctx *reg = n->parent->canc;
-    ctx__lock(&reg->u.c.lock);
+    unsigned where = n->shard & CTX__SH_LIST;
+    _Atomic uint32_t *lock = &reg->u.c.lock;
+    struct ctx **head = &reg->u.c.children;
+    if (where) {
+        struct ctx__shard *s =
+            &atomic_load_explicit(&reg->u.c.shards, memory_order_acquire)
+                 ->s[where - 1];
+        lock = &s->lock;
+        head = &s->head;
+    }
+    ctx__lock(lock);
     if (atomic_load_explicit(&n->linked, memory_order_relaxed))
-        unlink_locked(reg, n);
-    ctx__unlock(&reg->u.c.lock);
+        unlink_locked(head, n);
+    ctx__unlock(lock);
+}
+
+int ctx__shard_put(struct ctx *p, unsigned i)
+{
+    struct ctx__shard *s =
+        &atomic_load_explicit(&p->u.c.shards, memory_order_acquire)->s[i];
+    ctx__lock(&s->lock);
+    int live = !s->dead;
+    if (live)
+        s->count--;
+    /* After this unlock p may be freed by a collapse at any moment. */
+    ctx__unlock(&s->lock);
+    return live;
+}
+
+int ctx__shards_collapse(struct ctx *p)
+{
+    struct ctx__shards *sh =
+        atomic_load_explicit(&p->u.c.shards, memory_order_acquire);
+    uint32_t sum = 0;
+    for (unsigned i = 0; i < CTX__NSHARDS; i++) {
+        struct ctx__shard *s = &sh->s[i];
+        ctx__lock(&s->lock);
+        if (s->dead) {
+            /* Someone else is collapsing (a tryref brought refs back to
+             * the bias and released it): our decrement is counted. */
+            ctx__unlock(&s->lock);
+            return 0;
+        }
+        s->dead = 1;
+        sum += s->count;
+        s->count = 0;
+        ctx__unlock(&s->lock);
+    }
+    uint32_t drop = CTX__SHARD_BIAS - sum;
+    return atomic_fetch_sub_explicit(&p->refs, drop, memory_order_acq_rel) ==
+           drop;
+}
+
+void ctx__shards_free(struct ctx *p)
+{
+    free(atomic_load_explicit(&p->u.c.shards, memory_order_relaxed));
 }
 
 /* The work list: singly linked through u.c.next. */
@@ -116,18 +278,19 @@ static int mark(struct ctx *k, uint32_t err, int cause)
     return 1;
 }
 
-/* With `n` locked and already marked: marks every child of `n` done (each
- * under its own lock, nested inside n's: parent before child), unlinks it,
+/* With the lock of n's list *head held and n already marked: marks every
+ * child in the list done (each under its own lock, nested inside the list
+ * lock: parent before child), unlinks it,
  * and queues the children that have children of their own (with a
  * reference) on the work list, and fired AfterFuncs on *fire.  A child
  * whose count reached zero is being freed by a thread blocked on n's lock:
  * it is marked and unlinked, which is all that thread needs, and is not
  * queued (a dying node has no children: they would hold references). */
-static void finish_children(struct ctx *n, uint32_t err, int cause,
-                            struct work *w, struct ctx_after **fire)
+static void finish_list(struct ctx **head, uint32_t err, int cause,
+                        struct work *w, struct ctx_after **fire)
 {
-    struct ctx *k = n->u.c.children;
-    n->u.c.children = NULL;
+    struct ctx *k = *head;
+    *head = NULL;
     while (k) {
         struct ctx *next = k->u.c.next;
         if (next)
@@ -145,7 +308,10 @@ static void finish_children(struct ctx *n, uint32_t err, int cause,
             }
         } else {
             ctx__lock(&k->u.c.lock);
-            int queue = mark(k, err, cause) && k->u.c.children != NULL;
+            int queue = mark(k, err, cause) &&
+                        (k->u.c.children != NULL ||
+                         atomic_load_explicit(&k->u.c.shards,
+                                              memory_order_relaxed) != NULL);
             ctx__unlock(&k->u.c.lock);
             held = queue && ctx__tryref(k);
         }
@@ -185,6 +351,31 @@ static void fire_all(struct ctx_after *a)
     }
 }
 
+/* Finishes the lists of n's shards (n done; no lock held). */
+static void finish_shards(struct ctx__shards *sh, uint32_t err, int cause,
+                          struct work *w)
+{
+    if (!sh)
+        return;
+    for (unsigned i = 0; i < CTX__NSHARDS; i++) {
+        struct ctx__shard *s = &sh->s[i];
+        struct ctx_after *fire = NULL;
+        ctx__lock(&s->lock);
+        finish_list(&s->head, err, cause, w, &fire);
+        ctx__unlock(&s->lock);
+        fire_all(fire);
+    }
+}
+
+/* Finishes n's main list under n's lock (n done) and returns its shards,
+ * read under the same lock (see the top of the file). */
+static struct ctx__shards *finish_main(struct ctx *n, uint32_t err, int cause,
+                                       struct work *w, struct ctx_after **fire)
+{
+    finish_list(&n->u.c.children, err, cause, w, fire);
+    return atomic_load_explicit(&n->u.c.shards, memory_order_acquire);
+}
+
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
 {
     struct work w = {NULL, NULL};
@@ -194,9 +385,10 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
         ctx__unlock(&c->u.c.lock);
         return;
     }
-    finish_children(c, err, cause, &w, &fire);
+    struct ctx__shards *sh = finish_main(c, err, cause, &w, &fire);
     ctx__unlock(&c->u.c.lock);
     fire_all(fire);
+    finish_shards(sh, err, cause, &w);
     if (unlink)
         ctx__unregister(c);
     while (w.head) {
@@ -207,9 +399,10 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
         n->u.c.next = NULL;
         fire = NULL;
         ctx__lock(&n->u.c.lock);
-        finish_children(n, err, cause, &w, &fire);
+        sh = finish_main(n, err, cause, &w, &fire);
         ctx__unlock(&n->u.c.lock);
         fire_all(fire);
+        finish_shards(sh, err, cause, &w);
         ctx_release(n);
     }
 }
