@@ -619,6 +619,7 @@ static void test_grows_when_workers_block(void **state)
 static int set_done_task(ctx_t *ctx, void *arg)
 {
     ctx_cancel(arg);
+    ctx_release(arg); /* its own reference: the waiter may be gone */
     return 0;
 }
 
@@ -626,8 +627,11 @@ static int wait_for_child_task(ctx_t *ctx, void *arg)
 {
     ctx_pool_t *p = arg;
     ctx_t *flag = ctx_with_cancel(ctx_background());
-    int rc = ctx_pool_submit(p, ctx_background(), set_done_task, flag);
-    if (rc == 0)
+    int rc = ctx_pool_submit(p, ctx_background(), set_done_task,
+                             ctx_retain(flag));
+    if (rc != 0)
+        ctx_release(flag);
+    else
         rc = ctx_wait(flag, 10 * CTX_SECOND) == CTX_CANCELED ? 0 : ETIMEDOUT;
     ctx_release(flag);
     return rc;
