@@ -255,9 +255,9 @@ static inline int ctx__tryref(struct ctx *c)
  * may still be taken by another thread first). */
 #define CTX__POLL_NS (50 * 1000)
 
-static inline bool ctx__poll_queue(_Atomic size_t *queued)
+static inline bool ctx__poll_queue_for(_Atomic size_t *queued, int64_t ns)
 {
-    int64_t end = ctx_now() + CTX__POLL_NS;
+    int64_t end = ctx_now() + ns;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(queued, memory_order_relaxed) > 0)
             return true;
@@ -270,6 +270,11 @@ static inline bool ctx__poll_queue(_Atomic size_t *queued)
         __builtin_ia32_pause();
 #endif
     }
+}
+
+static inline bool ctx__poll_queue(_Atomic size_t *queued)
+{
+    return ctx__poll_queue_for(queued, CTX__POLL_NS);
 }
 
 #endif /* CTX_INTERNAL_H */
