@@ -108,8 +108,7 @@ static struct ctx *cancel_node_new(struct ctx *parent)
     atomic_init(&n->u.c.lock, 0);
     n->u.c.cause = 0;
     atomic_init(&n->u.c.heap_idx, -1);
-    n->u.c.children = NULL;
-    atomic_init(&n->u.c.shards, NULL);
+    atomic_init(&n->u.c.kids, 0);
     n->u.c.next = n->u.c.prev = NULL;
     n->u.c.deadline = INT64_MAX;
     n->u.c.timer_cause = 0;
@@ -277,7 +276,7 @@ void ctx_release(ctx_t *c)
             /* Down to the bias of a sharded node: only children's
              * references in its shards are left; fold them into refs. */
             if (old != CTX__SHARD_BIAS + 1 || c->kind != CTX_KIND_CANCEL ||
-                !atomic_load_explicit(&c->u.c.shards, memory_order_acquire) ||
+                !ctx__shards_of(c) ||
                 !ctx__shards_collapse(c))
                 return;
         }
@@ -416,10 +415,9 @@ size_t ctx_debug_children(ctx_t *c)
         return 0;
     size_t n = 0;
     ctx__lock(&c->u.c.lock);
-    for (struct ctx *k = c->u.c.children; k; k = k->u.c.next)
+    for (struct ctx *k = ctx__main_head(c); k; k = k->u.c.next)
         n++;
-    struct ctx__shards *sh =
-        atomic_load_explicit(&c->u.c.shards, memory_order_acquire);
+    struct ctx__shards *sh = ctx__shards_of(c);
     ctx__unlock(&c->u.c.lock);
     for (unsigned i = 0; sh && i < CTX__NSHARDS; i++) {
         ctx__lock(&sh->s[i].lock);

@@ -164,8 +164,8 @@ ctx_after_t *ctx_after_func(ctx_t *c, void (*fn)(void *arg), void *arg)
     n->canc = NULL;
     atomic_init(&n->u.c.word, CTX__AFTER_ARMED);
     atomic_init(&n->u.c.lock, 0);
-    n->u.c.children = n->u.c.next = n->u.c.prev = NULL;
-    atomic_init(&n->u.c.shards, NULL);
+    n->u.c.next = n->u.c.prev = NULL;
+    atomic_init(&n->u.c.kids, 0);
     atomic_init(&n->u.c.heap_idx, -1);
     n->u.c.fd = -1;
     a->fn = fn;

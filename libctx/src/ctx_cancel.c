@@ -86,14 +86,15 @@ static struct ctx__shards *grow_shards(struct ctx *reg)
         sh->s[i].head = NULL;
     }
     ctx__lock(&reg->u.c.lock);
-    struct ctx__shards *cur =
-        atomic_load_explicit(&reg->u.c.shards, memory_order_relaxed);
+    struct ctx__shards *cur = ctx__shards_of(reg);
     if (!cur) {
         /* The bias first: a count in a shard must never be the only
          * thing keeping refs above zero. */
         atomic_fetch_add_explicit(&reg->refs, CTX__SHARD_BIAS,
                                   memory_order_relaxed);
-        atomic_store_explicit(&reg->u.c.shards, sh, memory_order_release);
+        sh->main = ctx__main_head(reg); /* still under the main lock */
+        atomic_store_explicit(&reg->u.c.kids, (uintptr_t)sh | 1u,
+                              memory_order_release);
         cur = sh;
         sh = NULL;
     }
@@ -102,15 +103,14 @@ static struct ctx__shards *grow_shards(struct ctx *reg)
     return cur;
 }
 
-/* Links `n` at the head of *head (its lock held). */
-static void link_locked(struct ctx **head, struct ctx *n)
+/* Links `n` in front of `h`, the head of a list whose lock is held; the
+ * caller makes n the new head. */
+static void link_before(struct ctx *h, struct ctx *n)
 {
-    struct ctx *h = *head;
     n->u.c.prev = NULL;
     n->u.c.next = h;
     if (h)
         h->u.c.prev = n;
-    *head = n;
     atomic_store_explicit(&n->linked, 1, memory_order_release);
 }
 
@@ -127,8 +127,7 @@ static int joins(struct ctx *n, uint32_t w)
 uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
                        int take_ref)
 {
-    struct ctx__shards *sh =
-        atomic_load_explicit(&reg->u.c.shards, memory_order_acquire);
+    struct ctx__shards *sh = ctx__shards_of(reg);
     if (!sh) {
         uint32_t z = 0;
         if (!atomic_compare_exchange_strong_explicit(&reg->u.c.lock, &z, 1,
@@ -146,8 +145,10 @@ uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
         uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_relaxed);
         if (w & CTX__ERR_MASK)
             *cause_out = reg->u.c.cause;
-        else if (joins(n, w))
-            link_locked(&reg->u.c.children, n);
+        else if (joins(n, w)) {
+            link_before(ctx__main_head(reg), n);
+            ctx__set_main_head(reg, n);
+        }
         ctx__unlock(&reg->u.c.lock);
         return w & CTX__ERR_MASK;
     }
@@ -168,22 +169,27 @@ uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
     uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_acquire);
     if (w & CTX__ERR_MASK)
         *cause_out = reg->u.c.cause;
-    else if (joins(n, w))
-        link_locked(&s->head, n);
+    else if (joins(n, w)) {
+        link_before(s->head, n);
+        s->head = n;
+    }
     ctx__unlock(&s->lock);
     return w & CTX__ERR_MASK;
 }
 
-static void unlink_locked(struct ctx **head, struct ctx *n)
+/* Unlinks `n` from the list whose head is `head` (its lock held);
+ * returns the list's new head. */
+static struct ctx *unlink_from(struct ctx *head, struct ctx *n)
 {
     if (n->u.c.prev)
         n->u.c.prev->u.c.next = n->u.c.next;
     else
-        *head = n->u.c.next;
+        head = n->u.c.next;
     if (n->u.c.next)
         n->u.c.next->u.c.prev = n->u.c.prev;
     n->u.c.next = n->u.c.prev = NULL;
     atomic_store_explicit(&n->linked, 0, memory_order_release);
+    return head;
 }
 
 void ctx__unregister(struct ctx *n)
@@ -192,25 +198,23 @@ void ctx__unregister(struct ctx *n)
         return;
     struct ctx *reg = n->parent->canc;
     unsigned where = n->shard & CTX__SH_LIST;
-    _Atomic uint32_t *lock = &reg->u.c.lock;
-    struct ctx **head = &reg->u.c.children;
     if (where) {
-        struct ctx__shard *s =
-            &atomic_load_explicit(&reg->u.c.shards, memory_order_acquire)
-                 ->s[where - 1];
-        lock = &s->lock;
-        head = &s->head;
+        struct ctx__shard *s = &ctx__shards_of(reg)->s[where - 1];
+        ctx__lock(&s->lock);
+        if (atomic_load_explicit(&n->linked, memory_order_relaxed))
+            s->head = unlink_from(s->head, n);
+        ctx__unlock(&s->lock);
+        return;
     }
-    ctx__lock(lock);
+    ctx__lock(&reg->u.c.lock);
     if (atomic_load_explicit(&n->linked, memory_order_relaxed))
-        unlink_locked(head, n);
-    ctx__unlock(lock);
+        ctx__set_main_head(reg, unlink_from(ctx__main_head(reg), n));
+    ctx__unlock(&reg->u.c.lock);
 }
 
 int ctx__shard_put(struct ctx *p, unsigned i)
 {
-    struct ctx__shard *s =
-        &atomic_load_explicit(&p->u.c.shards, memory_order_acquire)->s[i];
+    struct ctx__shard *s = &ctx__shards_of(p)->s[i];
     ctx__lock(&s->lock);
     int live = !s->dead;
     if (live)
@@ -222,8 +226,7 @@ int ctx__shard_put(struct ctx *p, unsigned i)
 
 int ctx__shards_collapse(struct ctx *p)
 {
-    struct ctx__shards *sh =
-        atomic_load_explicit(&p->u.c.shards, memory_order_acquire);
+    struct ctx__shards *sh = ctx__shards_of(p);
     uint32_t sum = 0;
     for (unsigned i = 0; i < CTX__NSHARDS; i++) {
         struct ctx__shard *s = &sh->s[i];
@@ -246,7 +249,7 @@ int ctx__shards_collapse(struct ctx *p)
 
 void ctx__shards_free(struct ctx *p)
 {
-    free(atomic_load_explicit(&p->u.c.shards, memory_order_relaxed));
+    free(ctx__shards_of(p));
 }
 
 /* The work list: singly linked through u.c.next. */
@@ -278,19 +281,17 @@ static int mark(struct ctx *k, uint32_t err, int cause)
     return 1;
 }
 
-/* With the lock of n's list *head held and n already marked: marks every
- * child in the list done (each under its own lock, nested inside the list
+/* With the lock of one of n's lists held, that list detached (its first
+ * child `k`), and n already marked: marks every child in the list done (each under its own lock, nested inside the list
  * lock: parent before child), unlinks it,
  * and queues the children that have children of their own (with a
  * reference) on the work list, and fired AfterFuncs on *fire.  A child
  * whose count reached zero is being freed by a thread blocked on n's lock:
  * it is marked and unlinked, which is all that thread needs, and is not
  * queued (a dying node has no children: they would hold references). */
-static void finish_list(struct ctx **head, uint32_t err, int cause,
+static void finish_list(struct ctx *k, uint32_t err, int cause,
                         struct work *w, struct ctx_after **fire)
 {
-    struct ctx *k = *head;
-    *head = NULL;
     while (k) {
         struct ctx *next = k->u.c.next;
         if (next)
@@ -309,9 +310,8 @@ static void finish_list(struct ctx **head, uint32_t err, int cause,
         } else {
             ctx__lock(&k->u.c.lock);
             int queue = mark(k, err, cause) &&
-                        (k->u.c.children != NULL ||
-                         atomic_load_explicit(&k->u.c.shards,
-                                              memory_order_relaxed) != NULL);
+                        atomic_load_explicit(&k->u.c.kids,
+                                             memory_order_relaxed) != 0;
             ctx__unlock(&k->u.c.lock);
             held = queue && ctx__tryref(k);
         }
@@ -361,7 +361,9 @@ static void finish_shards(struct ctx__shards *sh, uint32_t err, int cause,
         struct ctx__shard *s = &sh->s[i];
         struct ctx_after *fire = NULL;
         ctx__lock(&s->lock);
-        finish_list(&s->head, err, cause, w, &fire);
+        struct ctx *k = s->head;
+        s->head = NULL;
+        finish_list(k, err, cause, w, &fire);
         ctx__unlock(&s->lock);
         fire_all(fire);
     }
@@ -372,8 +374,10 @@ static void finish_shards(struct ctx__shards *sh, uint32_t err, int cause,
 static struct ctx__shards *finish_main(struct ctx *n, uint32_t err, int cause,
                                        struct work *w, struct ctx_after **fire)
 {
-    finish_list(&n->u.c.children, err, cause, w, fire);
-    return atomic_load_explicit(&n->u.c.shards, memory_order_acquire);
+    struct ctx *k = ctx__main_head(n);
+    ctx__set_main_head(n, NULL);
+    finish_list(k, err, cause, w, fire);
+    return ctx__shards_of(n);
 }
 
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)

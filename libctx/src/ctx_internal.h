@@ -18,8 +18,8 @@
  * called its `reg`; value nodes never register (Go: they are transparent).
  *
  * Locks.  Each CANCEL node has a 4-byte futex lock (`lock`, the "main"
- * lock) guarding its error word's transitions, its done fd, its `shards`
- * pointer's publication and its main `children` list.  A node that many
+ * lock) guarding its error word's transitions, its done fd, its `kids`
+ * word (the main children list, and the shards' publication).  A node that many
  * threads register children under grows a shard array (below); each shard
  * has its own lock guarding its own children list.  Whichever lock guards
  * the list a child is linked in also guards that child's `next`/`prev`
@@ -33,7 +33,9 @@
  * Shards.  A node starts with one list under its main lock.  The first
  * registration that finds that lock taken (two threads registering, or one
  * registering during a cancel) allocates CTX__NSHARDS shards, each on its
- * own cache line, and publishes them under the main lock; from then on a
+ * own cache line, and publishes them under the main lock in the word that
+ * held the main list's head (`kids`, tagged with bit 0; the head moves into
+ * the shards, still under the main lock), so a node stays 80 bytes; then a
  * thread registers in "its" shard (a thread-local index).  A CANCEL child
  * of a sharded CANCEL parent also keeps its reference on the parent in its
  * shard's `count` instead of the parent's `refs`, so creating and
@@ -93,9 +95,10 @@ struct ctx {
             int cause;              /* set before word's error is published  */
             _Atomic int32_t heap_idx; /* timer heap slot, -1 when not armed;
                                        * written under the timer lock      */
-            struct ctx *children;   /* head of the main children list [lock] */
-            struct ctx__shards *_Atomic shards; /* NULL until contended;
-                                     * set once, under lock              */
+            _Atomic uintptr_t kids; /* the main children list's head, or,
+                                     * once sharded (set once, under lock),
+                                     * the shards | 1: ctx__main_head(),
+                                     * ctx__shards_of()                  */
             struct ctx *next, *prev;/* links in reg->children / work lists   */
             int64_t deadline;       /* effective deadline, INT64_MAX: none   */
             int timer_cause;        /* cause when the own timer fires        */
@@ -123,8 +126,33 @@ struct ctx__shard {
     char pad_[64 - 2 * sizeof(uint32_t) - sizeof(uint32_t) - sizeof(struct ctx *)];
 };
 struct ctx__shards {
+    _Alignas(64) struct ctx *main; /* [node's lock] the main list's head */
     _Alignas(64) struct ctx__shard s[CTX__NSHARDS];
 };
+
+/* The shards of CANCEL node `n`, NULL while it has none (any thread). */
+static inline struct ctx__shards *ctx__shards_of(struct ctx *n)
+{
+    uintptr_t v = atomic_load_explicit(&n->u.c.kids, memory_order_acquire);
+    return (v & 1u) ? (struct ctx__shards *)(v - 1u) : NULL;
+}
+
+/* The head of n's main children list, and setting it: under n's lock. */
+static inline struct ctx *ctx__main_head(struct ctx *n)
+{
+    uintptr_t v = atomic_load_explicit(&n->u.c.kids, memory_order_relaxed);
+    return (v & 1u) ? ((struct ctx__shards *)(v - 1u))->main
+                    : (struct ctx *)v;
+}
+
+static inline void ctx__set_main_head(struct ctx *n, struct ctx *h)
+{
+    uintptr_t v = atomic_load_explicit(&n->u.c.kids, memory_order_relaxed);
+    if (v & 1u)
+        ((struct ctx__shards *)(v - 1u))->main = h;
+    else
+        atomic_store_explicit(&n->u.c.kids, (uintptr_t)h, memory_order_relaxed);
+}
 
 #define CTX__F_DEADLINE 0x1 /* u.c.deadline is a real deadline        */
 #define CTX__F_TIMER 0x2    /* owns a timer (was armed at creation)     */

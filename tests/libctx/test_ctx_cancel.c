@@ -735,7 +735,7 @@ static void force_shards(ctx_t *p)
         sched_yield();
     ctx__unlock(&p->u.c.lock);
     t_join(t);
-    assert_non_null(atomic_load(&p->u.c.shards));
+    assert_non_null(ctx__shards_of(p));
 }
 
 static void sp_check_done(ctx_t *k, bool own)
