@@ -63,7 +63,8 @@
  * Exit.  A leaving thread (retired, or stopping) swaps itself into
  * `zombie` and joins the thread it found there, so every thread is joined
  * exactly once: by the next one to leave, or by shutdown, which waits for
- * `live` to reach 0 and joins the last.  Workers block every signal.  A
+ * `live` to reach 0 and joins the last.  Workers block every signal and
+ * run with a 1 us timer slack (a task's ctx_wait wakes at its deadline).  A
  * thread-local pointer tells a worker which pool it belongs to, so
  * shutdown/destroy from inside a task is refused instead of deadlocking.
  *
@@ -85,6 +86,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -369,6 +371,9 @@ static void *worker_main(void *argp)
     struct worker *w = argp;
     ctx_pool_t *p = w->pool;
     current_pool = p;
+    /* Tasks wait for deadlines (ctx_wait sleeps until its context's
+     * deadline): wake on time, not up to 50 us late. */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 
     pthread_mutex_lock(&p->mu);
     bool coming = true; /* counted by whoever started or woke us */
