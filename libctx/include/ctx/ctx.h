@@ -213,7 +213,12 @@ CTX_API int ctx_done_fd(ctx_t *c);
  * timeout; 0: just check).  Returns ctx_err(c): 0 on timeout.  A context
  * that can never be done simply sleeps for `timeout_ns` (forever when
  * negative).  Any number of threads may wait on one context; one cancel
- * wakes them all.  Uses no fd and no allocation (futex). */
+ * wakes them all.  Uses no fd and no allocation (futex).  When `c` has a
+ * deadline, the caller wakes at it and, if the timer service has not yet
+ * expired the context, expires it itself (CTX_DEADLINE_EXCEEDED with the
+ * deadline's cause, exactly as the timer would, cancelling the subtree of
+ * the context that owns the deadline on the calling thread); this saves a
+ * second thread wake-up. */
 CTX_API int ctx_wait(ctx_t *c, int64_t timeout_ns);
 
 /* ---- AfterFunc ---------------------------------------------------------- */
