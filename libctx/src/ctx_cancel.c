@@ -15,13 +15,17 @@
  * with the depth or the width of the tree:
  *
  *   cancel(c):  lock c; mark c done; finish_list(c's main list);
- *               note c's shards; unlock c; finish_shards(c)
+ *               note c's shards; unlock c; wake c's sleepers;
+ *               finish_shards(c)
  *   finish_shards(n):  for each shard s of n: lock s; finish_list(s); unlock s
  *   finish_list(l), n done and l's lock held:
  *               for each child k:  unlink k;  lock k (parent before child);
- *               mark k done (cause, done fd, error, futex wake, disarm);
- *               unlock k;  if k has children of its own, queue k (with a
- *               reference) -- its children are finished when it is popped
+ *               mark k done (cause, done fd, error, disarm);  unlock k;
+ *               if threads sleep on k, note k (with a reference) to wake;
+ *               if k has children of its own, queue k (with a reference)
+ *               -- its children are finished when it is popped
+ *   after every unlock of a list lock: wake the noted sleepers (FUTEX_WAKE,
+ *               no lock held), queue the fired AfterFuncs
  *   then, for each queued n:  lock n; finish_list(n's main list); note
  *               n's shards; unlock n; finish_shards(n); release n
  *
@@ -30,7 +34,8 @@
  * under its own lock (its children cannot be freed meanwhile: a dying
  * child unlinks itself under that lock first).  A node on the work list is
  * kept alive by the reference taken for it; its `next` link belongs to
- * the walk (nobody else touches links of an unlinked node).  AfterFunc
+ * the walk, and so does its `prev` link, which threads the wake list
+ * (nobody else touches links of an unlinked node).  AfterFunc
  * callbacks are queued to their threads after the locks are dropped; no
  * user code runs in a cancel.
  *
@@ -252,16 +257,25 @@ void ctx__shards_free(struct ctx *p)
     free(ctx__shards_of(p));
 }
 
-/* The work list: singly linked through u.c.next. */
+/* The work list, singly linked through u.c.next, and the nodes whose
+ * futex sleepers are still to be woken (each with a reference), through
+ * u.c.prev: both links are free once a node is unlinked. */
 struct work {
     struct ctx *head, *tail;
+    struct ctx *wake;
 };
 
-/* Marks `k` (locked by the caller) done.  Returns 1 if this call did it,
- * 0 if `k` was already done.  The done fd is written before the error is
- * published, so whoever sees the error finds the fd readable (Go: Err
- * implies Done); the PUBLISHING bit set meanwhile makes ctx_err() wait for
- * the error (the fd readable implies Err); futex sleepers are woken after. */
+#define MARKED 1 /* mark(): this call made the node done */
+#define WAKE 2   /* ... and threads sleep on its word: wake them */
+
+/* Marks `k` (locked by the caller) done.  Returns MARKED (| WAKE when
+ * threads sleep in ctx_wait on it) if this call did it, 0 if `k` was
+ * already done.  The done fd is written before the error is published, so
+ * whoever sees the error finds the fd readable (Go: Err implies Done); the
+ * PUBLISHING bit set meanwhile makes ctx_err() wait for the error (the fd
+ * readable implies Err).  The futex sleepers are woken by the caller once
+ * it holds no lock: a woken thread that preempts the canceller must not
+ * find it holding the locks its own release may need. */
 static int mark(struct ctx *k, uint32_t err, int cause)
 {
     if (atomic_load_explicit(&k->u.c.word, memory_order_relaxed) & CTX__ERR_MASK)
@@ -274,11 +288,22 @@ static int mark(struct ctx *k, uint32_t err, int cause)
     }
     uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
                                             memory_order_acq_rel);
-    if (old & CTX__WAITERS)
-        ctx__wake(k);
     if (k->flags & CTX__F_TIMER)
         ctx__timer_disarm(k);
-    return 1;
+    return (old & CTX__WAITERS) ? MARKED | WAKE : MARKED;
+}
+
+/* Wakes the sleepers of every node on w's wake list and drops the
+ * references taken for them.  No lock held. */
+static void wake_all(struct work *w)
+{
+    while (w->wake) {
+        struct ctx *k = w->wake;
+        w->wake = k->u.c.prev;
+        k->u.c.prev = NULL;
+        ctx__wake(k);
+        ctx_release(k);
+    }
 }
 
 /* With the lock of one of n's lists held, that list detached (its first
@@ -309,11 +334,17 @@ static void finish_list(struct ctx *k, uint32_t err, int cause,
             }
         } else {
             ctx__lock(&k->u.c.lock);
-            int queue = mark(k, err, cause) &&
-                        atomic_load_explicit(&k->u.c.kids,
-                                             memory_order_relaxed) != 0;
+            int m = mark(k, err, cause);
+            int queue = m && atomic_load_explicit(&k->u.c.kids,
+                                                  memory_order_relaxed) != 0;
             ctx__unlock(&k->u.c.lock);
             held = queue && ctx__tryref(k);
+            /* A sleeper holds a reference, so a node with sleepers is not
+             * dying: the reference is for waking it after the locks. */
+            if ((m & WAKE) && ctx__tryref(k)) {
+                k->u.c.prev = w->wake;
+                w->wake = k;
+            }
         }
         /* Last touch of k unless we hold a reference: a dying k that sees
          * linked == 0 frees itself at once. */
@@ -365,6 +396,7 @@ static void finish_shards(struct ctx__shards *sh, uint32_t err, int cause,
         s->head = NULL;
         finish_list(k, err, cause, w, &fire);
         ctx__unlock(&s->lock);
+        wake_all(w);
         fire_all(fire);
     }
 }
@@ -382,15 +414,19 @@ static struct ctx__shards *finish_main(struct ctx *n, uint32_t err, int cause,
 
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
 {
-    struct work w = {NULL, NULL};
+    struct work w = {NULL, NULL, NULL};
     struct ctx_after *fire = NULL;
     ctx__lock(&c->u.c.lock);
-    if (!mark(c, err, cause)) {
+    int m = mark(c, err, cause);
+    if (!m) {
         ctx__unlock(&c->u.c.lock);
         return;
     }
     struct ctx__shards *sh = finish_main(c, err, cause, &w, &fire);
     ctx__unlock(&c->u.c.lock);
+    if (m & WAKE) /* the caller's reference keeps c */
+        ctx__wake(c);
+    wake_all(&w);
     fire_all(fire);
     finish_shards(sh, err, cause, &w);
     if (unlink)
@@ -405,6 +441,7 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
         ctx__lock(&n->u.c.lock);
         sh = finish_main(n, err, cause, &w, &fire);
         ctx__unlock(&n->u.c.lock);
+        wake_all(&w);
         fire_all(fire);
         finish_shards(sh, err, cause, &w);
         ctx_release(n);
