@@ -424,14 +424,17 @@ static void *worker_main(void *argp)
         }
         ran_one = false;
 
-        /* Park.  Threads above the initial count wait at most the idle
-         * timeout; the initial ones may be the ones left, whichever they
-         * are, so every parked thread keeps the same deadline rule. */
+        /* Park: for at most the idle timeout while the pool has more
+         * threads than it started with (any of them may retire: the ones
+         * at the bottom of the stack time out first), else until woken. */
         atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
         push_parked(p, w);
-        int64_t until = p->live > p->min_threads
-                            ? ctx_now() + p->idle_timeout_ns
-                            : INT64_MAX;
+        int64_t until = INT64_MAX;
+        if (p->live > p->min_threads) {
+            int64_t now = ctx_now();
+            if (p->idle_timeout_ns < INT64_MAX - now)
+                until = now + p->idle_timeout_ns;
+        }
         pthread_mutex_unlock(&p->mu);
         park_until(&w->wake, until);
         pthread_mutex_lock(&p->mu);

@@ -690,6 +690,62 @@ static void test_extras_retire_when_idle(void **state)
     ctx_release(gate2);
 }
 
+/* Growth and retirement racing: several submitters, tasks that sometimes
+ * block for a moment (so the pool grows), an idle timeout of 1 ms (so
+ * extras retire and the pool grows again, joining and reusing threads all
+ * the while).  Every task runs exactly once; the pool ends at its size. */
+struct churn {
+    ctx_pool_t *p;
+    atomic_int ran;
+    atomic_int rejected;
+};
+
+static int churn_task(ctx_t *ctx, void *arg)
+{
+    struct churn *c = arg;
+    if ((atomic_fetch_add(&c->ran, 1) & 7) == 0)
+        ctx_wait(ctx, 200 * 1000); /* block 200 us */
+    return 0;
+}
+
+enum { CHURN_SUBMITTERS = 4, CHURN_TASKS = 500 };
+
+static void *churn_submitter(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < CHURN_TASKS; i++) {
+        int rc;
+        while ((rc = ctx_pool_submit(c->p, ctx_background(), churn_task, c)) ==
+               EAGAIN)
+            sched_yield();
+        if (rc != 0)
+            atomic_fetch_add(&c->rejected, 1);
+        if ((i & 63) == 0) { /* let the pool go idle now and then */
+            struct timespec ts = {0, 2 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void test_growth_and_retirement_race(void **state)
+{
+    struct churn c = {.p = make_growing_pool(1, 16, CTX_MS)};
+    pthread_t t[CHURN_SUBMITTERS];
+    for (int i = 0; i < CHURN_SUBMITTERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn_submitter, &c), 0);
+    for (int i = 0; i < CHURN_SUBMITTERS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&c.rejected), 0);
+    ctx_pool_stats_t st;
+    assert_true(stats_until(c.p, live_is, 1, &st)); /* extras retired */
+    assert_true(st.peak_threads > 1 && st.peak_threads <= 16); /* grew */
+    assert_int_equal(st.started, st.retired + 1);
+    assert_int_equal(ctx_pool_shutdown(c.p, CTX_POOL_DRAIN), 0);
+    assert_int_equal(atomic_load(&c.ran), CHURN_SUBMITTERS * CHURN_TASKS);
+    ctx_pool_destroy(c.p);
+}
+
 /* A task goes to the most recently idle thread: one task at a time, each
  * submitted once every thread is parked, always runs on the same thread. */
 struct who {
@@ -754,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_grows_when_workers_block),
         cmocka_unit_test(test_task_waiting_for_task),
         cmocka_unit_test(test_extras_retire_when_idle),
+        cmocka_unit_test(test_growth_and_retirement_race),
         cmocka_unit_test(test_lifo_wake),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
