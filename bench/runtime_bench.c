@@ -41,7 +41,9 @@
  *                     (no libctx, no pool): what 400 thread wake-ups cost on
  *                     this machine.
  *   deadline_p50/p99  a thread in ctx_wait on a 1 ms timeout: deadline to
- *                     return (the timer thread plus one futex wake).
+ *                     return (the waiter wakes by its own kernel timer and
+ *                     expires the context itself unless the timer thread
+ *                     was first).
  * The fixed-pool rows above use max_threads = threads (no growth), as
  * before growth existed.
  *

@@ -119,7 +119,7 @@ ROWS = [
      "no libctx: the kernel's cost on this machine", "n/a"),
     ("wake400_floor_p99", "floor, p99", "", "n/a"),
     ("deadline_p50", "1 ms deadline -> `ctx_wait` returns, p50 after the deadline",
-     "timer thread + one futex wake", "n/a"),
+     "the waiter's own timer: it expires the context itself", "n/a"),
     ("deadline_p99", "same, p99", "", "n/a"),
 ]
 
