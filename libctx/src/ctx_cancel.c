@@ -48,7 +48,9 @@
  *
  * A done node's children stay linked to it until the walk reaches their
  * list; new children cannot join (they are born done), leaving ones unlink
- * themselves as usual.
+ * themselves as usual.  A second cancel of a node that a walk has marked
+ * but not finished returns at once (mark() says it is done): the walk that
+ * marked it finishes its children.
  *
  * Order: breadth-first by default (each level is finished before the next
  * one starts; siblings newest first within a list, lists in order: main,

@@ -153,7 +153,10 @@ CTX_API void ctx_release(ctx_t *c);
 
 /* Cancels `c` with CTX_CANCELED (Go's CancelFunc).  Every descendant is done
  * when this returns (synchronously, breadth-first, iteratively), `c` leaves
- * its parent's set of children, and its timer, if any, is disarmed.
+ * its parent's set of children, and its timer, if any, is disarmed.  When
+ * `c` is already done, the call returns at once: if another thread's cancel
+ * of `c` or of an ancestor is still running, that call finishes c's
+ * descendants and they are done when it returns (Go would wait for it).
  * Idempotent; any thread; never waits for other threads' work and never runs
  * user code (AfterFunc callbacks run later on a library thread).  No effect
  * on contexts without a cancel function: roots, value nodes, WithoutCancel
