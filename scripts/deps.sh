@@ -4,7 +4,8 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
-      protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev)
+      protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev libssl-dev
+      openssl)
 case "$what" in
   test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux

@@ -686,6 +686,7 @@ void rpc_server_free(rpc_server_t *s)
         free(s->methods[i].path);
     free(s->methods);
     srv_health_free(s->health);
+    srv_transport_free(s);
     if (s->own_pool)
         ctx_pool_destroy(s->pool);
     ctx_release(s->root);

@@ -95,6 +95,8 @@ struct rpc_server {
     pthread_cond_t cv;        /* signalled when calls_active drops */
     enum srv_state state;     /* [mu] */
     atomic_int_fast64_t stats[RPC_STAT_REFUSED_STREAMS + 1];
+    struct srv_transport *transport; /* TLS and Unix listeners, or NULL
+                                        (server_tls.c) */
 };
 
 void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d);
@@ -297,6 +299,17 @@ int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                     size_t len, ProtobufCMessage **out);
 /* Push whatever the handler produced into nghttp2. */
 void srv_call_pump(struct rpc_call *call);
+
+/* ---- transport (server_tls.c) ------------------------------------------- */
+struct srv_transport;
+/* Loop thread: the byte stream for an accepted fd -- TLS when configured
+ * (then *conn_ctx is replaced by a child carrying the peer identity),
+ * else plain.  NULL on failure (fd not closed, *conn_ctx unchanged). */
+struct bufferevent *srv_transport_stream(rpc_server_t *s,
+                                         struct event_base *base, int fd,
+                                         ctx_t **conn_ctx);
+/* rpc_server_free: the TLS context, and Unix socket files removed. */
+void srv_transport_free(rpc_server_t *s);
 
 /* ---- health ------------------------------------------------------------- */
 void srv_health_free(struct srv_health *h);
