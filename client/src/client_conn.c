@@ -300,8 +300,10 @@ static ssize_t read_out(nghttp2_session *s, int32_t id, uint8_t *buf,
 static void h2_closed(rpc__h2_t *h2, int reason, void *arg)
 {
     struct conn *c = arg;
+    const char *detail = rpc__h2_close_detail(h2);
     snprintf(c->ch->last_error, sizeof c->ch->last_error,
-             "connection closed: %s", rpc__h2_close_reason_name(reason));
+             "connection closed: %s%s%.80s", rpc__h2_close_reason_name(reason),
+             detail[0] ? ": " : "", detail);
     rpc__client_conn_closed(c->ch, c);
 }
 

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 
@@ -65,9 +66,23 @@ static SSL_CTX *base_ctx(const SSL_METHOD *m, char *err, size_t errlen)
     return ctx;
 }
 
+/* A file OpenSSL would fail on with only "system lib": say why. */
+static int unreadable(const char *what, const char *file, char *err,
+                      size_t errlen)
+{
+    if (access(file, R_OK) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot read %s %s: %s", what, file,
+             strerror(errno));
+    return -1;
+}
+
 static int load_pair(SSL_CTX *ctx, const char *cert_file,
                      const char *key_file, char *err, size_t errlen)
 {
+    if (unreadable("the certificate chain", cert_file, err, errlen) != 0 ||
+        unreadable("the private key", key_file, err, errlen) != 0)
+        return -1;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         ssl_err(err, errlen, "cannot load the certificate chain",
                 cert_file);
@@ -126,6 +141,8 @@ SSL_CTX *rpc__tls_server_ctx(const char *cert_file, const char *key_file,
      * verified; harmless otherwise. */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rpc", 3);
     if (client_auth != RPC__TLS_CLIENT_NONE) {
+        if (unreadable("the client CA file", client_ca_file, err, errlen))
+            goto fail;
         if (SSL_CTX_load_verify_locations(ctx, client_ca_file, NULL) != 1) {
             ssl_err(err, errlen, "cannot load the client CA file",
                     client_ca_file);
@@ -172,6 +189,8 @@ SSL_CTX *rpc__tls_client_ctx(const char *ca_file, int insecure,
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         if (ca_file != NULL) {
+            if (unreadable("the CA file", ca_file, err, errlen))
+                goto fail;
             if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
                 ssl_err(err, errlen, "cannot load the CA file", ca_file);
                 goto fail;

@@ -72,11 +72,12 @@ static int started(rpc_server_t *s)
     return st;
 }
 
-static SSL_CTX *build(struct srv_transport *tp)
+static SSL_CTX *build(const char *cert, const char *key, const char *ca,
+                      int client_auth)
 {
     char err[512];
-    SSL_CTX *ctx = rpc__tls_server_ctx(tp->cert, tp->key, tp->ca,
-                                       tp->client_auth, err, sizeof err);
+    SSL_CTX *ctx = rpc__tls_server_ctx(cert, key, ca, client_auth, err,
+                                       sizeof err);
     if (ctx == NULL)
         srv_log("TLS: %s", err);
     return ctx;
@@ -96,12 +97,17 @@ int rpc_server_set_tls(rpc_server_t *s, const char *cert_file,
     struct srv_transport *tp = tp_of(s);
     if (tp == NULL)
         return RPC_ERR_NOMEM;
+    SSL_CTX *ctx = build(cert_file, key_file, client_ca_file,
+                         (int)client_auth);
+    if (ctx == NULL)
+        return RPC_ERR_INVAL; /* nothing changed */
     char *cert = strdup(cert_file), *key = strdup(key_file);
     char *ca = client_ca_file ? strdup(client_ca_file) : NULL;
     if (cert == NULL || key == NULL || (client_ca_file && ca == NULL)) {
         free(cert);
         free(key);
         free(ca);
+        SSL_CTX_free(ctx);
         return RPC_ERR_NOMEM;
     }
     free(tp->cert);
@@ -111,9 +117,6 @@ int rpc_server_set_tls(rpc_server_t *s, const char *cert_file,
     tp->key = key;
     tp->ca = ca;
     tp->client_auth = (int)client_auth;
-    SSL_CTX *ctx = build(tp);
-    if (ctx == NULL)
-        return RPC_ERR_INVAL;
     pthread_mutex_lock(&tp->mu);
     SSL_CTX *old = tp->ctx;
     tp->ctx = ctx;
@@ -129,7 +132,7 @@ int rpc_server_reload_tls(rpc_server_t *s)
     struct srv_transport *tp = s->transport;
     if (tp == NULL || tp->cert == NULL)
         return RPC_ERR_STATE;
-    SSL_CTX *ctx = build(tp);
+    SSL_CTX *ctx = build(tp->cert, tp->key, tp->ca, tp->client_auth);
     if (ctx == NULL)
         return RPC_ERR_INVAL;
     pthread_mutex_lock(&tp->mu);
