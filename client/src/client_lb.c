@@ -67,7 +67,9 @@ struct subch {
     int state;                 /* SC_* */
     int failures;              /* consecutive failed attempts */
     struct event *timer;       /* backoff (no conn) or health retry */
-    rpc_client_call_t *hc;     /* the health Watch, or NULL */
+    rpc_client_call_t *hc;     /* the current health Watch, or NULL */
+    int hc_live;               /* Watch calls not yet done (they point at
+                                  this subchannel: it outlives them) */
     bool healthy;              /* last Watch status SERVING (or none) */
     bool removed;              /* dropped by re-resolution: free when the
                                   Watch has ended */
@@ -343,7 +345,7 @@ static void on_resolved(void *arg, struct addrinfo *ai, const char *why)
         sub_close(sc, RPC_STATUS_UNAVAILABLE,
                   "backend removed by name resolution");
         sc->closing = false;
-        if (sc->hc == NULL)
+        if (sc->hc_live == 0)
             sub_free(sc);
     }
     free(lb->subs);
@@ -493,6 +495,10 @@ void rpc__lb_conn_goaway(struct subch *sc, struct conn *c)
     struct lb *lb = sc->lb;
     sc->conn = NULL;
     sc->up = false;
+    if (sc->hc != NULL) { /* the Watch would keep the old connection */
+        rpc_client_call_cancel(sc->hc);
+        sc->hc = NULL;
+    }
     *rpc__conn_next(c) = lb->draining;
     lb->draining = c;
     sc->state = SC_IDLE;
@@ -545,14 +551,16 @@ static void hc_done(rpc_client_call_t *call, int status, void *arg)
     struct subch *sc = arg;
     bool mine = sc->hc == call;
     rpc_client_call_free(call);
-    if (!mine)
-        return;
-    sc->hc = NULL;
+    sc->hc_live--;
+    if (mine)
+        sc->hc = NULL;
     if (sc->removed) {
-        if (!sc->closing) /* else on_resolved frees it */
+        if (sc->hc_live == 0 && !sc->closing) /* else on_resolved frees it */
             sub_free(sc);
         return;
     }
+    if (!mine)
+        return;
     if (!sc->up || sc->ch->stopping)
         return;
     if (status == RPC_STATUS_UNIMPLEMENTED) {
@@ -598,6 +606,7 @@ static void start_watch(struct subch *sc)
      * by rpc__lb_dispatch. */
     call->pin = sc;
     sc->hc = call;
+    sc->hc_live++;
     rpc_client_call_send(ctx_background(), call, req, len);
     rpc_client_call_close_send(call);
 }
