@@ -349,13 +349,13 @@ static void *loop_main(void *arg)
 
 static void channel_destroy(rpc_client_channel_t *ch)
 {
+    rpc__lb_free(ch); /* its timers first: they live on ch->base */
     if (ch->wake_ev)
         event_free(ch->wake_ev);
     if (ch->backoff_ev)
         event_free(ch->backoff_ev);
     if (ch->base)
         event_base_free(ch->base);
-    rpc__lb_free(ch);
     if (ch->ssl_ctx)
         SSL_CTX_free((SSL_CTX *)ch->ssl_ctx);
     if (ch->static_ai)
