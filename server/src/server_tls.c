@@ -26,6 +26,7 @@
 #include "rpc_tls.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,18 @@ struct srv_transport {
     int client_auth;
     char *unix_paths[MAX_UNIX]; /* setup-time: socket files to remove */
     int nunix;
+    /* Failed-handshake log lines: at most LOG_BURST per second. */
+    atomic_llong log_second;
+    atomic_int log_count;
 };
+
+#define LOG_BURST 10
 
 struct peer_id {
     int set;
     char id[256];
+    char peer[64];            /* for the log of a failed handshake */
+    struct srv_transport *tp;
 };
 
 static const char peer_id_key = 0;
@@ -59,6 +67,8 @@ static struct srv_transport *tp_of(rpc_server_t *s)
         if (tp == NULL)
             return NULL;
         pthread_mutex_init(&tp->mu, NULL);
+        atomic_init(&tp->log_second, 0);
+        atomic_init(&tp->log_count, 0);
         s->transport = tp;
     }
     return s->transport;
@@ -149,12 +159,36 @@ const char *rpc_server_peer_identity(ctx_t *c)
     return p && p->set ? p->id : NULL;
 }
 
-/* Loop thread, inside the handshake: record who the client proved to be. */
+/* A fatal alert during the handshake, either way: one log line (an
+ * operator's only view of clients with the wrong CA, no certificate, ...),
+ * at most LOG_BURST per second for the whole server. */
+static void log_alert(struct peer_id *p, int where, int ret)
+{
+    struct srv_transport *tp = p->tp;
+    long long now = (long long)(ctx_now() / CTX_SECOND);
+    long long was = atomic_load(&tp->log_second);
+    if (was != now && atomic_compare_exchange_strong(&tp->log_second, &was,
+                                                     now))
+        atomic_store(&tp->log_count, 0);
+    if (atomic_fetch_add(&tp->log_count, 1) >= LOG_BURST)
+        return;
+    srv_log("%s: TLS handshake failed: %s alert \"%s\"", p->peer,
+            (where & SSL_CB_WRITE) ? "sent" : "received",
+            SSL_alert_desc_string_long(ret));
+}
+
+/* Loop thread, inside the handshake: record who the client proved to be,
+ * and log why a handshake failed. */
 static void info_cb(const SSL *ssl, int where, int ret)
 {
+    struct peer_id *p = SSL_get_app_data(ssl);
+    if ((where & SSL_CB_ALERT) && p != NULL && (ret >> 8) == SSL3_AL_FATAL &&
+        !SSL_is_init_finished(ssl)) {
+        log_alert(p, where, ret);
+        return;
+    }
     if (!(where & SSL_CB_HANDSHAKE_DONE))
         return;
-    struct peer_id *p = SSL_get_app_data(ssl);
     if (p != NULL && !p->set &&
         rpc__tls_peer_identity((SSL *)ssl, p->id, sizeof p->id) == 0)
         p->set = 1;
@@ -189,6 +223,8 @@ struct bufferevent *srv_transport_stream(rpc_server_t *s,
         SSL_free(ssl);
         return NULL;
     }
+    p->tp = tp;
+    rpc__stream_peer_name(fd, p->peer, sizeof p->peer);
     SSL_set_app_data(ssl, p);
     SSL_set_info_callback(ssl, info_cb);
     struct bufferevent *bev = rpc__stream_tls(base, fd, ssl, 1);

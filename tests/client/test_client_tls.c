@@ -214,6 +214,56 @@ static void test_plaintext_mismatch(void **state)
     rpc_server_free(s);
 }
 
+/* The handshake is bounded: by the client's connect timeout against a
+ * peer that never answers, by the server's handshake timeout against a
+ * client that never speaks. */
+static void test_handshake_timeouts(void **state)
+{
+    int port = 0;
+    int lfd = fx_silent_listener(&port); /* the kernel accepts, no one reads */
+    assert_true(lfd >= 0);
+    rpc_client_options_t *o = rpc_client_options_new();
+    assert_int_equal(rpc_client_options_set_connect_timeout(o, 300 * CTX_MS), 0);
+    assert_int_equal(rpc_client_options_set_tls_ca_file(o, cert("ca.pem")), 0);
+    char target[64], out[512];
+    snprintf(target, sizeof target, "127.0.0.1:%d", port);
+    rpc_client_channel_t *ch;
+    assert_int_equal(rpc_client_channel_new(target, o, &ch), 0);
+    rpc_client_options_free(o);
+    int64_t t0 = ctx_now();
+    assert_int_equal(call_once(ch, out, sizeof out), RPC_STATUS_UNAVAILABLE);
+    int64_t took = ctx_now() - t0;
+    print_message("silent server: %s (%lld ms)\n", out,
+                  (long long)(took / CTX_MS));
+    assert_non_null(strstr(out, "TLS handshake with"));
+    assert_non_null(strstr(out, "timed out"));
+    assert_true(took >= 250 * CTX_MS && took < T_SCALE(3, 6) * CTX_SECOND);
+    rpc_client_channel_free(ch);
+    close(lfd);
+    /* Server side: a TCP client that never sends a ClientHello. */
+    rpc_server_t *s = rpc_server_new();
+    assert_int_equal(rpc_server_set_option(s, RPC_SERVER_HANDSHAKE_TIMEOUT_MS,
+                                           300), 0);
+    assert_int_equal(rpc_server_set_tls(s, cert("server.pem"),
+                                        cert("server.key"), NULL, 0), 0);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 0), 0);
+    assert_int_equal(rpc_server_start(s), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)rpc_server_port(s))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    t0 = ctx_now();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, T_SCALE(3000, 6000)), 1); /* closed */
+    char b;
+    assert_true(read(fd, &b, 1) <= 0);
+    took = ctx_now() - t0;
+    assert_true(took >= 250 * CTX_MS);
+    close(fd);
+    rpc_server_free(s);
+}
+
 static void test_mtls(void **state)
 {
     char out[512];
@@ -393,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_bad_server_certs),
         cmocka_unit_test(test_system_store),
         cmocka_unit_test(test_plaintext_mismatch),
+        cmocka_unit_test(test_handshake_timeouts),
         cmocka_unit_test(test_mtls),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_bad_setup),
