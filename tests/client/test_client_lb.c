@@ -17,6 +17,7 @@
 
 #include "demo/v1/demo.pb-c.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define N 3
@@ -109,6 +110,55 @@ static bool wait_ready(rpc_client_channel_t *ch, int want, int64_t timeout)
     return true;
 }
 
+/* Bounded wait until a backend has started `want` handlers in all. */
+static bool wait_started(int port, int64_t want, int64_t timeout)
+{
+    int64_t end = ctx_now() + timeout;
+    while (started_on(port) < want) {
+        if (ctx_now() > end)
+            return false;
+        ctx_t *t = ctx_with_timeout(ctx_background(), 5 * CTX_MS);
+        ctx_wait(t, -1); /* a bounded poll interval */
+        ctx_release(t);
+    }
+    return started_on(port) == want;
+}
+
+/* Slow calls in flight (Fanout: one sub-task sleeping 1.5 s), counted as
+ * they end. */
+struct inflight {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ok, failed;
+};
+
+static void slow_done(rpc_client_call_t *call, int status, void *ud)
+{
+    struct inflight *fl = ud;
+    pthread_mutex_lock(&fl->mu);
+    if (status == RPC_STATUS_OK)
+        fl->ok++;
+    else
+        fl->failed++;
+    pthread_cond_broadcast(&fl->cv);
+    pthread_mutex_unlock(&fl->mu);
+}
+
+static void start_slow(rpc_client_channel_t *ch, struct inflight *fl)
+{
+    Demo__V1__FanoutRequest req = DEMO__V1__FANOUT_REQUEST__INIT;
+    req.tasks = 1;
+    req.sleep_ms = 1500;
+    uint8_t buf[32];
+    size_t len = protobuf_c_message_pack(&req.base, buf);
+    ctx_t *c = ctx_with_timeout(ctx_background(), 10 * CTX_SECOND);
+    assert_int_equal(rpc_client_unary_async(c, ch, "/demo.v1.Demo/Fanout",
+                                            NULL, buf, len, slow_done, fl,
+                                            NULL),
+                     0);
+    ctx_release(c); /* the call holds its own reference */
+}
+
 static rpc_client_channel_t *lb_channel(const char *target, const char *lb,
                                         bool health)
 {
@@ -148,13 +198,30 @@ static void test_round_robin_and_kill(void **state)
         print_message("backend %d: %lld calls\n", i, (long long)d);
         assert_int_equal(d, 10); /* strict rotation over three */
     }
-    /* Kill the middle one; once the channel has seen it go, nothing
-     * new fails. */
+    /* Kill the middle one with calls in flight on all three: only the
+     * calls that were on it fail; once the channel has seen it go,
+     * nothing new fails. */
+    struct inflight fl = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                          .cv = PTHREAD_COND_INITIALIZER};
+    for (int k = 0; k < 3 * N; k++)
+        start_slow(ch, &fl);
+    /* Every backend has its calls running before the kill. */
+    for (int i = 0; i < N; i++)
+        assert_true(wait_started(f[i].port, base[i] + 10 + 3,
+                                 10 * CTX_SECOND));
     kill(f[1].pid, SIGKILL);
     int st;
     assert_int_equal(fx_wait_exit(f[1].pid, 10000, &st), 0);
     f[1].pid = 0;
     assert_true(wait_ready(ch, N - 1, 10 * CTX_SECOND));
+    pthread_mutex_lock(&fl.mu);
+    while (fl.ok + fl.failed < 3 * N)
+        pthread_cond_wait(&fl.cv, &fl.mu); /* bounded: 10 s deadlines */
+    pthread_mutex_unlock(&fl.mu);
+    print_message("in flight at the kill: %d ok, %d failed\n", fl.ok,
+                  fl.failed);
+    assert_int_equal(fl.failed, 3);
+    assert_int_equal(fl.ok, 3 * N - 3);
     base[0] = started_on(f[0].port);
     base[2] = started_on(f[2].port);
     char msg[300];
