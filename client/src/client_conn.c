@@ -1,14 +1,21 @@
 /*
  * client_conn.c -- one client connection: name resolution (asynchronous,
- * client_resolve.c), then a non-blocking TCP connect to each resolved
- * address in turn -- the two together bounded by the connect timeout --
- * then an nghttp2 client session on the shared rpc_h2 glue, with the
- * callbacks that turn HEADERS/DATA/RST_STREAM/GOAWAY into call results.
+ * client_resolve.c; skipped for a round_robin subchannel, which has its
+ * one address), then a non-blocking connect (TCP or Unix) to each address
+ * in turn, then with TLS the handshake (libevent's bufferevent_openssl:
+ * certificate and name verified, ALPN h2 required) -- all of it bounded
+ * by the connect timeout -- then an nghttp2 client session on the shared
+ * rpc_h2 glue, with the callbacks that turn HEADERS/DATA/RST_STREAM/GOAWAY
+ * into call results.  A failed handshake fails the attempt like a refused
+ * connect ("TLS handshake with ADDR failed: <OpenSSL's reason>").
  *
  *   CONNECTING --connected--> READY --GOAWAY--> DRAINING
  *   (resolving,   |             |                  |
- *    then TCP)    +-- failed --> (destroyed by the channel)
- *                                                  +-- closed --> destroyed
+ *    connect,     +-- failed --> (destroyed by the channel)
+ *    TLS)                                          +-- closed --> destroyed
+ *
+ * Outcomes go to the channel (rpc__client_conn_*), which hands those of a
+ * round_robin subchannel's connection (c->sc) on to client_lb.c.
  *
  * While resolving, c->rq is the pending request and c->cev the deadline
  * timer; destroying the connection cancels the request (its callback then
@@ -20,7 +27,8 @@
  * detach in on_stream_close or when the connection is destroyed.
  *
  * What we send: SETTINGS (no push, 1 MiB stream window) and an 8 MiB
- * connection window; per call `:method POST`, `:scheme http`, `:path`,
+ * connection window; per call `:method POST`, `:scheme http` (`https`
+ * over TLS), `:path`,
  * `:authority`, `te: trailers`, `content-type: application/grpc`,
  * `user-agent`, `grpc-timeout` when the context has a deadline, then the
  * metadata (binary values base64, unpadded).  No compression is offered,

@@ -1,6 +1,10 @@
 /*
- * client_resolve.c -- turning the channel's host and port into addresses
- * for a connection attempt without ever blocking the loop thread.
+ * client_resolve.c -- the channel's target (gRPC naming: host:port,
+ * dns:///host:port, ipv4:/ipv6: lists, unix:, unix-abstract:), parsed at
+ * creation (rpc__target_parse), and turned into addresses for a
+ * connection attempt or a round_robin resolution without ever blocking
+ * the loop thread.  A static target (a list, a Unix socket) is copied at
+ * once; a host name is resolved as below, every A and AAAA record.
  *
  * A numeric host ("127.0.0.1", "::1") is parsed on the spot: getaddrinfo
  * with AI_NUMERICHOST never touches the network; a name under "invalid."
