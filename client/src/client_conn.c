@@ -35,6 +35,7 @@
  * so a compressed response message is a protocol error (INTERNAL).
  */
 #include "client_internal.h"
+#include "rpc_nv.h"
 #include "rpc_tls.h"
 
 #include <errno.h>
@@ -598,16 +599,6 @@ void rpc__conn_connect(rpc_client_channel_t *ch)
 
 /* ---- calls on the connection -------------------------------------------- */
 
-static void nv_set(nghttp2_nv *nv, const char *name, const char *value,
-                   size_t vlen)
-{
-    nv->name = (uint8_t *)name;
-    nv->namelen = strlen(name);
-    nv->value = (uint8_t *)value;
-    nv->valuelen = vlen;
-    nv->flags = NGHTTP2_NV_FLAG_NONE;
-}
-
 int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
 {
     rpc_client_channel_t *ch = c->ch;
@@ -628,69 +619,33 @@ int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
         }
         rpc__timeout_format(left, timeout);
     }
-    /* The header list lives on the stack for up to NV_STACK metadata
-     * entries (no allocation per call); more take the heap. */
-    enum { NV_STACK = 16 };
-    nghttp2_nv nv_stack[8 + NV_STACK];
-    char *bufs_stack[NV_STACK + 1] = {0};
-    size_t nmd = rpc_metadata_count(call->md);
-    nghttp2_nv *nv = nv_stack;
-    char **bufs = bufs_stack;
-    if (nmd > NV_STACK) {
-        nv = calloc(8 + nmd, sizeof *nv);
-        bufs = calloc(nmd + 1, sizeof *bufs);
-        if (nv == NULL || bufs == NULL) {
-            free(nv);
-            free(bufs);
-            snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
-            return RPC_STATUS_RESOURCE_EXHAUSTED;
-        }
-    }
+    /* The header list lives on the stack (no allocation per call) unless
+     * the metadata is long. */
     const char *auth = ch->opts.authority ? ch->opts.authority
                                           : ch->authority;
-    size_t n = 0;
-    nv_set(&nv[n++], ":method", "POST", 4);
+    rpc__nv_t b;
+    rpc__nv_init(&b);
+    rpc__nv_add(&b, ":method", "POST", 4);
     if (ch->ssl_ctx != NULL)
-        nv_set(&nv[n++], ":scheme", "https", 5);
+        rpc__nv_add(&b, ":scheme", "https", 5);
     else
-        nv_set(&nv[n++], ":scheme", "http", 4);
-    nv_set(&nv[n++], ":path", call->method, strlen(call->method));
-    nv_set(&nv[n++], ":authority", auth, strlen(auth));
+        rpc__nv_add(&b, ":scheme", "http", 4);
+    rpc__nv_add(&b, ":path", call->method, strlen(call->method));
+    rpc__nv_add(&b, ":authority", auth, strlen(auth));
     if (timeout[0])
-        nv_set(&nv[n++], "grpc-timeout", timeout, strlen(timeout));
-    nv_set(&nv[n++], "te", "trailers", 8);
-    nv_set(&nv[n++], "content-type", "application/grpc", 16);
-    nv_set(&nv[n++], "user-agent", USER_AGENT, strlen(USER_AGENT));
-    int status = 0;
-    for (size_t i = 0; i < nmd; i++) {
-        const char *k;
-        const void *v;
-        size_t vl;
-        rpc_metadata_at(call->md, i, &k, &v, &vl);
-        if (rpc_metadata_key_is_binary(k)) {
-            bufs[i] = malloc(rpc__base64_encoded_len(vl) + 1);
-            if (bufs[i] == NULL) {
-                status = RPC_STATUS_RESOURCE_EXHAUSTED;
-                break;
-            }
-            size_t bl = rpc__base64_encode(v, vl, bufs[i]);
-            nv_set(&nv[n++], k, bufs[i], bl);
-        } else {
-            nv_set(&nv[n++], k, v, vl);
-        }
-    }
+        rpc__nv_add(&b, "grpc-timeout", timeout, strlen(timeout));
+    rpc__nv_add(&b, "te", "trailers", 8);
+    rpc__nv_add(&b, "content-type", "application/grpc", 16);
+    rpc__nv_add(&b, "user-agent", USER_AGENT, strlen(USER_AGENT));
+    rpc__nv_add_metadata(&b, call->md);
+    int status = rpc__nv_failed(&b) ? RPC_STATUS_RESOURCE_EXHAUSTED : 0;
     int32_t id = -1;
     if (status == 0) {
         nghttp2_data_provider prd = {.source.ptr = call,
                                      .read_callback = read_out};
-        id = nghttp2_submit_request(session_of(c), NULL, nv, n, &prd, call);
+        id = nghttp2_submit_request(session_of(c), NULL, b.nv, b.n, &prd, call);
     }
-    for (size_t i = 0; i < nmd; i++)
-        free(bufs[i]);
-    if (nv != nv_stack) {
-        free(bufs);
-        free(nv);
-    }
+    rpc__nv_free(&b);
     if (status != 0) {
         snprintf(call->fail_msg, sizeof call->fail_msg, "out of memory");
         return status;

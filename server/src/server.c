@@ -1,15 +1,7 @@
 /*
- * server.c -- the server object: options, the method table, listeners, the
- * event-loop threads and their mailbox, shutdown, counters.
- *
- * Loops.  rpc_server_start() creates N event_bases (with precise timers:
- * timerfd, so per-call deadline timers fire within tens of microseconds
- * instead of epoll's millisecond rounding) and one thread each.  Loop 0
- * also owns the listeners; accepted sockets are dealt round-robin: loop 0
- * keeps its own, the others get theirs through their inbox and a wake-up
- * event.  The same mailbox carries "call has handler output" notices from
- * worker threads and shutdown commands from the thread calling
- * rpc_server_shutdown().
+ * server.c -- the server object: options, the method table, listeners,
+ * start, shutdown, counters.  The loop threads and their mailbox are
+ * server_loop.c.
  *
  * Shutdown (rpc_server_shutdown):
  *   1. state DRAINING; health NOT_SERVING; each loop stops accepting and
@@ -286,209 +278,6 @@ int rpc_server_port(const rpc_server_t *s)
     return s ? s->port : -1;
 }
 
-/* ---- loops -------------------------------------------------------------- */
-
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
-{
-    struct srv_loop *lp0 = arg;
-    rpc_server_t *s = lp0->s;
-    unsigned i = atomic_fetch_add(&s->next_loop, 1) % (unsigned)s->nloops;
-    if (i == 0) {
-        srv_conn_accept(lp0, fd);
-        return;
-    }
-    struct srv_loop *lp = &s->loops[i];
-    pthread_mutex_lock(&lp->mu);
-    if (lp->ninbox == lp->capinbox) {
-        size_t cap = lp->capinbox ? lp->capinbox * 2 : 16;
-        int *v = realloc(lp->inbox, cap * sizeof *v);
-        if (v == NULL) {
-            pthread_mutex_unlock(&lp->mu);
-            close(fd);
-            return;
-        }
-        lp->inbox = v;
-        lp->capinbox = cap;
-    }
-    lp->inbox[lp->ninbox++] = fd;
-    pthread_mutex_unlock(&lp->mu);
-    event_active(lp->wake, EV_READ, 0);
-}
-
-/* accept() failed (typically EMFILE/ENFILE: out of descriptors).  The
- * listening socket stays readable, so retrying at once would spin: pause
- * accepting for 100 ms, log once per pause, keep serving the
- * connections we have. */
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    struct srv_loop *lp = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    srv_log("accept failed: %s; pausing accepts for 100 ms",
-            evutil_socket_error_to_string(err));
-    for (int i = 0; i < lp->nlisteners; i++)
-        evconnlistener_disable(lp->listeners[i]);
-    struct timeval tv = {0, 100000};
-    evtimer_add(lp->accept_retry, &tv);
-}
-
-static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct srv_loop *lp = arg;
-    if (lp->stopping || lp->cmds_seen_drain)
-        return;
-    for (int i = 0; i < lp->nlisteners; i++)
-        evconnlistener_enable(lp->listeners[i]);
-}
-
-static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct srv_loop *lp = arg;
-    srv_conn_close_all(lp);
-}
-
-static void maybe_exit(struct srv_loop *lp)
-{
-    if (lp->stopping && lp->nconns == 0)
-        event_base_loopbreak(lp->base);
-}
-
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct srv_loop *lp = arg;
-    /* Take everything under the lock.  The ready list is copied out while
-     * the lock is held: once a call's ready_queued is cleared, a worker
-     * may queue it again (rewriting ready_next) at any moment. */
-    struct rpc_call *stackv[64], **calls = stackv;
-    size_t ncalls = 0, cap = 64;
-    pthread_mutex_lock(&lp->mu);
-    int *fds = lp->inbox;
-    size_t nfds = lp->ninbox;
-    lp->inbox = NULL;
-    lp->ninbox = lp->capinbox = 0;
-    for (struct rpc_call *c = lp->ready; c; c = c->ready_next) {
-        if (ncalls == cap) {
-            struct rpc_call **v = malloc(2 * cap * sizeof *v);
-            if (v == NULL)
-                break; /* the rest stay queued for the next wake-up */
-            memcpy(v, calls, ncalls * sizeof *v);
-            if (calls != stackv)
-                free(calls);
-            calls = v;
-            cap *= 2;
-        }
-        calls[ncalls++] = c;
-    }
-    lp->ready = ncalls ? calls[ncalls - 1]->ready_next : lp->ready;
-    for (size_t i = 0; i < ncalls; i++)
-        calls[i]->ready_queued = 0;
-    int cmds = lp->cmds;
-    lp->cmds = 0;
-    int more = lp->ready != NULL;
-    pthread_mutex_unlock(&lp->mu);
-    if (more)
-        event_active(lp->wake, EV_READ, 0);
-
-    for (size_t i = 0; i < nfds; i++) {
-        if (lp->stopping)
-            close(fds[i]);
-        else
-            srv_conn_accept(lp, fds[i]);
-    }
-    free(fds);
-    /* Pump every call, then flush each connection once. */
-    unsigned epoch = ++lp->flush_epoch;
-    for (size_t i = 0; i < ncalls; i++)
-        srv_call_pump(calls[i]);
-    for (size_t i = 0; i < ncalls; i++) {
-        struct srv_conn *conn = calls[i]->conn;
-        if (conn && conn->flush_epoch != epoch) {
-            conn->flush_epoch = epoch;
-            srv_conn_flush(conn);
-        }
-    }
-    for (size_t i = 0; i < ncalls; i++)
-        srv_call_release(calls[i]);
-    if (calls != stackv)
-        free(calls);
-    if (cmds & LOOP_CMD_DRAIN) {
-        lp->cmds_seen_drain = 1;
-        for (int i = 0; i < lp->nlisteners; i++)
-            evconnlistener_disable(lp->listeners[i]);
-        srv_conn_drain_all(lp);
-    }
-    if (cmds & LOOP_CMD_ABORT) {
-        lp->stopping = 1;
-        srv_conn_abort_all(lp);
-        /* Give the answers 200 ms to leave, then close what is left. */
-        struct timeval tv = {0, 200000};
-        evtimer_add(lp->stop_timer, &tv);
-    }
-    maybe_exit(lp);
-}
-
-void srv_loop_notify(struct rpc_call *call)
-{
-    struct srv_loop *lp = call->lp;
-    int wake = 0;
-    pthread_mutex_lock(&lp->mu);
-    if (!call->ready_queued && !lp->dead) {
-        call->ready_queued = 1;
-        atomic_fetch_add(&call->refs, 1);
-        call->ready_next = lp->ready;
-        wake = lp->ready == NULL;
-        lp->ready = call;
-    }
-    pthread_mutex_unlock(&lp->mu);
-    if (wake)
-        event_active(lp->wake, EV_READ, 0);
-}
-
-void srv_loop_conn_gone(struct srv_loop *lp);
-void srv_loop_conn_gone(struct srv_loop *lp)
-{
-    maybe_exit(lp);
-}
-
-static void post_cmd(struct srv_loop *lp, int cmd)
-{
-    pthread_mutex_lock(&lp->mu);
-    lp->cmds |= cmd;
-    pthread_mutex_unlock(&lp->mu);
-    event_active(lp->wake, EV_READ, 0);
-}
-
-static void *loop_main(void *arg)
-{
-    struct srv_loop *lp = arg;
-    event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
-static void free_loops(rpc_server_t *s)
-{
-    for (int i = 0; i < s->nloops; i++) {
-        struct srv_loop *lp = &s->loops[i];
-        for (int j = 0; j < lp->nlisteners; j++)
-            evconnlistener_free(lp->listeners[j]);
-        if (lp->wake)
-            event_free(lp->wake);
-        if (lp->stop_timer)
-            event_free(lp->stop_timer);
-        if (lp->accept_retry)
-            event_free(lp->accept_retry);
-        if (lp->base)
-            event_base_free(lp->base);
-        for (size_t k = 0; k < lp->ninbox; k++)
-            close(lp->inbox[k]);
-        free(lp->inbox);
-        pthread_mutex_destroy(&lp->mu);
-    }
-    free(s->loops);
-    s->loops = NULL;
-    s->nloops = 0;
-}
-
 int rpc_server_start(rpc_server_t *s)
 {
     if (s == NULL)
@@ -508,56 +297,9 @@ int rpc_server_start(rpc_server_t *s)
             return RPC_ERR_NOMEM;
         s->own_pool = 1;
     }
-    s->loops = calloc((size_t)n, sizeof *s->loops);
-    if (s->loops == NULL)
-        return RPC_ERR_NOMEM;
-    s->nloops = n;
-    struct event_config *cfg = event_config_new();
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        struct srv_loop *lp = &s->loops[i];
-        lp->s = s;
-        lp->idx = i;
-        pthread_mutex_init(&lp->mu, NULL);
-        lp->base = event_base_new_with_config(cfg);
-        if (lp->base == NULL ||
-            (lp->wake = event_new(lp->base, -1, 0, wake_cb, lp)) == NULL ||
-            (lp->stop_timer = evtimer_new(lp->base, stop_timer_cb, lp)) == NULL ||
-            (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL)
-            rc = RPC_ERR_NOMEM;
-    }
-    event_config_free(cfg);
-    for (int j = 0; rc == 0 && j < s->nlisten; j++) {
-        struct srv_loop *lp0 = &s->loops[0];
-        lp0->listeners[j] = evconnlistener_new(
-            lp0->base, accept_cb, lp0, LEV_OPT_CLOSE_ON_FREE, -1,
-            s->listen_fds[j]);
-        if (lp0->listeners[j] == NULL) {
-            rc = RPC_ERR_NOMEM;
-        } else {
-            evconnlistener_set_error_cb(lp0->listeners[j], accept_error_cb);
-            lp0->nlisteners++;
-        }
-    }
-    if (rc == 0)
-        s->nlisten = 0; /* the listeners own the fds now */
-    int started = 0;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        if (pthread_create(&s->loops[i].thread, NULL, loop_main,
-                           &s->loops[i]) != 0)
-            rc = RPC_ERR_SYSTEM;
-        else
-            started++;
-    }
-    if (rc != 0) {
-        for (int i = 0; i < started; i++) {
-            event_base_loopbreak(s->loops[i].base);
-            pthread_join(s->loops[i].thread, NULL);
-        }
-        free_loops(s);
+    int rc = srv_loop_start_all(s, n);
+    if (rc != 0)
         return rc;
-    }
     pthread_mutex_lock(&s->mu);
     s->state = SRV_RUNNING;
     pthread_mutex_unlock(&s->mu);
@@ -569,11 +311,49 @@ void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d)
     atomic_fetch_add_explicit(&s->stats[st], d, memory_order_relaxed);
 }
 
+void srv_stat_ended(rpc_server_t *s, int status, int cause)
+{
+    static const rpc_server_stat_t legacy[SRV_NCAUSES] = {
+        [SRV_CAUSE_INDEX(RPC_CAUSE_CLIENT_CANCEL)] = RPC_STAT_CANCEL_CLIENT,
+        [SRV_CAUSE_INDEX(RPC_CAUSE_PEER_GONE)] = RPC_STAT_CANCEL_PEER_GONE,
+        [SRV_CAUSE_INDEX(RPC_CAUSE_DEADLINE)] = RPC_STAT_CANCEL_DEADLINE,
+        [SRV_CAUSE_INDEX(RPC_CAUSE_SHUTDOWN)] = RPC_STAT_CANCEL_SHUTDOWN,
+        [SRV_CAUSE_INDEX(RPC_CAUSE_KEEPALIVE)] = RPC_STAT_CANCEL_KEEPALIVE,
+    };
+    if (status < 0 || status > 16)
+        status = RPC_STATUS_UNKNOWN;
+    atomic_fetch_add_explicit(&s->by_status[status], 1, memory_order_relaxed);
+    srv_stat_add(s, status == 0 ? RPC_STAT_CALLS_OK : RPC_STAT_CALLS_FAILED, 1);
+    int i = SRV_CAUSE_INDEX(cause);
+    if (cause != 0 && i >= 0 && i < SRV_NCAUSES) {
+        atomic_fetch_add_explicit(&s->by_cause[i], 1, memory_order_relaxed);
+        if (legacy[i] != 0)
+            srv_stat_add(s, legacy[i], 1);
+    }
+}
+
 int64_t rpc_server_stat(const rpc_server_t *s, rpc_server_stat_t st)
 {
-    if (s == NULL || st < 1 || st > RPC_STAT_REFUSED_STREAMS)
+    if (s == NULL || st < 1 || st > RPC_STAT_CALLS_REJECTED)
         return 0;
     return atomic_load_explicit(&((rpc_server_t *)s)->stats[st],
+                                memory_order_relaxed);
+}
+
+int64_t rpc_server_stat_status(const rpc_server_t *s, int status)
+{
+    if (s == NULL || status < 0 || status > 16)
+        return 0;
+    return atomic_load_explicit(&((rpc_server_t *)s)->by_status[status],
+                                memory_order_relaxed);
+}
+
+int64_t rpc_server_stat_cause(const rpc_server_t *s, int cause)
+{
+    int i = SRV_CAUSE_INDEX(cause);
+    if (s == NULL || cause == 0 || i < 0 || i >= SRV_NCAUSES)
+        return 0;
+    return atomic_load_explicit(&((rpc_server_t *)s)->by_cause[i],
                                 memory_order_relaxed);
 }
 
@@ -634,32 +414,14 @@ int rpc_server_shutdown(rpc_server_t *s, int64_t grace_ns)
         }
     }
     srv_health_all_not_serving(s);
-    for (int i = 0; i < s->nloops; i++)
-        post_cmd(&s->loops[i], LOOP_CMD_DRAIN);
+    srv_loop_post_all(s, LOOP_CMD_DRAIN);
     int64_t deadline = grace_ns > 0 && grace_ns < INT64_MAX - ctx_now()
                            ? ctx_now() + grace_ns
                            : grace_ns > 0 ? INT64_MAX : 0;
     wait_calls(s, deadline);
     ctx_cancel_cause(s->root, RPC_CAUSE_SHUTDOWN);
-    for (int i = 0; i < s->nloops; i++)
-        post_cmd(&s->loops[i], LOOP_CMD_ABORT);
-    for (int i = 0; i < s->nloops; i++) {
-        struct srv_loop *lp = &s->loops[i];
-        pthread_join(lp->thread, NULL);
-        /* Nobody will pump these any more: drop the mailbox's refs. */
-        pthread_mutex_lock(&lp->mu);
-        lp->dead = 1;
-        struct rpc_call *ready = lp->ready;
-        lp->ready = NULL;
-        for (struct rpc_call *c = ready; c; c = c->ready_next)
-            c->ready_queued = 0;
-        pthread_mutex_unlock(&lp->mu);
-        while (ready) {
-            struct rpc_call *c = ready;
-            ready = c->ready_next;
-            srv_call_release(c);
-        }
-    }
+    srv_loop_post_all(s, LOOP_CMD_ABORT);
+    srv_loop_join_all(s);
     /* Handlers still running have seen the cancelled root; wait for them
      * (their output is dropped: the loops are gone). */
     wait_calls(s, INT64_MAX);
@@ -679,7 +441,7 @@ void rpc_server_free(rpc_server_t *s)
         return;
     if (s->state == SRV_RUNNING || s->state == SRV_DRAINING)
         rpc_server_shutdown(s, 0);
-    free_loops(s);
+    srv_loop_free_all(s);
     for (int i = 0; i < s->nlisten; i++)
         close(s->listen_fds[i]);
     for (size_t i = 0; i < s->nmethods; i++)

@@ -1,49 +1,158 @@
 /*
- * server_call.c -- one gRPC call on the server: its context tree, the
- * dispatch to its handler, the production of the response, and every way
- * the call can end.  The handler's side (rpc_call_*) is server_call_api.c.
+ * server_call.c -- one gRPC call on the server: its state machine, its
+ * context tree, the dispatch to its handler, the production of the
+ * response, and every way the call can end.  The handler's side
+ * (rpc_call_*) is server_call_api.c.
  *
- * States of a call (loop's view):
+ * The forward path of a request (each arrow a call into the next file or
+ * function, never back):
  *
- *   HEADERS --valid--> OPEN --dispatch--> RUNNING --handler returns--> FINAL
- *      |                 |                   |                           |
- *      +--bad input------+---deadline/abort--+-------> FINAL (server)    |
- *                                                           |            |
- *             trailers (or Trailers-Only) sent: END_STREAM <-+------------+
- *             stream closed by nghttp2 (after END_STREAM, RST or
- *             connection loss): the stream's reference is dropped
+ *   server_conn.c  HEADERS block --parse--> struct srv_head --valid?--+
+ *                                     (bad: conn answers Trailers-Only) |
+ *   server_call.c  srv_call_new: request ctx (deadline = arrival +      |
+ *                  grpc-timeout) + value ctx + watcher on the request <-+
+ *                  ctx; streaming-request methods dispatch now
+ *                  DATA --> srv_call_data --> frames --> request / inq
+ *                  END_STREAM --> srv_call_remote_close --> dispatch
+ *                  dispatch --> pool worker (blocking) or loop (non-blocking)
+ *                  handler --> rpc_call_send --> outq --> srv_loop_notify
+ *                  handler returns --> srv_call_complete: request ctx
+ *                      cancelled (FINISHED), status decided, loop told
+ *   server_loop.c  mailbox --> srv_call_pump: response HEADERS, DATA from
+ *                  outq (read_cb), then trailers with grpc-status: ENDED
+ *   server_conn.c  nghttp2 closes the stream --> unlink -->
+ *                  srv_call_stream_closed: counted, CLOSED
  *
- * "final" (under call->mu) means the status is decided; from then on
- * everything the handler sends is dropped ("closed") and the loop only has
- * to deliver what was queued before and the trailers.  The first to decide
- * wins: the handler returning, the deadline timer, bad input, shutdown, or
- * the client going away.
+ * The cancel path -- one door.  Whatever ends a request early ends its
+ * request context, and the loop learns of it the one way it learns of
+ * anything a handler does: the context's watcher (a ctx_after_func) posts
+ * the call to the loop's mailbox, and srv_call_pump() decides the status
+ * from ctx_cause():
  *
- * Cancellation: whatever ends a call early cancels its request context
- * with the cause (ctx_cancel_cause), then wakes a handler blocked in
- * rpc_call_recv/rpc_call_send through call->cv.  Sub-tasks see the
- * cancellation through their contexts.  A call that completes normally has
- * its request context cancelled with RPC_CAUSE_FINISHED when the stream
- * closes, so detached work never outlives the call by accident.
+ *   deadline        libctx's own timer        CTX_DEADLINE_EXCEEDED + DEADLINE
+ *   RST_STREAM      loop: srv_call_stream_closed   CTX_CANCELED + CLIENT_CANCEL
+ *                   (within rst_is_deadline()'s window of the deadline:
+ *                    ctx_expire_cause, CTX_DEADLINE_EXCEEDED + DEADLINE)
+ *   peer gone, keepalive   connection ctx     CTX_CANCELED + PEER_GONE/KEEPALIVE
+ *   shutdown        server root               CTX_CANCELED + SHUTDOWN
+ *   bad input       loop: srv_call_end        CTX_CANCELED + PROTOCOL
+ *   completion      srv_call_complete         CTX_CANCELED + FINISHED
+ *
+ * There is no second timer: the request context's deadline is the only
+ * one.  Sub-tasks see every one of these through their own contexts; the
+ * handler's blocking waits (rpc_call_send/recv) are woken through call->cv
+ * when the state reaches FINAL.
  *
  * Response production: handler threads append framed messages to outq
  * under call->mu and notify the loop; the loop attaches an nghttp2 data
  * provider whose read callback copies from outq and, once the queue is
- * empty and the status final, ends the data with NO_END_STREAM and submits
- * the trailers.  A blocked sender waits on call->cv while outq holds more
- * than the send buffer.
+ * empty and the status decided, ends the data with NO_END_STREAM and
+ * submits the trailers.  A blocked sender waits on call->cv while outq
+ * holds more than the send buffer.
  */
 #include "server_internal.h"
+
+#include "rpc_nv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-
 static void consume(struct rpc_call *call, size_t more);
+static void dispatch(struct rpc_call *call);
+
+/* ---- state ------------------------------------------------------------- */
+
+static enum srv_call_state state_of(struct rpc_call *call)
+{
+    return (enum srv_call_state)atomic_load_explicit(&call->state,
+                                                     memory_order_acquire);
+}
+
+/* Moves the call forward to `to` (call->mu held).  Returns 1 if it moved:
+ * states never go back, and a later state may be reached directly. */
+static int advance_locked(struct rpc_call *call, enum srv_call_state to)
+{
+    if (state_of(call) >= to)
+        return 0;
+    atomic_store_explicit(&call->state, (int)to, memory_order_release);
+    pthread_cond_broadcast(&call->cv);
+    return 1;
+}
+
+static void advance(struct rpc_call *call, enum srv_call_state to)
+{
+    pthread_mutex_lock(&call->mu);
+    advance_locked(call, to);
+    pthread_mutex_unlock(&call->mu);
+}
+
+int srv_call_decide_locked(struct rpc_call *call, int status, const char *msg,
+                           int drop_output)
+{
+    if (!advance_locked(call, SRV_CALL_FINAL))
+        return 0;
+    call->status = status;
+    if (msg != NULL) {
+        free(call->status_msg);
+        call->status_msg = strdup(msg);
+    }
+    if (drop_output) {
+        /* A message nghttp2 has started sending cannot be cut. */
+        struct out_chunk *keep = NULL;
+        if (call->outq && call->outq->off > 0) {
+            keep = call->outq;
+            call->outq = keep->next;
+            keep->next = NULL;
+        }
+        while (call->outq) {
+            struct out_chunk *o = call->outq;
+            call->outq = o->next;
+            free(o);
+        }
+        call->outq = call->outq_tail = keep;
+        call->out_bytes = keep ? keep->len - keep->off : 0;
+    }
+    return 1;
+}
+
+/* The grpc-message for a request that ended by `cause`. */
+static const char *cause_message(int cause)
+{
+    return cause == RPC_CAUSE_DEADLINE ? "Deadline Exceeded"
+                                       : rpc_cause_text(cause);
+}
+
+/* Decides the status from how the request context ended (it has). */
+static void decide_from_ctx(struct rpc_call *call)
+{
+    int cause = ctx_cause(call->req_ctx);
+    pthread_mutex_lock(&call->mu);
+    srv_call_decide_locked(call, rpc_cause_status(cause), cause_message(cause),
+                           1);
+    pthread_mutex_unlock(&call->mu);
+}
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-struct rpc_call *srv_call_new(struct srv_conn *c, int32_t stream_id)
+/* The watcher: the request context has ended, for whatever reason.  Runs
+ * on a libctx AfterFunc thread; tells the loop and drops its reference. */
+static void req_done(void *arg)
+{
+    struct rpc_call *call = arg;
+    srv_loop_notify(call);
+    srv_call_release(call);
+}
+
+/* Stops the watcher (exactly once, whoever comes first); when that kept
+ * it from firing, its reference is dropped here. */
+static void stop_watch(struct rpc_call *call)
+{
+    ctx_after_t *a = atomic_exchange(&call->watch, NULL);
+    if (a != NULL && ctx_after_stop(a))
+        srv_call_release(call);
+}
+
+struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
 {
     struct rpc_call *call = calloc(1, sizeof *call);
     if (call == NULL)
@@ -52,19 +161,52 @@ struct rpc_call *srv_call_new(struct srv_conn *c, int32_t stream_id)
     call->s = c->s;
     call->lp = c->lp;
     call->conn = c;
-    call->stream_id = stream_id;
-    call->timeout_ns = -1;
-    call->accept_mask = 1u << RPC__ENC_IDENTITY;
-    call->arrival_ns = ctx_now();
+    call->stream_id = h->stream_id;
+    call->m = h->m;
+    call->path = h->m->path;
+    call->arrival_ns = h->arrival_ns;
+    call->timeout_ns = h->timeout_ns;
+    call->timeout_unit_ns = h->timeout_unit_ns;
+    call->req_enc = h->enc;
+    call->accept_mask = h->accept_mask;
     rpc__frame_decoder_init(&call->dec, c->s->o.max_recv);
     pthread_mutex_init(&call->mu, NULL);
     pthread_cond_init(&call->cv, NULL);
+    if (h->timeout_ns >= 0) {
+        int64_t deadline = h->timeout_ns > INT64_MAX - h->arrival_ns
+                               ? INT64_MAX
+                               : h->arrival_ns + h->timeout_ns;
+        call->req_ctx = ctx_with_deadline_cause(c->ctx, deadline,
+                                                RPC_CAUSE_DEADLINE);
+    } else {
+        call->req_ctx = ctx_with_cancel(c->ctx);
+    }
+    if (call->req_ctx != NULL)
+        call->vctx = rpc__ctx_with_request_info(call->req_ctx, h->md,
+                                                call->path, c->peer);
+    ctx_after_t *w = NULL;
+    if (call->vctx != NULL) {
+        atomic_init(&call->refs, 2); /* + the watcher's */
+        w = ctx_after_func(call->req_ctx, req_done, call);
+    }
+    if (w == NULL) {
+        ctx_release(call->vctx);
+        ctx_release(call->req_ctx);
+        rpc__frame_decoder_reset(&call->dec);
+        pthread_mutex_destroy(&call->mu);
+        pthread_cond_destroy(&call->cv);
+        free(call);
+        return NULL;
+    }
+    h->md = NULL; /* owned by the value node now */
+    atomic_store(&call->watch, w);
     srv_stat_add(c->s, RPC_STAT_CALLS_ACTIVE, 1);
-    srv_stat_add(c->s, RPC_STAT_CALLS_TOTAL, 1);
+    if (srv_method_streaming_in(call->m))
+        dispatch(call);
     return call;
 }
 
-static void free_queues(struct rpc_call *call)
+static void free_queues_locked(struct rpc_call *call)
 {
     while (call->inq) {
         struct in_msg *m = call->inq;
@@ -87,12 +229,12 @@ void srv_call_release(struct rpc_call *call)
     if (atomic_fetch_sub(&call->refs, 1) != 1)
         return;
     rpc_server_t *s = call->s;
-    free_queues(call);
-    if (call->path_owned)
-        free(call->path);
+    /* A watcher that fired has dropped its reference but its handle is
+     * still ours to free. */
+    ctx_after_stop(atomic_exchange(&call->watch, NULL));
+    free_queues_locked(call);
     free(call->req);
     free(call->status_msg);
-    rpc_metadata_free(call->md);
     rpc_metadata_free(call->rsp_headers);
     rpc_metadata_free(call->rsp_trailers);
     rpc__frame_decoder_reset(&call->dec);
@@ -109,180 +251,100 @@ int srv_call_on_loop_thread(struct rpc_call *call)
     return pthread_equal(pthread_self(), call->lp->thread);
 }
 
-/* Counts, once per handler, the cause that ended its request before it
- * returned: called when the handler completes, so what is counted is
- * exactly what the handler could observe (ctx_cause of its context). */
-static void count_cancel(struct rpc_call *call)
-{
-    static const rpc_server_stat_t by_cause[] = {
-        [1] = RPC_STAT_CANCEL_CLIENT,   [2] = RPC_STAT_CANCEL_PEER_GONE,
-        [3] = RPC_STAT_CANCEL_DEADLINE, [4] = RPC_STAT_CANCEL_SHUTDOWN,
-        [5] = RPC_STAT_CANCEL_KEEPALIVE};
-    if (call->req_ctx == NULL || ctx_err(call->req_ctx) == 0)
-        return;
-    int i = ctx_cause(call->req_ctx) - RPC_CAUSE_CLIENT_CANCEL + 1;
-    if (i >= 1 && i <= 5)
-        srv_stat_add(call->s, by_cause[i], 1);
-}
+/* ---- ends ------------------------------------------------------------------ */
 
-/* ---- decisions ------------------------------------------------------------ */
-
-/* Decides the final status (first decision wins).  Returns 1 if this call
- * decided it.  keep_partial: keep the part of a message already handed to
- * nghttp2 (a frame cannot be cut), drop the rest of the queue. */
-static int decide(struct rpc_call *call, int status, const char *msg,
-                  int drop_output)
+void srv_call_complete(struct rpc_call *call, int status)
 {
+    if (status < 0 || status > 16)
+        status = RPC_STATUS_UNKNOWN;
+    /* The loop hears of this through the caller's notify, not through the
+     * watcher: stop it first so completion costs no extra wake-up. */
+    stop_watch(call);
+    ctx_cancel_cause(call->req_ctx, RPC_CAUSE_FINISHED);
+    int cause = ctx_cause(call->req_ctx);
     pthread_mutex_lock(&call->mu);
-    if (call->final) {
-        pthread_mutex_unlock(&call->mu);
-        return 0;
+    if (cause != RPC_CAUSE_FINISHED) {
+        /* The request had ended before the handler returned: that end is
+         * the answer (and what ctx_err told the handler). */
+        srv_call_decide_locked(call, rpc_cause_status(cause),
+                               cause_message(cause), 1);
+    } else if (status == RPC_STATUS_OK && srv_method_unary_out(call->m) &&
+               call->sent_msgs == 0) {
+        srv_call_decide_locked(call, RPC_STATUS_INTERNAL,
+                               "handler returned no response", 1);
+    } else {
+        srv_call_decide_locked(call, status, NULL, 0);
     }
-    call->final = 1;
-    call->closed = 1;
-    call->status = status;
-    if (msg != NULL) {
-        free(call->status_msg);
-        call->status_msg = strdup(msg);
-    }
-    if (drop_output) {
-        struct out_chunk *keep = NULL;
-        if (call->outq && call->outq->off > 0) {
-            keep = call->outq;
-            call->outq = keep->next;
-            keep->next = NULL;
-        }
-        while (call->outq) {
-            struct out_chunk *o = call->outq;
-            call->outq = o->next;
-            free(o);
-        }
-        call->outq = call->outq_tail = keep;
-        call->out_bytes = keep ? keep->len - keep->off : 0;
-    }
-    pthread_cond_broadcast(&call->cv);
     pthread_mutex_unlock(&call->mu);
-    return 1;
 }
 
-void srv_call_abort(struct rpc_call *call, int status, const char *msg,
-                    int cause)
+void srv_call_end(struct rpc_call *call, int status, const char *msg,
+                  int cause)
 {
-    if (cause != 0 && call->req_ctx != NULL) {
-        ctx_cancel_cause(call->req_ctx, cause);
-    }
-    if (!decide(call, status, msg, 1))
-        return;
-    if (call->conn == NULL)
-        return;
-    if (status != RPC_STATUS_DEADLINE_EXCEEDED &&
-        status != RPC_STATUS_UNAVAILABLE && status != RPC_STATUS_UNIMPLEMENTED)
-        srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
+    ctx_cancel_cause(call->req_ctx, cause ? cause : RPC_CAUSE_FINISHED);
+    pthread_mutex_lock(&call->mu);
+    srv_call_decide_locked(call, status, msg, 1);
+    pthread_mutex_unlock(&call->mu);
     srv_call_pump(call);
 }
 
-/* The handler's outcome: marks the handler done and decides the status
- * (unless the call already ended), in one critical section. */
-void srv_call_complete(struct rpc_call *call, int status)
+/* True when an RST_STREAM arriving now is the client's deadline rather
+ * than a cancel.  The client's deadline is the time it computed the
+ * grpc-timeout it sent plus that timeout, which it rounds up (grpc C-core
+ * sends "51m" for a 50 ms deadline: up to two units of slack).  Ours is our
+ * arrival time plus that timeout, later than the client's by the time from
+ * its computing the timeout to our loop waking for the request (its own
+ * queueing, the request's transit, our loop being descheduled); its RST,
+ * sent at its deadline, reaches us later than that by the RST's transit
+ * time.  So the RST of a client's deadline arrives at about our deadline,
+ * early by the difference, which the connection's measured round trip
+ * bounds on an idle path and scheduling delays widen on a busy host.  The
+ * window is
+ *
+ *     2 units + max(4 x RTT, 5 ms),  capped at min(20 ms, timeout / 5)
+ *
+ * before our deadline (and anything after it).  A real cancel inside the
+ * window is reported as the deadline; one outside it never is
+ * (bench/rst_window.py measures both). */
+static int rst_is_deadline(struct rpc_call *call, int64_t now)
 {
-    count_cancel(call);
-    if (status < 0 || status > 16)
-        status = RPC_STATUS_UNKNOWN;
-    pthread_mutex_lock(&call->mu);
-    call->handler_done = 1;
-    int unary_out = call->m->kind == RPC_UNARY ||
-                    call->m->kind == RPC_CLIENT_STREAMING;
-    if (!call->final) {
-        call->final = 1;
-        call->closed = 1;
-        if (status == RPC_STATUS_OK && unary_out && call->sent_msgs == 0) {
-            call->status = RPC_STATUS_INTERNAL;
-            free(call->status_msg);
-            call->status_msg = strdup("handler returned no response");
-        } else {
-            call->status = status;
-        }
-        pthread_cond_broadcast(&call->cv);
+    if (call->timeout_ns < 0)
+        return 0;
+    int64_t left = call->arrival_ns + call->timeout_ns - now;
+    if (left <= 0)
+        return 1;
+    int64_t rtt = call->conn ? call->conn->rtt_ns : 0;
+    int64_t w = 4 * rtt > 5 * CTX_MS ? 4 * rtt : 5 * CTX_MS;
+    w += 2 * call->timeout_unit_ns;
+    int64_t cap = call->timeout_ns / 5 < 20 * CTX_MS ? call->timeout_ns / 5
+                                                     : 20 * CTX_MS;
+    return left <= (w < cap ? w : cap);
+}
+
+void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
+                            int conn_cause)
+{
+    if (state_of(call) < SRV_CALL_FINAL) {
+        /* The stream went away before the call was answered. */
+        int cause = conn_cause ? conn_cause : RPC_CAUSE_CLIENT_CANCEL;
+        if (cause == RPC_CAUSE_CLIENT_CANCEL && rst_is_deadline(call, ctx_now()))
+            ctx_expire_cause(call->req_ctx, RPC_CAUSE_DEADLINE);
+        else
+            ctx_cancel_cause(call->req_ctx, cause);
+        decide_from_ctx(call);
     }
+    stop_watch(call);
+    pthread_mutex_lock(&call->mu);
+    free_queues_locked(call);
+    advance_locked(call, SRV_CALL_CLOSED);
+    int status = call->status;
     pthread_mutex_unlock(&call->mu);
+    srv_stat_ended(call->s, status, ctx_cause(call->req_ctx));
+    call->conn = NULL;
+    srv_call_release(call);
 }
 
 /* ---- response production (loop thread) ---------------------------------- */
-
-/* nv builder: a small array of name/value pairs plus the strings it
- * owns. */
-struct nvb {
-    nghttp2_nv nv[64];
-    size_t n;
-    char *owned[64];
-    size_t nowned;
-};
-
-static void nvb_add(struct nvb *b, const char *name, const char *value,
-                    size_t vlen)
-{
-    if (b->n == sizeof b->nv / sizeof *b->nv)
-        return;
-    b->nv[b->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value,
-                                 strlen(name), vlen, NGHTTP2_NV_FLAG_NONE};
-}
-
-static void nvb_own(struct nvb *b, const char *name, char *value)
-{
-    if (value == NULL || b->nowned == sizeof b->owned / sizeof *b->owned) {
-        free(value);
-        return;
-    }
-    b->owned[b->nowned++] = value;
-    nvb_add(b, name, value, strlen(value));
-}
-
-static void nvb_metadata(struct nvb *b, const rpc_metadata_t *md)
-{
-    const char *k;
-    const void *v;
-    size_t len;
-    for (size_t i = 0; rpc_metadata_at(md, i, &k, &v, &len); i++) {
-        if (rpc_metadata_key_is_binary(k)) {
-            char *enc = malloc(rpc__base64_encoded_len(len) + 1);
-            if (enc)
-                rpc__base64_encode(v, len, enc);
-            nvb_own(b, k, enc);
-        } else {
-            nvb_add(b, k, v, len);
-        }
-    }
-}
-
-static void nvb_status(struct nvb *b, int status, const char *msg,
-                       char sbuf[8])
-{
-    int n = 0;
-    if (status >= 10)
-        sbuf[n++] = (char)('0' + status / 10);
-    sbuf[n++] = (char)('0' + status % 10);
-    sbuf[n] = '\0';
-    nvb_add(b, "grpc-status", sbuf, (size_t)n);
-    if (msg && *msg) {
-        size_t len = strlen(msg);
-        char *enc = malloc(rpc__percent_encoded_len(msg, len) + 1);
-        if (enc)
-            rpc__percent_encode(msg, len, enc);
-        nvb_own(b, "grpc-message", enc);
-    }
-}
-
-static void nvb_free(struct nvb *b)
-{
-    for (size_t i = 0; i < b->nowned; i++)
-        free(b->owned[i]);
-}
-
-static void count_status(struct rpc_call *call, int status)
-{
-    srv_stat_add(call->s, status == 0 ? RPC_STAT_CALLS_OK : RPC_STAT_CALLS_FAILED,
-                 1);
-}
 
 static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
                        size_t length, uint32_t *flags,
@@ -311,20 +373,21 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
     if (before > call->s->o.send_buffer / 2 &&
         call->out_bytes <= call->s->o.send_buffer / 2)
         pthread_cond_broadcast(&call->cv);
-    int end = call->outq == NULL && call->final;
+    int end = call->outq == NULL && state_of(call) >= SRV_CALL_FINAL;
     int status = call->status;
+    if (end)
+        advance_locked(call, SRV_CALL_ENDED);
     pthread_mutex_unlock(&call->mu);
     if (end) {
-        /* final is set: status, message and trailers no longer change. */
-        struct nvb b = {.n = 0};
-        char sbuf[8];
-        nvb_status(&b, status, call->status_msg, sbuf);
-        nvb_metadata(&b, call->rsp_trailers);
+        /* FINAL: status, message and trailers no longer change. */
+        rpc__nv_t b;
+        rpc__nv_init(&b);
+        rpc__nv_add_status(&b, status, call->status_msg);
+        rpc__nv_add_metadata(&b, call->rsp_trailers);
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         nghttp2_submit_trailer(sess, stream_id, b.nv, b.n);
-        nvb_free(&b);
+        rpc__nv_free(&b);
         call->provider = 0;
-        count_status(call, status);
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -341,10 +404,17 @@ void srv_call_pump(struct rpc_call *call)
         return;
     if (call->unconsumed > 0)
         consume(call, 0); /* the handler took messages: reopen the window */
-    if (call->ended)
+    enum srv_call_state st = state_of(call);
+    if (st >= SRV_CALL_ENDED)
         return;
+    /* The one door: the request context has ended.  FINISHED is the
+     * handler completing: srv_call_complete() decides that one itself
+     * (its status, with the response queued) and tells the loop again. */
+    if (st < SRV_CALL_FINAL && ctx_err(call->req_ctx) != 0 &&
+        ctx_cause(call->req_ctx) != RPC_CAUSE_FINISHED)
+        decide_from_ctx(call);
     pthread_mutex_lock(&call->mu);
-    int final = call->final;
+    int final = state_of(call) >= SRV_CALL_FINAL;
     int has_out = call->outq != NULL;
     int status = call->status;
     rpc_metadata_t *hdrs = NULL;
@@ -353,39 +423,35 @@ void srv_call_pump(struct rpc_call *call)
         hdrs = call->rsp_headers;
         call->hdrs_frozen = 1;
     }
+    if (!call->headers_sent && final && !has_out)
+        advance_locked(call, SRV_CALL_ENDED); /* Trailers-Only below */
     pthread_mutex_unlock(&call->mu);
 
     if (!call->headers_sent) {
         if (!has_out && !final)
             return;
-        struct nvb b = {.n = 0};
-        char st[8], sbuf[8];
-        if (call->http_status)
-            snprintf(st, sizeof st, "%d", call->http_status);
-        else
-            memcpy(st, "200", 4);
-        nvb_add(&b, ":status", st, strlen(st));
-        nvb_add(&b, "content-type", "application/grpc", 16);
-        nvb_add(&b, "grpc-accept-encoding", RPC__ACCEPT_ENCODING,
-                sizeof RPC__ACCEPT_ENCODING - 1);
+        rpc__nv_t b;
+        rpc__nv_init(&b);
+        rpc__nv_add(&b, ":status", "200", 3);
+        rpc__nv_add(&b, "content-type", "application/grpc", 16);
+        rpc__nv_add(&b, "grpc-accept-encoding", RPC__ACCEPT_ENCODING,
+                    sizeof RPC__ACCEPT_ENCODING - 1);
         if (send_enc)
-            nvb_add(&b, "grpc-encoding", rpc__encoding_name(send_enc),
-                    strlen(rpc__encoding_name(send_enc)));
-        nvb_metadata(&b, hdrs);
+            rpc__nv_add(&b, "grpc-encoding", rpc__encoding_name(send_enc),
+                        strlen(rpc__encoding_name(send_enc)));
+        rpc__nv_add_metadata(&b, hdrs);
         call->headers_sent = 1;
         if (!has_out) { /* Trailers-Only */
-            nvb_status(&b, status, call->status_msg, sbuf);
-            nvb_metadata(&b, call->rsp_trailers);
+            rpc__nv_add_status(&b, status, call->status_msg);
+            rpc__nv_add_metadata(&b, call->rsp_trailers);
             nghttp2_submit_response(c->sess, call->stream_id, b.nv, b.n, NULL);
-            call->ended = 1;
-            count_status(call, status);
         } else {
             nghttp2_data_provider dp = {.source.ptr = call,
                                         .read_callback = read_cb};
             call->provider = 1;
             nghttp2_submit_response(c->sess, call->stream_id, b.nv, b.n, &dp);
         }
-        nvb_free(&b);
+        rpc__nv_free(&b);
         return;
     }
     if (call->provider && call->deferred) {
@@ -396,9 +462,6 @@ void srv_call_pump(struct rpc_call *call)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-
-/* Decodes a received message (decompressing it first when its flag says
- * so).  Returns 0, RPC_ERR_MALFORMED or RPC_ERR_TOO_LARGE. */
 int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                     size_t len, ProtobufCMessage **out)
 {
@@ -426,12 +489,27 @@ int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
     return 0;
 }
 
-static int decode_status(int rc, const char **msg)
+/* Decodes the unary request; on failure decides the status (any thread,
+ * the request context ends with PROTOCOL) and returns NULL. */
+static ProtobufCMessage *decode_request(struct rpc_call *call)
 {
-    *msg = rc == RPC_ERR_TOO_LARGE ? "decompressed message larger than max"
-                                   : "could not decode request";
-    return rc == RPC_ERR_TOO_LARGE ? RPC_STATUS_RESOURCE_EXHAUSTED
-                                   : RPC_STATUS_INTERNAL;
+    ProtobufCMessage *req = NULL;
+    int rc = srv_call_decode(call, call->req_flag, call->req, call->req_len,
+                             &req);
+    if (rc == 0)
+        return req;
+    srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
+    stop_watch(call);
+    ctx_cancel_cause(call->req_ctx, RPC_CAUSE_PROTOCOL);
+    pthread_mutex_lock(&call->mu);
+    if (rc == RPC_ERR_TOO_LARGE)
+        srv_call_decide_locked(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                               "decompressed message larger than max", 1);
+    else
+        srv_call_decide_locked(call, RPC_STATUS_INTERNAL,
+                               "could not decode request", 1);
+    pthread_mutex_unlock(&call->mu);
+    return NULL;
 }
 
 static int run_handler(ctx_t *ctx, void *arg)
@@ -439,19 +517,9 @@ static int run_handler(ctx_t *ctx, void *arg)
     struct rpc_call *call = arg;
     const struct srv_method *m = call->m;
     ProtobufCMessage *req = NULL;
-    if (!srv_method_streaming_in(m)) {
-        int rc = srv_call_decode(call, call->req_flag, call->req, call->req_len, &req);
-        if (rc != 0) {
-            const char *msg;
-            int st = decode_status(rc, &msg);
-            srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
-            pthread_mutex_lock(&call->mu);
-            call->handler_done = 1;
-            pthread_mutex_unlock(&call->mu);
-            decide(call, st, msg, 1);
-            srv_loop_notify(call);
-            return 0;
-        }
+    if (!srv_method_streaming_in(m) && (req = decode_request(call)) == NULL) {
+        srv_loop_notify(call);
+        return 0;
     }
     int status = m->fn(call->vctx, call, req, m->user_data);
     if (req)
@@ -461,30 +529,20 @@ static int run_handler(ctx_t *ctx, void *arg)
     return 0;
 }
 
+/* The pool is done with the call: ran says whether run_handler ran (it is
+ * skipped when the request context ended before a worker picked it up,
+ * and the watcher then tells the loop). */
 static void handler_done(int err, bool ran, void *arg, void *user_data)
 {
-    struct rpc_call *call = arg;
-    if (!ran) {
-        pthread_mutex_lock(&call->mu);
-        call->handler_done = 1;
-        pthread_mutex_unlock(&call->mu);
-        /* Skipped: the request was done before a worker picked it up. */
-        int cause = ctx_cause(call->req_ctx);
-        decide(call, rpc_cause_status(cause), rpc_cause_text(cause), 1);
-        srv_loop_notify(call);
-    }
-    srv_call_release(call);
+    srv_call_release(arg);
 }
 
 static void run_nonblocking(struct rpc_call *call)
 {
     const struct srv_method *m = call->m;
-    ProtobufCMessage *req = NULL;
-    int rc = srv_call_decode(call, call->req_flag, call->req, call->req_len, &req);
-    if (rc != 0) {
-        const char *msg;
-        int st = decode_status(rc, &msg);
-        srv_call_abort(call, st, msg, 0);
+    ProtobufCMessage *req = decode_request(call);
+    if (req == NULL) {
+        srv_call_pump(call);
         return;
     }
     call->nb_req = req;
@@ -505,7 +563,7 @@ static void run_nonblocking(struct rpc_call *call)
 
 static void dispatch(struct rpc_call *call)
 {
-    call->dispatched = 1;
+    advance(call, SRV_CALL_RUNNING);
     if (call->m->style == RPC_NONBLOCKING) {
         run_nonblocking(call);
         return;
@@ -517,82 +575,12 @@ static void dispatch(struct rpc_call *call)
         atomic_fetch_sub(&call->refs, 1);
         srv_log("%s from %s: worker pool full, call refused", call->path,
                 rpc_call_peer(call));
-        call->dispatched = 0;
-        srv_call_abort(call, RPC_STATUS_RESOURCE_EXHAUSTED,
-                       "server overloaded: worker queue full", 0);
+        srv_call_end(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                     "server overloaded: worker queue full", 0);
     }
 }
 
-/* Arms deadline_ev for what is left until call->deadline_ns, rounded up to
- * the microsecond.  libevent adds the timeout to the time it cached when
- * the loop iteration began, which lags ctx_now() by however long this
- * iteration has run so far; refreshing the cache first keeps the timer
- * from firing that much early. */
-static void arm_deadline(struct rpc_call *call, int64_t left)
-{
-    int64_t us = (left + 999) / 1000;
-    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
-    event_base_update_cache_time(call->lp->base);
-    evtimer_add(call->deadline_ev, &tv);
-}
-
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct rpc_call *call = arg;
-    struct srv_conn *c = call->conn;
-    int64_t left = call->deadline_ns - ctx_now();
-    if (left > 0) { /* never before the deadline the client asked for */
-        arm_deadline(call, left);
-        return;
-    }
-    srv_call_abort(call, RPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded",
-                   RPC_CAUSE_DEADLINE);
-    if (c)
-        srv_conn_flush(c);
-}
-
-void srv_call_headers_done(struct rpc_call *call)
-{
-    struct srv_conn *c = call->conn;
-    int64_t deadline = 0;
-    if (call->timeout_ns >= 0) {
-        deadline = call->timeout_ns > INT64_MAX - call->arrival_ns
-                       ? INT64_MAX
-                       : call->arrival_ns + call->timeout_ns;
-        call->req_ctx = ctx_with_deadline_cause(c->ctx, deadline,
-                                                RPC_CAUSE_DEADLINE);
-    } else {
-        call->req_ctx = ctx_with_cancel(c->ctx);
-    }
-    if (call->req_ctx != NULL)
-        call->vctx = rpc__ctx_with_request_info(call->req_ctx, call->md,
-                                                call->path, c->peer);
-    if (call->vctx == NULL) {
-        srv_call_abort(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", 0);
-        return;
-    }
-    call->md = NULL; /* owned by the value node now */
-    if (call->timeout_ns >= 0) {
-        int64_t left = deadline - ctx_now();
-        if (left <= 0) {
-            srv_call_abort(call, RPC_STATUS_DEADLINE_EXCEEDED,
-                           "Deadline Exceeded", RPC_CAUSE_DEADLINE);
-            return;
-        }
-        if (deadline != INT64_MAX && left < INT64_C(1) << 60) {
-            call->deadline_ev = evtimer_new(call->lp->base, deadline_cb, call);
-            if (call->deadline_ev == NULL) {
-                srv_call_abort(call, RPC_STATUS_RESOURCE_EXHAUSTED,
-                               "out of memory", 0);
-                return;
-            }
-            call->deadline_ns = deadline;
-            arm_deadline(call, left);
-        }
-    }
-    if (srv_method_streaming_in(call->m))
-        dispatch(call);
-}
+/* ---- request stream (loop thread) ----------------------------------------- */
 
 static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
 {
@@ -618,7 +606,7 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
     m->flag = flag;
     memcpy(m->data, data, len);
     pthread_mutex_lock(&call->mu);
-    if (call->closed) {
+    if (state_of(call) >= SRV_CALL_FINAL) {
         free(m);
     } else {
         if (call->inq_tail)
@@ -642,9 +630,9 @@ static void consume(struct rpc_call *call, size_t more)
     if (c == NULL || call->unconsumed == 0)
         return;
     size_t held = 0;
-    if (call->m && srv_method_streaming_in(call->m)) {
+    if (srv_method_streaming_in(call->m)) {
         pthread_mutex_lock(&call->mu);
-        held = call->final ? 0 : call->inq_bytes; /* nobody reads after */
+        held = state_of(call) >= SRV_CALL_FINAL ? 0 : call->inq_bytes;
         pthread_mutex_unlock(&call->mu);
     }
     if (held > INQ_HIGH)
@@ -653,17 +641,19 @@ static void consume(struct rpc_call *call, size_t more)
     call->unconsumed = 0;
 }
 
+/* Bad request framing: logged once, counted, and the call ends with the
+ * request context's cause PROTOCOL. */
+static void bad_input(struct rpc_call *call, int status, const char *msg)
+{
+    srv_log("%s from %s: %s", call->path, call->conn->peer, msg);
+    srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
+    srv_call_end(call, status, msg, RPC_CAUSE_PROTOCOL);
+}
+
 void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
-    if (call->vctx == NULL || call->ended) {
-        consume(call, len); /* rejected: nghttp2 still delivers data */
-        return;
-    }
-    pthread_mutex_lock(&call->mu);
-    int final = call->final;
-    pthread_mutex_unlock(&call->mu);
-    if (final) {
-        consume(call, len);
+    if (state_of(call) >= SRV_CALL_FINAL) {
+        consume(call, len); /* nobody reads it: give the window back */
         return;
     }
     int rc = rpc__frame_feed(&call->dec, data, len, on_message, call);
@@ -697,91 +687,29 @@ void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
     default:
         snprintf(msg, sizeof msg, "malformed message framing");
     }
-    srv_log("%s from %s: %s", call->path, call->conn->peer, msg);
-    srv_call_abort(call, status, msg, RPC_CAUSE_PROTOCOL);
+    bad_input(call, status, msg);
 }
 
 void srv_call_remote_close(struct rpc_call *call)
 {
-    call->remote_closed = 1;
-    if (call->vctx == NULL || call->ended)
-        return;
-    pthread_mutex_lock(&call->mu);
-    int final = call->final;
-    if (!final && srv_method_streaming_in(call->m) &&
-        rpc__frame_idle(&call->dec)) {
-        call->in_eof = 1;
-        pthread_cond_broadcast(&call->cv);
-    }
-    pthread_mutex_unlock(&call->mu);
-    if (final)
+    if (state_of(call) >= SRV_CALL_FINAL)
         return;
     if (!rpc__frame_idle(&call->dec)) {
-        srv_log("%s from %s: stream ended inside a message", call->path,
-                call->conn->peer);
-        srv_call_abort(call, RPC_STATUS_INTERNAL,
-                       "truncated message at end of stream", RPC_CAUSE_PROTOCOL);
+        bad_input(call, RPC_STATUS_INTERNAL,
+                  "truncated message at end of stream");
         return;
     }
-    if (srv_method_streaming_in(call->m))
+    if (srv_method_streaming_in(call->m)) {
+        pthread_mutex_lock(&call->mu);
+        call->in_eof = 1;
+        pthread_cond_broadcast(&call->cv);
+        pthread_mutex_unlock(&call->mu);
         return;
+    }
     if (call->nreq != 1) {
-        srv_log("%s from %s: no request message", call->path, call->conn->peer);
-        srv_call_abort(call, RPC_STATUS_UNIMPLEMENTED,
-                       "expected exactly one request message, got none",
-                       RPC_CAUSE_PROTOCOL);
+        bad_input(call, RPC_STATUS_UNIMPLEMENTED,
+                  "expected exactly one request message, got none");
         return;
     }
     dispatch(call);
 }
-
-void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
-                            int conn_cause)
-{
-    struct srv_conn *c = call->conn;
-    int cause = call->ended_sent ? RPC_CAUSE_FINISHED
-                : conn_cause   ? conn_cause
-                               : RPC_CAUSE_CLIENT_CANCEL;
-    if (cause == RPC_CAUSE_CLIENT_CANCEL && call->timeout_ns >= 0) {
-        /* A client cancels at its own deadline, which is never later than
-         * ours: ours is our arrival time plus the time the client had left
-         * when it sent (rounded up), so ours trails the client's by the
-         * request's transit time, and the client's RST_STREAM at its
-         * deadline lands before our timer by up to that much.  An RST this
-         * close to our deadline is the deadline, not a user's cancel.  The
-         * window allows for transit and queueing on a loaded host (a demo
-         * hop under ASan missed a 4 ms window): 5 ms + 5% of the timeout,
-         * the percentage capped at 50 ms. */
-        int64_t left = call->arrival_ns + call->timeout_ns - ctx_now();
-        int64_t pct = call->timeout_ns / 20;
-        if (left <= 5 * CTX_MS + (pct < 50 * CTX_MS ? pct : 50 * CTX_MS))
-            cause = RPC_CAUSE_DEADLINE;
-    }
-    if (call->req_ctx != NULL) {
-        if (cause != RPC_CAUSE_FINISHED)
-            ctx_cancel_cause(call->req_ctx, cause);
-    }
-    int eff = call->req_ctx ? ctx_cause(call->req_ctx) : cause;
-    decide(call, rpc_cause_status(eff), rpc_cause_text(eff), 1);
-    pthread_mutex_lock(&call->mu);
-    free_queues(call);
-    pthread_cond_broadcast(&call->cv);
-    pthread_mutex_unlock(&call->mu);
-    if (call->deadline_ev) {
-        event_free(call->deadline_ev);
-        call->deadline_ev = NULL;
-    }
-    if (c) {
-        if (call->prev)
-            call->prev->next = call->next;
-        else
-            c->calls = call->next;
-        if (call->next)
-            call->next->prev = call->prev;
-        c->ncalls--;
-        nghttp2_session_set_stream_user_data(c->sess, call->stream_id, NULL);
-    }
-    call->conn = NULL;
-    srv_call_release(call);
-}
-

@@ -17,6 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The call has been answered: whatever the handler does now is dropped. */
+static int answered(rpc_call_t *call)
+{
+    return atomic_load_explicit(&call->state, memory_order_acquire) >=
+           SRV_CALL_FINAL;
+}
+
 /* ---- the handler API -------------------------------------------------------- */
 
 ctx_t *rpc_call_ctx(rpc_call_t *call)
@@ -59,7 +66,7 @@ static int add_md(rpc_call_t *call, rpc_metadata_t **mdp, int headers,
         return RPC_ERR_INVAL;
     int rc;
     pthread_mutex_lock(&call->mu);
-    if (call->closed)
+    if (answered(call))
         rc = RPC_ERR_CLOSED;
     else if (headers && call->hdrs_frozen)
         rc = RPC_ERR_STATE;
@@ -91,7 +98,7 @@ int rpc_call_set_status_message(rpc_call_t *call, const char *msg)
     if (msg && copy == NULL)
         return RPC_ERR_NOMEM;
     pthread_mutex_lock(&call->mu);
-    int rc = call->closed ? RPC_ERR_CLOSED : 0;
+    int rc = answered(call) ? RPC_ERR_CLOSED : 0;
     if (rc == 0) {
         free(call->status_msg);
         call->status_msg = copy;
@@ -150,15 +157,22 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
     o->off = 0;
     o->next = NULL;
     int rc = 0;
+    int notify = 0;
     pthread_mutex_lock(&call->mu);
-    int unary_out = call->m->kind == RPC_UNARY ||
-                    call->m->kind == RPC_CLIENT_STREAMING;
-    if (unary_out && call->sent_msgs > 0)
+    if (srv_method_unary_out(call->m) && call->sent_msgs > 0 &&
+        !answered(call)) {
+        /* A second response on a unary call is a handler bug: the call
+         * fails rather than ending OK with a message lost. */
         rc = RPC_ERR_STATE;
-    while (rc == 0 && !loop && !call->closed &&
+        srv_call_decide_locked(call, RPC_STATUS_INTERNAL,
+                               "handler sent a second response message on "
+                               "a unary call", 1);
+        notify = 1;
+    }
+    while (rc == 0 && !loop && !answered(call) &&
            call->out_bytes > call->s->o.send_buffer)
         pthread_cond_wait(&call->cv, &call->mu);
-    if (rc == 0 && call->closed)
+    if (rc == 0 && answered(call))
         rc = closed_err(call);
     if (rc == 0) {
         if (call->outq_tail)
@@ -169,12 +183,13 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
         call->out_bytes += o->len;
         call->sent_msgs++;
         o = NULL;
+        notify = 1;
     }
     pthread_mutex_unlock(&call->mu);
     free(o);
     /* From the non-blocking handler running inline on the loop, the loop
      * pumps as soon as it returns; from anywhere else, wake the loop. */
-    if (rc == 0 && !(loop && call->on_loop_handler))
+    if (notify && !(loop && call->on_loop_handler))
         srv_loop_notify(call);
     return rc;
 }
@@ -188,11 +203,11 @@ int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg)
     *msg = NULL;
     int reopen = 0;
     pthread_mutex_lock(&call->mu);
-    while (call->inq == NULL && !call->in_eof && !call->closed)
+    while (call->inq == NULL && !call->in_eof && !answered(call))
         pthread_cond_wait(&call->cv, &call->mu);
     struct in_msg *m = NULL;
     int rc;
-    if (call->closed) {
+    if (answered(call)) {
         rc = closed_err(call);
     } else if (call->inq) {
         m = call->inq;
@@ -230,7 +245,7 @@ int rpc_call_set_compression(rpc_call_t *call, bool on)
                                                              : 0;
     int rc = 0;
     pthread_mutex_lock(&call->mu);
-    if (call->closed)
+    if (answered(call))
         rc = RPC_ERR_CLOSED;
     else if (!on)
         atomic_store_explicit(&call->compress_on, 0, memory_order_release);
@@ -254,10 +269,8 @@ int rpc_call_finish(rpc_call_t *call, int status, const char *msg)
     int rc = 0;
     if (msg)
         rc = rpc_call_set_status_message(call, msg);
-    pthread_mutex_lock(&call->mu);
-    if (call->closed)
+    if (answered(call))
         rc = RPC_ERR_CLOSED;
-    pthread_mutex_unlock(&call->mu);
     srv_call_complete(call, status);
     ProtobufCMessage *req = call->nb_req;
     call->nb_req = NULL;

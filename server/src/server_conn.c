@@ -15,15 +15,25 @@
  *                           KEEPALIVE), every open call's stream closed
  *                           with that cause, nghttp2 session and socket freed
  *
- * Request validation happens once the request HEADERS block is complete;
- * a bad request gets one clear answer (Trailers-Only with a gRPC status, or
- * HTTP 415/405 plus a status), one log line, and nothing else on the
- * connection is affected.
+ * Requests: a HEADERS block is parsed into c->head (one block at a time:
+ * HTTP/2 never interleaves them).  When it is complete it is validated
+ * once; a bad request gets one clear answer from here (Trailers-Only with
+ * a gRPC status, or HTTP 415/405 plus a status), one log line, and no call
+ * object; a good one becomes a call (srv_call_new), which this file links
+ * into c->calls and unlinks when nghttp2 closes its stream.
+ *
+ * Round trip: the time from our first SETTINGS to its ACK, and from each
+ * keepalive PING to its ACK, is the connection's RTT, which the call uses
+ * to tell a client's deadline RST_STREAM from a cancel.
  */
 #include "server_internal.h"
 
+#include "rpc_nv.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static const uint8_t drain_ping[8];
@@ -41,6 +51,32 @@ static struct rpc_call *call_of(struct srv_conn *c, int32_t stream_id)
     return nghttp2_session_get_stream_user_data(c->sess, stream_id);
 }
 
+/* ---- calls of this connection -------------------------------------------- */
+
+static void link_call(struct srv_conn *c, struct rpc_call *call)
+{
+    call->prev = NULL;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->ncalls++;
+    nghttp2_session_set_stream_user_data(c->sess, call->stream_id, call);
+}
+
+static void unlink_call(struct srv_conn *c, struct rpc_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        c->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+    c->ncalls--;
+    nghttp2_session_set_stream_user_data(c->sess, call->stream_id, NULL);
+}
+
 /* ---- headers ------------------------------------------------------------ */
 
 static int eq(const uint8_t *a, size_t alen, const char *b)
@@ -49,14 +85,51 @@ static int eq(const uint8_t *a, size_t alen, const char *b)
     return alen == blen && memcmp(a, b, blen) == 0;
 }
 
-static void set_bad(struct rpc_call *call, int status, const char *msg,
-                    int http)
+static void head_clear(struct srv_head *h)
 {
-    if (call->bad_status != 0)
+    if (h->path_owned)
+        free(h->path);
+    rpc_metadata_free(h->md);
+    memset(h, 0, sizeof *h);
+}
+
+static void set_bad(struct srv_head *h, int status, const char *msg, int http)
+{
+    if (h->bad_status != 0)
         return; /* the first problem is the one reported */
-    call->bad_status = status;
-    call->bad_msg = msg;
-    call->http_status = http;
+    h->bad_status = status;
+    h->bad_msg = msg;
+    h->http_status = http;
+}
+
+/* The granularity of a grpc-timeout value's unit (its last byte). */
+static int64_t timeout_unit(const uint8_t *v, size_t len)
+{
+    switch (len ? v[len - 1] : 0) {
+    case 'H': return 3600 * CTX_SECOND;
+    case 'M': return 60 * CTX_SECOND;
+    case 'S': return CTX_SECOND;
+    case 'm': return CTX_MS;
+    case 'u': return 1000;
+    default: return 1;
+    }
+}
+
+/* When this loop woke up for the bytes it is processing: libevent's time
+ * cached at the start of the iteration (wall clock) carried over to
+ * CLOCK_MONOTONIC.  A request's arrival is stamped with it, so the time the
+ * loop spent on the requests before it in the same batch (200 HEADERS in
+ * one read) does not count as transit and push its deadline late. */
+static int64_t loop_woke_ns(struct srv_loop *lp)
+{
+    int64_t mono = ctx_now();
+    struct timeval cached, now;
+    if (event_base_gettimeofday_cached(lp->base, &cached) != 0 ||
+        gettimeofday(&now, NULL) != 0)
+        return mono;
+    int64_t behind = (int64_t)(now.tv_sec - cached.tv_sec) * CTX_SECOND +
+                     (int64_t)(now.tv_usec - cached.tv_usec) * 1000;
+    return behind >= 0 && behind < CTX_SECOND ? mono - behind : mono;
 }
 
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
@@ -66,20 +139,14 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
     if (frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct rpc_call *call = srv_call_new(c, frame->hd.stream_id);
-    if (call == NULL) {
-        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                  NGHTTP2_INTERNAL_ERROR);
-        return 0;
-    }
-    call->next = c->calls;
-    if (c->calls)
-        c->calls->prev = call;
-    c->calls = call;
-    c->ncalls++;
+    struct srv_head *h = &c->head;
+    head_clear(h);
+    h->stream_id = frame->hd.stream_id;
+    h->timeout_ns = -1;
+    h->accept_mask = 1u << RPC__ENC_IDENTITY;
+    h->arrival_ns = loop_woke_ns(c->lp);
     if (c->idle_timer)
         evtimer_del(c->idle_timer);
-    nghttp2_session_set_stream_user_data(sess, frame->hd.stream_id, call);
     return 0;
 }
 
@@ -88,70 +155,70 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
                      size_t valuelen, uint8_t flags, void *user_data)
 {
     struct srv_conn *c = user_data;
+    struct srv_head *h = &c->head;
     if (frame->hd.type != NGHTTP2_HEADERS ||
-        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST ||
+        frame->hd.stream_id != h->stream_id)
         return 0; /* client trailers carry nothing we use */
-    struct rpc_call *call = call_of(c, frame->hd.stream_id);
-    if (call == NULL)
-        return 0;
-    call->hdr_bytes += namelen + valuelen + 32;
-    if (call->hdr_bytes > c->s->o.max_header_list) {
-        set_bad(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+    h->bytes += namelen + valuelen + 32;
+    if (h->bytes > c->s->o.max_header_list) {
+        set_bad(h, RPC_STATUS_RESOURCE_EXHAUSTED,
                 "request header list too large", 0);
         return 0;
     }
     if (namelen > 0 && name[0] == ':') {
         if (eq(name, namelen, ":method")) {
-            call->seen_post = eq(value, valuelen, "POST");
+            h->seen_post = eq(value, valuelen, "POST");
         } else if (eq(name, namelen, ":path")) {
             /* Registered paths point at the method table (no copy); an
              * unknown one is copied for the error answer. */
-            if (call->path_owned)
-                free(call->path);
-            call->path_owned = 0;
-            call->m = srv_find_method(c->s, (const char *)value, valuelen);
-            if (call->m != NULL) {
-                call->path = call->m->path;
+            if (h->path_owned)
+                free(h->path);
+            h->path_owned = 0;
+            h->m = srv_find_method(c->s, (const char *)value, valuelen);
+            if (h->m != NULL) {
+                h->path = h->m->path;
             } else {
-                call->path = strndup((const char *)value, valuelen);
-                call->path_owned = call->path != NULL;
+                h->path = strndup((const char *)value, valuelen);
+                h->path_owned = h->path != NULL;
             }
-            call->seen_path = call->path != NULL;
         }
         return 0; /* :scheme, :authority: nothing to check for h2c */
     }
     if (eq(name, namelen, "content-type")) {
         const char *p = "application/grpc";
         size_t n = strlen(p);
-        call->seen_ct = valuelen >= n && memcmp(value, p, n) == 0 &&
-                        (valuelen == n || value[n] == '+' || value[n] == ';');
-        if (!call->seen_ct)
-            set_bad(call, RPC_STATUS_INVALID_ARGUMENT,
+        h->seen_ct = valuelen >= n && memcmp(value, p, n) == 0 &&
+                     (valuelen == n || value[n] == '+' || value[n] == ';');
+        if (!h->seen_ct)
+            set_bad(h, RPC_STATUS_INVALID_ARGUMENT,
                     "invalid gRPC request content-type", 415);
         return 0;
     }
     if (eq(name, namelen, "te")) {
-        call->seen_te = eq(value, valuelen, "trailers");
+        h->seen_te = eq(value, valuelen, "trailers");
         return 0;
     }
     if (eq(name, namelen, "grpc-timeout")) {
         if (rpc__timeout_parse((const char *)value, valuelen,
-                               &call->timeout_ns) != 0)
-            set_bad(call, RPC_STATUS_INTERNAL, "malformed grpc-timeout", 0);
+                               &h->timeout_ns) != 0)
+            set_bad(h, RPC_STATUS_INTERNAL, "malformed grpc-timeout", 0);
+        else
+            h->timeout_unit_ns = timeout_unit(value, valuelen);
         return 0;
     }
     if (eq(name, namelen, "grpc-encoding")) {
         int enc = rpc__encoding_parse((const char *)value, valuelen);
         if (enc < 0)
-            set_bad(call, RPC_STATUS_UNIMPLEMENTED,
+            set_bad(h, RPC_STATUS_UNIMPLEMENTED,
                     "unsupported grpc-encoding (this server accepts "
                     RPC__ACCEPT_ENCODING ")", 0);
         else
-            call->req_enc = enc;
+            h->enc = enc;
         return 0;
     }
     if (eq(name, namelen, "grpc-accept-encoding")) {
-        call->accept_mask |=
+        h->accept_mask |=
             rpc__accept_encoding_parse((const char *)value, valuelen);
         return 0;
     }
@@ -160,58 +227,88 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
         eq(name, namelen, "user-agent") || eq(name, namelen, "accept-encoding") ||
         eq(name, namelen, "host"))
         return 0;
-    if (call->md == NULL && (call->md = rpc_metadata_new()) == NULL) {
-        set_bad(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", 0);
+    if (h->md == NULL && (h->md = rpc_metadata_new()) == NULL) {
+        set_bad(h, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", 0);
         return 0;
     }
-    if (rpc__metadata_add_wire(call->md, (const char *)name, namelen,
+    if (rpc__metadata_add_wire(h->md, (const char *)name, namelen,
                                (const char *)value, valuelen) != 0)
         srv_log("%s: dropped unusable metadata entry %.*s", c->peer,
                 (int)namelen, (const char *)name);
     return 0;
 }
 
-/* The request HEADERS block is complete. */
-static void validate(struct srv_conn *c, struct rpc_call *call)
+/* Answers a request refused at its headers (Trailers-Only, or an HTTP
+ * error status plus a gRPC one) and counts it.  No call object exists. */
+static void reject(struct srv_conn *c, struct srv_head *h, int status,
+                   const char *msg, int http)
 {
+    srv_log("%s stream %d %s: %s (status %s%s)", c->peer, h->stream_id,
+            h->path ? h->path : "-", msg, rpc_status_name(status),
+            http == 415 ? ", HTTP 415" : http == 405 ? ", HTTP 405" : "");
+    char st[8];
+    snprintf(st, sizeof st, "%d", http ? http : 200);
+    rpc__nv_t b;
+    rpc__nv_init(&b);
+    rpc__nv_add(&b, ":status", st, strlen(st));
+    rpc__nv_add(&b, "content-type", "application/grpc", 16);
+    rpc__nv_add(&b, "grpc-accept-encoding", RPC__ACCEPT_ENCODING,
+                sizeof RPC__ACCEPT_ENCODING - 1);
+    rpc__nv_add_status(&b, status, msg);
+    if (rpc__nv_failed(&b))
+        nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, h->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    else
+        nghttp2_submit_response(c->sess, h->stream_id, b.nv, b.n, NULL);
+    rpc__nv_free(&b);
+    if (status != RPC_STATUS_UNIMPLEMENTED)
+        srv_stat_add(c->s, RPC_STAT_BAD_REQUESTS, 1);
+    srv_stat_add(c->s, RPC_STAT_CALLS_REJECTED, 1);
+    srv_stat_ended(c->s, status, 0);
+}
+
+/* The request HEADERS block is complete: reject it, or make it a call. */
+static struct rpc_call *open_request(struct srv_conn *c)
+{
+    struct srv_head *h = &c->head;
     int status = 0, http = 0;
     const char *msg = NULL;
     char buf[160];
-    if (!call->seen_post) {
+    srv_stat_add(c->s, RPC_STAT_CALLS_TOTAL, 1);
+    if (!h->seen_post) {
         status = RPC_STATUS_INTERNAL;
         msg = "gRPC requires method POST";
         http = 405;
-    } else if (!call->seen_ct && call->bad_status == 0) {
+    } else if (!h->seen_ct && h->bad_status == 0) {
         status = RPC_STATUS_INVALID_ARGUMENT;
         msg = "missing gRPC content-type";
         http = 415;
-    } else if (call->bad_status != 0) {
-        status = call->bad_status;
-        msg = call->bad_msg;
-        http = call->http_status;
-    } else if (!call->seen_te) {
+    } else if (h->bad_status != 0) {
+        status = h->bad_status;
+        msg = h->bad_msg;
+        http = h->http_status;
+    } else if (!h->seen_te) {
         status = RPC_STATUS_INTERNAL;
         msg = "missing te: trailers";
-    } else if (!call->seen_path || call->path[0] != '/') {
+    } else if (h->path == NULL || h->path[0] != '/') {
         status = RPC_STATUS_UNIMPLEMENTED;
         msg = "missing or malformed :path";
-    } else {
-        if (call->m == NULL) {
-            snprintf(buf, sizeof buf, "Method not found: %.100s", call->path);
-            status = RPC_STATUS_UNIMPLEMENTED;
-            msg = buf;
-        }
+    } else if (h->m == NULL) {
+        snprintf(buf, sizeof buf, "Method not found: %.100s", h->path);
+        status = RPC_STATUS_UNIMPLEMENTED;
+        msg = buf;
     }
-    if (status != 0) {
-        srv_log("%s stream %d %s: %s (status %s%s)", c->peer, call->stream_id,
-                call->path ? call->path : "-", msg, rpc_status_name(status),
-                http == 415 ? ", HTTP 415" : http == 405 ? ", HTTP 405" : "");
-        call->http_status = http;
-        srv_call_abort(call, status, msg, 0);
-        return;
+    struct rpc_call *call = NULL;
+    if (status == 0 && (call = srv_call_new(c, h)) == NULL) {
+        status = RPC_STATUS_RESOURCE_EXHAUSTED;
+        msg = "out of memory";
     }
-    call->http_status = 0;
-    srv_call_headers_done(call);
+    if (status != 0)
+        reject(c, h, status, msg, http);
+    else
+        link_call(c, call);
+    head_clear(h);
+    return call;
 }
 
 /* ---- frames -------------------------------------------------------------- */
@@ -243,6 +340,10 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
     struct rpc_call *call;
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && c->settings_sent_ns) {
+            c->rtt_ns = c->last_recv_ns - c->settings_sent_ns;
+            c->settings_sent_ns = 0;
+        }
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->got_settings) {
             c->got_settings = 1;
             if (c->hs_timer)
@@ -257,6 +358,8 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
                 drain_acked(c);
                 break;
             }
+            if (c->ping_outstanding)
+                c->rtt_ns = c->last_recv_ns - c->ping_sent_ns;
             c->ping_outstanding = 0;
             evtimer_del(c->ack_timer);
         } else {
@@ -274,12 +377,11 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
         }
         break;
     case NGHTTP2_HEADERS:
-        call = call_of(c, frame->hd.stream_id);
-        if (call == NULL)
-            break;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-            validate(c, call);
-        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        call = frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+                       frame->hd.stream_id == c->head.stream_id
+                   ? open_request(c)
+                   : call_of(c, frame->hd.stream_id);
+        if (call && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             srv_call_remote_close(call);
         break;
     case NGHTTP2_DATA:
@@ -322,12 +424,8 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame,
         c->last_client_ping_ns = 0;
         if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             break;
-        struct rpc_call *call = call_of(c, frame->hd.stream_id);
-        if (call == NULL)
-            break;
-        call->ended_sent = 1;
         /* We finished first: free the stream (PROTOCOL "early closure"). */
-        if (!call->remote_closed)
+        if (!nghttp2_session_get_stream_remote_close(sess, frame->hd.stream_id))
             nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE,
                                       frame->hd.stream_id, NGHTTP2_NO_ERROR);
         break;
@@ -348,6 +446,7 @@ static int on_stream_close(nghttp2_session *sess, int32_t stream_id,
     struct srv_conn *c = user_data;
     struct rpc_call *call = call_of(c, stream_id);
     if (call != NULL) {
+        unlink_call(c, call);
         srv_call_stream_closed(call, error_code, 0);
         arm_idle(c);
     }
@@ -366,6 +465,7 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
     if (nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL) != 0)
         return;
     c->ping_outstanding = 1;
+    c->ping_sent_ns = ctx_now();
     struct timeval tv = tv_of(c->s->o.keepalive_timeout_ns);
     evtimer_add(c->ack_timer, &tv);
     rpc__h2_flush(c->h2);
@@ -406,8 +506,12 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
         srv_log("%s: %s, connection closed", c->peer,
                 rpc__h2_close_reason_name(reason));
     ctx_cancel_cause(c->ctx, cause);
-    while (c->calls)
-        srv_call_stream_closed(c->calls, 0, cause);
+    while (c->calls) {
+        struct rpc_call *call = c->calls;
+        unlink_call(c, call);
+        srv_call_stream_closed(call, 0, cause);
+    }
+    head_clear(&c->head);
     event_free(c->ka_timer);
     event_free(c->ack_timer);
     event_free(c->hs_timer);
@@ -497,6 +601,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
         c->idle_timer = NULL;
     }
     c->last_recv_ns = ctx_now();
+    c->settings_sent_ns = c->last_recv_ns;
     if (s->o.keepalive_ns > 0) {
         struct timeval tv = tv_of(s->o.keepalive_ns);
         evtimer_add(c->ka_timer, &tv);
@@ -572,8 +677,9 @@ void srv_conn_abort_all(struct srv_loop *lp)
 {
     for (struct srv_conn *c = lp->conns; c; c = c->next) {
         for (struct rpc_call *call = c->calls; call; call = call->next)
-            srv_call_abort(call, RPC_STATUS_UNAVAILABLE, "server shutting down",
-                           RPC_CAUSE_SHUTDOWN);
+            srv_call_end(call, RPC_STATUS_UNAVAILABLE,
+                         rpc_cause_text(RPC_CAUSE_SHUTDOWN),
+                         RPC_CAUSE_SHUTDOWN);
         if (!c->closing) {
             c->closing = 1;
             nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,

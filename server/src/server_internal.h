@@ -2,14 +2,24 @@
  * server_internal.h -- the server's objects and the interfaces between its
  * files.  Not installed.
  *
- *   server.c        lifecycle, options, listeners, loop threads, mailbox,
- *                   method table, counters
+ * Files, in the order a request passes through them (each calls only the
+ * ones below it; nothing calls back up except through the mailbox):
+ *
+ *   server.c        the server object: options, method table, listeners,
+ *                   start, shutdown, counters
+ *   server_loop.c   the loop threads and their mailbox: accepted sockets,
+ *                   "this call has news" notices, shutdown commands
  *   server_conn.c   one HTTP/2 connection: nghttp2 callbacks, request
- *                   header validation, keepalive/handshake/idle timers
- *   server_call.c   one call: context tree, dispatch to handlers, response
- *                   production, the ways a call ends
- *   server_call_api.c  the handler API (rpc_call_*: send/recv/finish...)
- *   server_health.c grpc.health.v1.Health
+ *                   header parsing into a struct srv_head, rejection of bad
+ *                   requests, links and unlinks its calls, timers
+ *   server_call.c   one call: its state machine, context tree, dispatch to
+ *                   the handler, response production, every way it ends
+ *   server_call_api.c  the handler's side (rpc_call_*: send/recv/finish)
+ *   server_health.c grpc.health.v1.Health, on the public API only
+ *
+ * Internal names: every function and type shared between these files is
+ * srv_<file>_... (srv_loop_, srv_conn_, srv_call_), file-static helpers
+ * have no prefix.
  *
  * Threads and ownership.
  *   - A loop (struct srv_loop) is one thread running one event_base.  Each
@@ -18,18 +28,18 @@
  *   - A call (struct rpc_call) is shared between its loop and at most one
  *     handler thread.  It is reference counted: the stream holds one
  *     reference until nghttp2 closes it (or the connection dies), a running
- *     blocking handler holds one, the loop's mailbox holds one while the
- *     call is queued there.  The last release frees it and releases its
- *     contexts (sub-tasks hold their own context references, so the
- *     request's contexts live exactly as long as the last worker needs
- *     them).
+ *     handler holds one, the loop's mailbox holds one while the call is
+ *     queued there, and the request-context watcher holds one until it has
+ *     fired or been stopped.  The last release frees it and releases its
+ *     contexts (sub-tasks hold their own context references).
  *
  * Locks (lock order: loop->mu and call->mu are never held together; the
  * server's mu is a leaf):
  *   server->mu  guards state, the drain condition variable;
  *   loop->mu    guards the loop's inbox (new fds), ready list, commands;
  *   call->mu    guards the fields marked [mu] in struct rpc_call, shared
- *               between the handler thread and the loop.
+ *               between the handler thread and the loop, and every change
+ *               of call->state.
  * No user callback (handler) ever runs under any of these locks.
  */
 #ifndef SERVER_INTERNAL_H
@@ -77,6 +87,10 @@ struct srv_loop;
 
 enum srv_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 
+/* Causes are RPC_CAUSE_* = 0x5250001 + i; their counters are indexed by i. */
+#define SRV_NCAUSES 7
+#define SRV_CAUSE_INDEX(c) ((c) - RPC_CAUSE_CLIENT_CANCEL)
+
 struct rpc_server {
     struct srv_opts o;
     ctx_t *root;              /* cancelled with RPC_CAUSE_SHUTDOWN */
@@ -94,21 +108,26 @@ struct rpc_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* signalled when calls_active drops */
     enum srv_state state;     /* [mu] */
-    atomic_int_fast64_t stats[RPC_STAT_REFUSED_STREAMS + 1];
+    atomic_int_fast64_t stats[RPC_STAT_CALLS_REJECTED + 1];
+    atomic_int_fast64_t by_status[17];
+    atomic_int_fast64_t by_cause[SRV_NCAUSES];
     struct srv_transport *transport; /* TLS and Unix listeners, or NULL
                                         (server_tls.c) */
 };
 
 void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d);
+/* Counts one ended request: by final status, and by the cause its request
+ * context ended with (0: it had none, it was rejected at its headers). */
+void srv_stat_ended(rpc_server_t *s, int status, int cause);
 const struct srv_method *srv_find_method(const rpc_server_t *s,
                                          const char *path, size_t len);
 void srv_call_freed(rpc_server_t *s);
 /* Logs one line to stderr (bad input is logged once, here). */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- loops -------------------------------------------------------------- */
+/* ---- loops (server_loop.c) --------------------------------------------- */
 
-enum { LOOP_CMD_DRAIN = 1, LOOP_CMD_ABORT = 2, LOOP_CMD_STOP = 4 };
+enum { LOOP_CMD_DRAIN = 1, LOOP_CMD_ABORT = 2 };
 
 struct srv_conn;
 
@@ -123,37 +142,58 @@ struct srv_loop {
     pthread_mutex_t mu;
     int *inbox;               /* [mu] accepted fds for this loop */
     size_t ninbox, capinbox;  /* [mu] */
-    struct rpc_call *ready;   /* [mu] calls with handler output */
+    struct rpc_call *ready;   /* [mu] calls with news for the loop */
     int cmds;                 /* [mu] LOOP_CMD_* */
     int dead;                 /* [mu] the thread has exited */
     /* loop-only: */
     struct srv_conn *conns;   /* doubly linked */
     int nconns;
     int stopping;
-    int cmds_seen_drain;      /* draining: listeners stay disabled */
+    int draining;             /* listeners stay disabled */
     unsigned flush_epoch;     /* one flush per connection per wake-up */
     struct event *stop_timer;
     struct event *accept_retry; /* re-enables listeners after EMFILE */
 };
 
+/* Creates the loops and their threads (loop 0 owns the listeners).
+ * Returns 0 or RPC_ERR_*; on failure nothing is left running. */
+int srv_loop_start_all(rpc_server_t *s, int n);
+/* Queues a command for every loop: DRAIN (stop accepting, GOAWAY) or
+ * ABORT (answer open calls, close connections, exit).  Any thread. */
+void srv_loop_post_all(rpc_server_t *s, int cmd);
+/* Joins the loop threads (after ABORT) and drops the mailbox's references
+ * to calls no loop will pump any more. */
+void srv_loop_join_all(rpc_server_t *s);
+void srv_loop_free_all(rpc_server_t *s);
 /* Queues call on its loop's ready list (taking a reference) and wakes the
- * loop.  Any thread. */
+ * loop, which then runs srv_call_pump(call).  Any thread. */
 void srv_loop_notify(struct rpc_call *call);
-/* Loop thread: a new connection on fd. */
-void srv_conn_accept(struct srv_loop *lp, int fd);
-/* Loop thread: GOAWAY on every connection (drain). */
-void srv_conn_drain_all(struct srv_loop *lp);
-/* Loop thread: answer every open call UNAVAILABLE and close every
- * connection after a short flush. */
-void srv_conn_abort_all(struct srv_loop *lp);
-/* Loop thread: close every connection now. */
-void srv_conn_close_all(struct srv_loop *lp);
 /* Loop thread: a connection was freed (the loop may exit when stopping). */
 void srv_loop_conn_gone(struct srv_loop *lp);
-/* Loop thread: flush the connection's output (after handler activity). */
-void srv_conn_flush(struct srv_conn *c);
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections (server_conn.c) ----------------------------------------- */
+
+/* One request's HEADERS block, parsed by the connection and handed to
+ * srv_call_new() once complete and valid (HTTP/2 never interleaves two
+ * header blocks on a connection, so one at a time suffices). */
+struct srv_head {
+    int32_t stream_id;
+    const struct srv_method *m;
+    char *path;               /* the method's path (not owned), or a copy
+                                 of an unknown one (owned: path_owned) */
+    int path_owned;
+    size_t bytes;             /* name + value + 32 per entry */
+    int64_t timeout_ns;       /* -1: no grpc-timeout */
+    int64_t timeout_unit_ns;  /* the granularity of grpc-timeout's unit */
+    int enc;                  /* RPC__ENC_* of grpc-encoding */
+    unsigned accept_mask;     /* grpc-accept-encoding, as a bit mask */
+    rpc_metadata_t *md;       /* owned until handed over */
+    int64_t arrival_ns;       /* when the HEADERS frame began */
+    int seen_post, seen_ct, seen_te;
+    int bad_status;           /* first problem found (0: none) */
+    const char *bad_msg;
+    int http_status;          /* for a non-gRPC rejection (415, 405) */
+};
 
 struct srv_conn {
     struct srv_loop *lp;
@@ -163,10 +203,14 @@ struct srv_conn {
     nghttp2_session *sess;
     ctx_t *ctx;               /* connection context */
     char peer[64];
+    struct srv_head head;     /* the header block being received */
     struct rpc_call *calls;   /* open streams, doubly linked */
     int ncalls;
     struct event *ka_timer, *ack_timer, *hs_timer, *idle_timer;
     int64_t last_recv_ns;
+    int64_t settings_sent_ns; /* our first SETTINGS, for the first RTT */
+    int64_t ping_sent_ns;     /* our outstanding keepalive PING */
+    int64_t rtt_ns;           /* latest measured round trip (0: none yet) */
     int ping_outstanding;
     int64_t last_client_ping_ns;
     int strikes;
@@ -177,7 +221,42 @@ struct srv_conn {
     unsigned flush_epoch;     /* last loop epoch this was flushed in */
 };
 
-/* ---- calls ---------------------------------------------------------------- */
+/* Loop thread: a new connection on fd. */
+void srv_conn_accept(struct srv_loop *lp, int fd);
+/* Loop thread: GOAWAY on every connection (drain). */
+void srv_conn_drain_all(struct srv_loop *lp);
+/* Loop thread: end every open call (SHUTDOWN) and close every connection
+ * after a short flush. */
+void srv_conn_abort_all(struct srv_loop *lp);
+/* Loop thread: close every connection now. */
+void srv_conn_close_all(struct srv_loop *lp);
+/* Loop thread: flush the connection's output (after handler activity). */
+void srv_conn_flush(struct srv_conn *c);
+
+/* ---- calls (server_call.c) ------------------------------------------------ */
+
+/*
+ * The state of a call.  It only moves forward, always in srv_call.c's
+ * advance() under call->mu; a state may be skipped (an RST_STREAM takes a
+ * running call straight to FINAL and CLOSED).
+ *
+ *   OPEN     contexts built; the request is arriving (unary methods are
+ *            dispatched once it is complete)               -- loop
+ *   RUNNING  the handler has been dispatched               -- loop
+ *   FINAL    the status is decided; handler output is dropped from now
+ *            (the handler returning, the request context ending, bad
+ *            input, the stream going away)          -- any thread, [mu]
+ *   ENDED    END_STREAM (trailers or Trailers-Only) submitted -- loop
+ *   CLOSED   nghttp2 closed the stream; counted; the stream's reference
+ *            is dropped                                      -- loop
+ */
+enum srv_call_state {
+    SRV_CALL_OPEN,
+    SRV_CALL_RUNNING,
+    SRV_CALL_FINAL,
+    SRV_CALL_ENDED,
+    SRV_CALL_CLOSED,
+};
 
 struct out_chunk {
     struct out_chunk *next;
@@ -196,91 +275,81 @@ struct rpc_call {
     atomic_int refs;
     rpc_server_t *s;
     struct srv_loop *lp;
+    const struct srv_method *m;
+    char *path;               /* m->path, or NULL */
+    /* set once before dispatch, then read-only: */
+    int64_t arrival_ns;
+    int64_t timeout_ns;       /* -1: no grpc-timeout */
+    int64_t timeout_unit_ns;
+    int req_enc;              /* RPC__ENC_* of grpc-encoding */
+    unsigned accept_mask;     /* grpc-accept-encoding, as a bit mask */
+    ctx_t *req_ctx;           /* cancelable request context */
+    ctx_t *vctx;              /* value node: what handlers get */
+    _Atomic(ctx_after_t *) watch; /* req_ctx done -> srv_loop_notify */
     /* loop-only: */
     struct srv_conn *conn;    /* NULL once the stream is gone */
     struct rpc_call *prev, *next; /* in conn->calls */
     int32_t stream_id;
-    const struct srv_method *m;
-    char *path;               /* the method's path (not owned), or a copy
-                                 of an unknown one (owned: path_owned) */
-    int path_owned;
-    size_t hdr_bytes;
-    int bad_status;           /* early error found while reading headers */
-    const char *bad_msg;
-    int http_status;          /* for a non-gRPC rejection (415, 405) */
-    int seen_ct, seen_te, seen_post, seen_path;
-    int64_t timeout_ns;       /* -1: no grpc-timeout */
-    int req_enc;              /* RPC__ENC_* of grpc-encoding */
-    unsigned accept_mask;     /* grpc-accept-encoding, as a bit mask */
-    int req_flag;             /* the unary request arrived compressed */
-    int last_in_compressed;   /* handler thread: see
-                                 rpc_call_received_compressed() */
-    int64_t arrival_ns;
-    rpc_metadata_t *md;       /* until handed to the value node */
     rpc__frame_decoder_t dec;
     uint8_t *req;             /* unary request bytes */
     size_t req_len;
     int nreq;
-    struct event *deadline_ev;
-    int64_t deadline_ns;      /* arrival_ns + timeout_ns, when deadline_ev is set */
-    int dispatched;
-    int remote_closed;        /* client half-closed */
+    int req_flag;             /* the unary request arrived compressed */
+    size_t unconsumed;        /* stream bytes not yet given back to the
+                                 peer's flow-control window */
     int headers_sent;
     int provider;             /* a data provider is attached */
     int deferred;             /* the provider returned DEFERRED */
-    int ended;                /* END_STREAM submitted (trailers or
-                                 Trailers-Only) */
-    int ended_sent;           /* ... and written by nghttp2 */
-    ProtobufCMessage *nb_req; /* request of a pending non-blocking handler */
     int ready_queued;         /* [loop->mu] on the loop's ready list */
     struct rpc_call *ready_next; /* [loop->mu] */
-    /* contexts (set once on the loop before dispatch, then read-only) */
-    ctx_t *req_ctx;           /* cancelable request context */
-    ctx_t *vctx;              /* value node: what handlers get */
+    /* handler thread: */
+    int last_in_compressed;   /* see rpc_call_received_compressed() */
+    int on_loop_handler;      /* running a non-blocking handler now */
+    ProtobufCMessage *nb_req; /* request of a pending non-blocking handler */
     /* shared with the handler thread: */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;        /* state, inq and outq changes */
+    atomic_int state;         /* enum srv_call_state; changed only under
+                                 mu, read with or without it */
     struct in_msg *inq, *inq_tail; /* [mu] */
     size_t inq_bytes;         /* [mu] queued for rpc_call_recv */
-    size_t unconsumed;        /* loop-only: stream bytes not yet given
-                                 back to the peer's flow-control window */
     int in_eof;               /* [mu] client half-closed */
-    int in_error;             /* [mu] RPC_ERR_* on the request stream */
     struct out_chunk *outq, *outq_tail; /* [mu] */
     size_t out_bytes;         /* [mu] */
     int sent_msgs;            /* [mu] */
     rpc_metadata_t *rsp_headers;  /* [mu] */
     rpc_metadata_t *rsp_trailers; /* [mu] */
     char *status_msg;         /* [mu] */
-    int status;               /* [mu] final status once final */
-    int final;                /* [mu] status decided (handler or server) */
-    int closed;               /* [mu] handler output is dropped from now */
-    int handler_done;         /* [mu] the handler has returned/finished */
+    int status;               /* [mu] valid from FINAL */
     int hdrs_frozen;          /* [mu] response headers submitted */
     int send_enc;             /* [mu] grpc-encoding announced (0: none) */
     atomic_int compress_on;   /* compress the messages sent now (written
                                  under mu, read without it on send) */
-    int on_loop_handler;      /* running a non-blocking handler now */
 };
 
-/* Loop thread. */
-struct rpc_call *srv_call_new(struct srv_conn *c, int32_t stream_id);
+/* Loop thread: a valid request's headers (taken over: head->md and an
+ * owned path become the call's).  Builds the contexts and watches the
+ * request context; dispatches streaming-request handlers.  The connection
+ * links the call.  NULL on out of memory (head untouched). */
+struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *head);
 void srv_call_release(struct rpc_call *call);
-/* Request headers are complete and valid: build the contexts, arm the
- * deadline, dispatch streaming-request handlers. */
-void srv_call_headers_done(struct rpc_call *call);
-/* DATA payload bytes. */
+/* Loop thread: DATA payload bytes; the client half-closed. */
 void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len);
-/* The client half-closed. */
 void srv_call_remote_close(struct rpc_call *call);
-/* The server ends the call: cancel its contexts with `cause` (0: none),
- * drop further handler output, answer with status/msg. */
-void srv_call_abort(struct rpc_call *call, int status, const char *msg,
-                    int cause);
-/* nghttp2 closed the stream (error_code from RST_STREAM or 0), or the
- * connection died (conn_cause != 0). */
+/* Loop thread: the server ends the call: cancels its request context with
+ * `cause` and answers status/msg, unless it has already ended. */
+void srv_call_end(struct rpc_call *call, int status, const char *msg,
+                  int cause);
+/* Loop thread: nghttp2 closed the stream (error_code from RST_STREAM or
+ * 0), or the connection died (conn_cause != 0).  Decides the status if
+ * nothing had, counts the call, drops the stream's reference.  The
+ * connection unlinks the call first. */
 void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
                             int conn_cause);
+/* Loop thread: news from the mailbox -- the request context ended, the
+ * handler produced output or finished, the handler took messages.
+ * Decides, produces and ends the response as far as it can. */
+void srv_call_pump(struct rpc_call *call);
 /* Request bytes a streaming call may hold queued for its handler before
  * the server stops opening the stream's flow-control window. */
 #define INQ_HIGH (256 * 1024)
@@ -289,16 +358,25 @@ static inline int srv_method_streaming_in(const struct srv_method *m)
 {
     return m->kind == RPC_CLIENT_STREAMING || m->kind == RPC_BIDI_STREAMING;
 }
+static inline int srv_method_unary_out(const struct srv_method *m)
+{
+    return m->kind == RPC_UNARY || m->kind == RPC_CLIENT_STREAMING;
+}
 /* True on the call's loop thread. */
 int srv_call_on_loop_thread(struct rpc_call *call);
-/* The handler's outcome (status decided unless already final). */
+/* Any thread: the handler returned (or rpc_call_finish'ed) with `status`.
+ * Ends the request context (RPC_CAUSE_FINISHED), decides the status unless
+ * the call had already ended, and tells the loop. */
 void srv_call_complete(struct rpc_call *call, int status);
+/* Any thread, call->mu held: decides the status (first decision wins),
+ * drops queued output (except a message nghttp2 has started sending) when
+ * drop_output.  Returns 1 if this decided it. */
+int srv_call_decide_locked(struct rpc_call *call, int status, const char *msg,
+                           int drop_output);
 /* Decodes a received message, decompressing it first when flag says so.
  * Handler threads.  Returns 0, RPC_ERR_MALFORMED or RPC_ERR_TOO_LARGE. */
 int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                     size_t len, ProtobufCMessage **out);
-/* Push whatever the handler produced into nghttp2. */
-void srv_call_pump(struct rpc_call *call);
 
 /* ---- transport (server_tls.c) ------------------------------------------- */
 struct srv_transport;

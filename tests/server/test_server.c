@@ -145,7 +145,11 @@ static void test_unary_cardinality(void **state)
     int i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
     h2t_flush(&c);
     assert_int_equal(h2t_run(&c, 5000, h2t_closed, &i), 0);
-    assert_int_equal(c.streams[i].grpc_status, 0);
+    /* A second response on a unary call fails the call, not OK with a
+     * message lost. */
+    assert_int_equal(c.streams[i].grpc_status, RPC_STATUS_INTERNAL);
+    assert_string_equal(c.streams[i].grpc_message,
+                        "handler sent a second response message on a unary call");
     assert_int_equal(second, RPC_ERR_STATE);
     h2t_close(&c);
     rpc_server_free(s);

@@ -7,11 +7,43 @@
  *    +- connection       cancelled when the peer disconnects (RPC_CAUSE_PEER_GONE)
  *        |               or stops answering keepalive pings  (RPC_CAUSE_KEEPALIVE)
  *        +- request      deadline = arrival + grpc-timeout   (RPC_CAUSE_DEADLINE),
- *            |           cancelled by the client's RST_STREAM (RPC_CAUSE_CLIENT_CANCEL)
+ *            |           cancelled by the client's RST_STREAM (RPC_CAUSE_CLIENT_CANCEL),
+ *            |           by bad input on the stream           (RPC_CAUSE_PROTOCOL)
  *            |           and when the call has completed      (RPC_CAUSE_FINISHED)
  *            +- value    method, peer address and request metadata, so
  *                        rpc_metadata_get(ctx, "x-request-id") works from any
  *                        context derived from the handler's
+ *
+ * The lifecycle of a call.  A call moves forward only through
+ *
+ *   OPEN (request arriving) -> RUNNING (handler dispatched) -> FINAL (status
+ *   decided; later handler output is dropped) -> ENDED (trailers sent) ->
+ *   CLOSED (stream closed; the call is counted)
+ *
+ * and may skip states (an RST_STREAM takes a running call to FINAL and
+ * CLOSED).  Every end goes through the request context, and ctx_err()
+ * agrees with ctx_cause():
+ *
+ *   deadline                  CTX_DEADLINE_EXCEEDED  RPC_CAUSE_DEADLINE
+ *   client RST_STREAM         CTX_CANCELED           RPC_CAUSE_CLIENT_CANCEL
+ *   disconnect / keepalive    CTX_CANCELED           RPC_CAUSE_PEER_GONE / _KEEPALIVE
+ *   shutdown (after grace)    CTX_CANCELED           RPC_CAUSE_SHUTDOWN
+ *   bad input on the stream   CTX_CANCELED           RPC_CAUSE_PROTOCOL
+ *   the handler returned      CTX_CANCELED           RPC_CAUSE_FINISHED
+ *
+ * The request context's own deadline is the only deadline timer.  When the
+ * handler returns, the request context is cancelled with
+ * RPC_CAUSE_FINISHED, so work it left behind (sub-tasks, AfterFuncs) is
+ * told at once.  A handler that returns after its request ended gets that
+ * end as the call's status.
+ *
+ * Deadline or cancel: an RST_STREAM is taken for the client's deadline
+ * (ctx_err CTX_DEADLINE_EXCEEDED, cause DEADLINE) when it arrives after the
+ * request's deadline, or within 2 units + max(4 x RTT, 5 ms) before it,
+ * capped at min(20 ms, timeout / 5) -- unit being the grpc-timeout header's unit
+ * and RTT the connection's measured round trip (SETTINGS/PING acks): the
+ * RST of a client's deadline arrives at about our deadline, give or take
+ * that much.  Any earlier RST is a CLIENT_CANCEL.
  *
  * A handler receives the value context; sub-tasks it fans out to (task
  * groups on a ctx_pool, <ctx/group.h>) take children of it and see every
@@ -159,25 +191,44 @@ RPC_API int rpc_server_shutdown(rpc_server_t *s, int64_t grace_ns);
  * NULL-safe. */
 RPC_API void rpc_server_free(rpc_server_t *s);
 
-/* ---- counters (any thread; relaxed snapshots) --------------------------- */
+/* ---- counters (any thread; relaxed snapshots) ---------------------------
+ *
+ * Every request the server accepts as a stream is counted once in
+ * CALLS_TOTAL when its headers are complete, and once more when it has
+ * ended (its stream closed): by final status (CALLS_OK or CALLS_FAILED,
+ * and rpc_server_stat_status()) and either as REJECTED (refused at its
+ * headers: bad headers or unknown method; no handler, no context) or by
+ * the cause its request context ended with (rpc_server_stat_cause()).
+ * Once no call is in flight (CALLS_ACTIVE == 0):
+ *
+ *   CALLS_TOTAL == CALLS_OK + CALLS_FAILED == sum of stat_status(0..16)
+ *               == CALLS_REJECTED + sum of stat_cause(every RPC_CAUSE_*)
+ */
 
 typedef enum rpc_server_stat {
     RPC_STAT_CONNECTIONS = 1,     /* open now */
     RPC_STAT_CONNECTIONS_TOTAL,
     RPC_STAT_CALLS_ACTIVE,        /* call objects alive (handler or stream) */
-    RPC_STAT_CALLS_TOTAL,
-    RPC_STAT_CALLS_OK,            /* completed with status OK */
-    RPC_STAT_CALLS_FAILED,        /* completed with another status */
-    RPC_STAT_CANCEL_CLIENT,       /* handlers that returned with their */
-    RPC_STAT_CANCEL_PEER_GONE,    /*  request cancelled, by ctx_cause() */
+    RPC_STAT_CALLS_TOTAL,         /* requests whose headers were complete */
+    RPC_STAT_CALLS_OK,            /* ended with status OK */
+    RPC_STAT_CALLS_FAILED,        /* ended with another status */
+    RPC_STAT_CANCEL_CLIENT,       /* ended by that cause: the same numbers */
+    RPC_STAT_CANCEL_PEER_GONE,    /*  as rpc_server_stat_cause() */
     RPC_STAT_CANCEL_DEADLINE,
     RPC_STAT_CANCEL_SHUTDOWN,
     RPC_STAT_CANCEL_KEEPALIVE,
-    RPC_STAT_BAD_REQUESTS,        /* rejected for bad input */
+    RPC_STAT_BAD_REQUESTS,        /* bad input seen (headers, framing,
+                                     undecodable messages) */
     RPC_STAT_REFUSED_STREAMS,
+    RPC_STAT_CALLS_REJECTED,      /* refused at their headers */
 } rpc_server_stat_t;
 
 RPC_API int64_t rpc_server_stat(const rpc_server_t *s, rpc_server_stat_t st);
+/* Requests that ended with gRPC status `status` (0..16; 0 otherwise). */
+RPC_API int64_t rpc_server_stat_status(const rpc_server_t *s, int status);
+/* Requests whose context ended with `cause` (an RPC_CAUSE_*; 0
+ * otherwise).  RPC_CAUSE_FINISHED counts the calls that completed. */
+RPC_API int64_t rpc_server_stat_cause(const rpc_server_t *s, int cause);
 
 /* ---- registering methods ----------------------------------------------- */
 
@@ -286,7 +337,8 @@ RPC_API int rpc_call_set_status_message(rpc_call_t *call, const char *msg);
  * request context is done.  From a loop thread (non-blocking handlers):
  * never blocks.  Returns 0, RPC_ERR_CANCELED / RPC_ERR_DEADLINE (request
  * context done: the message was dropped), RPC_ERR_CLOSED (the call was
- * already answered), RPC_ERR_STATE (a second message on a unary call),
+ * already answered), RPC_ERR_STATE (a second message on a unary call: the
+ * call then ends INTERNAL),
  * RPC_ERR_INVAL or RPC_ERR_NOMEM.  Any thread (one at a time per call). */
 RPC_API int rpc_call_send(rpc_call_t *call,
                           const struct ProtobufCMessage *msg);
