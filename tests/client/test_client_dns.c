@@ -567,6 +567,72 @@ static void test_dns_round_robin_all_records(void **state)
     rpc_server_free(s[1]);
 }
 
+/* With health checking: a backend that leaves the DNS answer while it is
+ * up (its Watch running) is dropped at the next resolution -- here
+ * triggered by another backend going away -- and the calls go on. */
+static void test_dns_removal_with_health(void **state)
+{
+    rpc_server_t *s[3];
+    int port = 0;
+    for (int i = 0; i < 3; i++) {
+        char host[32];
+        snprintf(host, sizeof host, "127.0.0.%d", i + 1);
+        s[i] = rpc_server_new();
+        assert_int_equal(rpc_server_add_method(s[i],
+                                               &demo__v1__demo__descriptor,
+                                               "GetStats", RPC_UNARY,
+                                               RPC_BLOCKING, rr_get_stats,
+                                               &rr_served[i]),
+                         0);
+        assert_int_equal(rpc_server_add_health(s[i]), 0);
+        assert_int_equal(rpc_server_listen(s[i], host, port), 0);
+        assert_int_equal(rpc_server_start(s[i]), 0);
+        port = rpc_server_port(s[i]);
+    }
+    pthread_mutex_lock(&dns.mu);
+    dns.mode = DNS_MULTI;
+    dns.records = 3;
+    pthread_mutex_unlock(&dns.mu);
+    char target[64];
+    snprintf(target, sizeof target, "dns:///multi.test:%d", port);
+    rpc_client_options_t *o = rpc_client_options_new();
+    assert_int_equal(rpc_client_options_set_lb_policy(o, "round_robin"), 0);
+    assert_int_equal(rpc_client_options_set_health_check(o, true, ""), 0);
+    assert_int_equal(rpc_client_options_set_backoff(o, 100 * CTX_MS,
+                                                    200 * CTX_MS, 2.0, 0.0),
+                     0);
+    rpc_client_channel_t *c = NULL;
+    assert_int_equal(rpc_client_channel_new(target, o, &c), 0);
+    rpc_client_options_free(o);
+    char msg[256];
+    assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    assert_true(wait_ready(c, 3, BOUND));
+    /* .3 leaves DNS but stays up; .1 goes away and triggers the
+     * resolution that drops .3: only .2 is left. */
+    int q0 = dns_queries();
+    pthread_mutex_lock(&dns.mu);
+    dns.records = 2;
+    pthread_mutex_unlock(&dns.mu);
+    rpc_server_free(s[0]);
+    struct timespec ts = abs_after(BOUND);
+    pthread_mutex_lock(&dns.mu);
+    while (dns.queries <= q0)
+        if (pthread_cond_timedwait(&dns.cv, &dns.mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&dns.mu);
+    assert_true(dns_queries() > q0);
+    assert_true(wait_ready(c, 1, BOUND));
+    for (int i = 0; i < 3; i++)
+        atomic_store(&rr_served[i], 0);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    assert_int_equal(atomic_load(&rr_served[1]), 10);
+    assert_int_equal(atomic_load(&rr_served[2]), 0);
+    rpc_client_channel_free(c);
+    rpc_server_free(s[1]);
+    rpc_server_free(s[2]);
+}
+
 /* ---- setup --------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -618,6 +684,7 @@ int main(void)
                                use_fake_dns),
         cmocka_unit_test_setup(test_close_while_resolving, use_fake_dns),
         cmocka_unit_test_setup(test_dns_round_robin_all_records, use_fake_dns),
+        cmocka_unit_test_setup(test_dns_removal_with_health, use_fake_dns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
