@@ -5,6 +5,7 @@
  * own deep copy, so nothing here is shared between threads.
  */
 #include "client_internal.h"
+#include "rpc_tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,17 @@ static bool readable(const char *path)
     return access(path, R_OK) == 0;
 }
 
+/* True when OpenSSL can use the files (a throwaway context built from
+ * them), so a bad file fails its setter rather than the channel. */
+static bool usable(const char *ca, const char *cert, const char *key)
+{
+    char err[256];
+    SSL_CTX *ctx = rpc__tls_client_ctx(ca, ca == NULL, cert, key, err,
+                                       sizeof err);
+    SSL_CTX_free(ctx);
+    return ctx != NULL;
+}
+
 int rpc__client_options_copy(rpc_client_options_t *dst,
                              const rpc_client_options_t *src)
 {
@@ -216,7 +228,8 @@ int rpc_client_options_set_tls(rpc_client_options_t *o, bool on)
 int rpc_client_options_set_tls_ca_file(rpc_client_options_t *o,
                                        const char *ca_file)
 {
-    if (o == NULL || (ca_file != NULL && !readable(ca_file)))
+    if (o == NULL ||
+        (ca_file != NULL && (!readable(ca_file) || !usable(ca_file, NULL, NULL))))
         return RPC_ERR_INVAL;
     int rc = set_str(&o->tls_ca, ca_file);
     if (rc == 0)
@@ -240,7 +253,8 @@ int rpc_client_options_set_tls_client_cert(rpc_client_options_t *o,
                                            const char *key_file)
 {
     if (o == NULL || (cert_file == NULL) != (key_file == NULL) ||
-        (cert_file != NULL && (!readable(cert_file) || !readable(key_file))))
+        (cert_file != NULL && (!readable(cert_file) || !readable(key_file) ||
+                               !usable(NULL, cert_file, key_file))))
         return RPC_ERR_INVAL;
     char *c = NULL, *k = NULL;
     if (dup_opt(&c, cert_file) != 0 || dup_opt(&k, key_file) != 0) {

@@ -137,17 +137,20 @@ RPC_API int rpc_client_options_set_authority(rpc_client_options_t *o,
  * handshake with localhost:443 failed: certificate verify failed:
  * certificate has expired" (OpenSSL's verify text), and the channel backs
  * off.  A server that does not select ALPN "h2" is refused likewise.
- * Files are read when the channel is created.
+ * The setters check that OpenSSL can use the files; the channel reads
+ * them again when it is created.
  *
  * rpc_client_options_set_tls(o, on): TLS with the system trust store.
  * rpc_client_options_set_tls_ca_file(o, path): trust only the CAs in the
- *   PEM file path (turns TLS on).  RPC_ERR_INVAL for an unreadable file.
+ *   PEM file path (turns TLS on).  RPC_ERR_INVAL for a file that cannot be
+ *   read or holds no certificate OpenSSL can load.
  * rpc_client_options_set_tls_server_name(o, name): the name the
  *   certificate must carry and the SNI sent, instead of the target's host
  *   (gRPC's ssl_target_name_override; turns TLS on).
  * rpc_client_options_set_tls_client_cert(o, cert, key): a client
  *   certificate chain and its key, PEM files, for servers that ask (mTLS;
- *   turns TLS on).  RPC_ERR_INVAL unless both are readable files.
+ *   turns TLS on).  RPC_ERR_INVAL unless both are readable PEM files and
+ *   the key is the certificate's.
  * rpc_client_options_set_tls_insecure(o, on): no certificate verification
  *   at all (grpcurl's -insecure; tests and debugging only; turns TLS on).
  * Each returns 0, RPC_ERR_INVAL (NULL o, bad argument) or RPC_ERR_NOMEM;
