@@ -1,8 +1,9 @@
 /*
  * demo_gateway -- the middle tier of the demo stack: serves demo.v1.Demo
  * and forwards every call to one of N backends, through one client
- * channel with the round_robin policy (the client library spreads the
- * calls and skips backends that are down).
+ * channel with the round_robin policy and health checking (the client
+ * library spreads the calls and skips backends that are down or
+ * NOT_SERVING).
  *
  *   demo_gateway --port N --backend HOST:PORT [--backend HOST:PORT]...
  *   demo_gateway --port N --backend dns:///NAME:PORT  (every A/AAAA record
@@ -544,6 +545,10 @@ static int open_backends(struct gateway *gw)
     }
     if (rc == 0)
         rc = rpc_client_options_set_lb_policy(o, "round_robin");
+    /* A backend shutting down says NOT_SERVING first: stop sending to it
+     * then, not when its connection closes. */
+    if (rc == 0)
+        rc = rpc_client_options_set_health_check(o, true, NULL);
     if (rc == 0) {
         gw->lb.target = gw->lb_target;
         rc = rpc_client_channel_new(gw->lb_target, o, &gw->lb.ch);
