@@ -429,6 +429,7 @@ static void connected(struct conn *c)
 {
     rpc_client_channel_t *ch = c->ch;
     event_del(c->cev);
+    rpc__ai_name(c->cur, c->name, sizeof c->name); /* the address itself */
     if (ch->ssl_ctx == NULL) {
         session_up(c, NULL);
         return;
@@ -665,6 +666,7 @@ int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
     rpc__call_list_add(&c->calls, call);
     pthread_mutex_lock(&call->mu);
     memcpy(call->timeout_sent, timeout, sizeof timeout);
+    snprintf(call->peer, sizeof call->peer, "%.63s", c->name);
     pthread_mutex_unlock(&call->mu);
     return 0;
 }

@@ -141,6 +141,7 @@ struct rpc_client_call {
     int cause;
     rpc_metadata_t *headers, *trailers;
     char timeout_sent[RPC__TIMEOUT_MAX];
+    char peer[64];            /* the connection's address, once sent */
     bool user_cancelled;
     unsigned wants;           /* WANT_* bits of the threads waiting on cv */
 

@@ -53,7 +53,8 @@ static int spawn_server(fixture_t *f)
     return 0;
 }
 
-static int fanout(rpc_client_channel_t *ch, char *msg, size_t cap)
+static int fanout_peer(rpc_client_channel_t *ch, char *msg, size_t cap,
+                       char *peer, size_t pcap)
 {
     Demo__V1__FanoutRequest req = DEMO__V1__FANOUT_REQUEST__INIT;
     uint8_t buf[32];
@@ -64,6 +65,8 @@ static int fanout(rpc_client_channel_t *ch, char *msg, size_t cap)
                               &call);
     if (msg != NULL)
         snprintf(msg, cap, "%s", call ? rpc_client_call_message(call) : "");
+    if (peer != NULL)
+        snprintf(peer, pcap, "%s", call ? rpc_client_call_peer(call) : "");
     rpc_client_call_free(call);
     ctx_cancel(c);
     ctx_release(c);
@@ -71,6 +74,11 @@ static int fanout(rpc_client_channel_t *ch, char *msg, size_t cap)
 }
 
 /* handlers_started of one backend, asked directly. */
+static int fanout(rpc_client_channel_t *ch, char *msg, size_t cap)
+{
+    return fanout_peer(ch, msg, cap, NULL, 0);
+}
+
 static int64_t started_on(int port)
 {
     char target[64];
@@ -198,6 +206,25 @@ static void test_round_robin_and_kill(void **state)
         print_message("backend %d: %lld calls\n", i, (long long)d);
         assert_int_equal(d, 10); /* strict rotation over three */
     }
+    /* Each call names the backend it went to: three in a row, three
+     * different ones. */
+    char peers[N][64];
+    for (int k = 0; k < N; k++)
+        assert_int_equal(fanout_peer(ch, NULL, 0, peers[k], sizeof peers[k]),
+                         RPC_STATUS_OK);
+    for (int k = 0; k < N; k++) {
+        bool known = false;
+        for (int i = 0; i < N; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "127.0.0.1:%d", f[i].port);
+            known = known || strcmp(peers[k], want) == 0;
+        }
+        assert_true(known);
+        for (int j = 0; j < k; j++)
+            assert_string_not_equal(peers[k], peers[j]);
+    }
+    for (int i = 0; i < N; i++)
+        base[i] += 1;
     /* Kill the middle one with calls in flight on all three: only the
      * calls that were on it fail; once the channel has seen it go,
      * nothing new fails. */

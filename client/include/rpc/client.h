@@ -329,6 +329,11 @@ RPC_API int rpc_client_call_cause(rpc_client_call_t *call);
 /* The grpc-timeout value the call sent ("1500000u"), or "" when it sent
  * none (no deadline, or nothing sent).  Borrowed, valid until free. */
 RPC_API const char *rpc_client_call_sent_timeout(rpc_client_call_t *call);
+/* The address of the server the call was sent to ("127.0.0.1:5001",
+ * "[::1]:5001", "unix:/run/x.sock"; with round_robin, the backend
+ * chosen), or "" when it was never sent.  Borrowed, valid until
+ * rpc_client_call_free(); final once the call has finished. */
+RPC_API const char *rpc_client_call_peer(rpc_client_call_t *call);
 /* The single response of a finished unary call (first queued message),
  * its length in *len; NULL when there is none.  Borrowed, valid until
  * rpc_client_call_free() or rpc_client_call_recv(). */
