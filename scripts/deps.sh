@@ -7,7 +7,7 @@ pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
       protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev libssl-dev
       openssl)
 case "$what" in
-  test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
+  test)  pkgs+=(python3-grpcio python3-protobuf python3-h2 protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux
                 cmd:node=nodejs cmd:npm=npm) ;;
   demo)  pkgs+=(nginx-light util-linux) ;;

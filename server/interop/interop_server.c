@@ -4,10 +4,15 @@
  *
  *   interop_server --port=N [--host=ADDR] [--loops=N] [--workers=N]
  *                  [--keepalive_ms=N] [--keepalive_timeout_ms=N]
+ *                  [--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N]
+ *                  [--max_connections=N] [--max_pending_handshakes=N]
+ *                  [--use_tls=true --tls_cert_file=F --tls_key_file=F]
  *
  * --port=0 picks a free port.  Once listening it prints one line,
  * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
- * it down gracefully (1 s grace), prints the demo service's counters
+ * it down gracefully: the listener closes at once, calls in flight get
+ * --grace_ms (default 10000) to finish, then the rest are cancelled
+ * (RPC_CAUSE_SHUTDOWN).  It then prints the demo service's counters
  * ("demo stats: ...") and exits 0.  --use_tls=true --tls_cert_file=F
  * --tls_key_file=F (the standard interop flags) serve TLS with ALPN h2.
  */
@@ -35,6 +40,7 @@ static int opt_int(const char *arg, const char *name, long *out)
 int main(int argc, char **argv)
 {
     long port = -1, loops = 0, workers = 64, ka = -1, kat = -1;
+    long grace = 10000, stall = -1, blocked = 0, conns = 0, pending = 0;
     const char *host = "127.0.0.1";
     const char *tls_cert = NULL, *tls_key = NULL;
     int use_tls = 0;
@@ -43,7 +49,12 @@ int main(int argc, char **argv)
         if (opt_int(a, "--port", &port) || opt_int(a, "--loops", &loops) ||
             opt_int(a, "--workers", &workers) ||
             opt_int(a, "--keepalive_ms", &ka) ||
-            opt_int(a, "--keepalive_timeout_ms", &kat))
+            opt_int(a, "--keepalive_timeout_ms", &kat) ||
+            opt_int(a, "--grace_ms", &grace) ||
+            opt_int(a, "--send_stall_ms", &stall) ||
+            opt_int(a, "--max_blocked_sends", &blocked) ||
+            opt_int(a, "--max_connections", &conns) ||
+            opt_int(a, "--max_pending_handshakes", &pending))
             continue;
         if (strncmp(a, "--host=", 7) == 0) {
             host = a + 7;
@@ -57,8 +68,10 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: interop_server --port=N [--host=ADDR] [--loops=N] "
-                    "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N]"
-                    " [--use_tls=true --tls_cert_file=F --tls_key_file=F]\n");
+                    "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N] "
+                    "[--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N] "
+                    "[--max_connections=N] [--max_pending_handshakes=N] "
+                    "[--use_tls=true --tls_cert_file=F --tls_key_file=F]\n");
             return 2;
         }
     }
@@ -86,6 +99,10 @@ int main(int argc, char **argv)
         (rc = rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, workers)) ||
         (ka >= 0 && (rc = rpc_server_set_option(s, RPC_SERVER_KEEPALIVE_TIME_MS, ka))) ||
         (kat > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_KEEPALIVE_TIMEOUT_MS, kat))) ||
+        (stall >= 0 && (rc = rpc_server_set_option(s, RPC_SERVER_SEND_STALL_TIMEOUT_MS, stall))) ||
+        (blocked > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_BLOCKED_SENDS, blocked))) ||
+        (conns > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_CONNECTIONS, conns))) ||
+        (pending > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_PENDING_HANDSHAKES, pending))) ||
         (rc = interop_register(s)) || (rc = demo_register(s, demo)) ||
         (rc = rpc_server_add_health(s))) {
         fprintf(stderr, "interop_server: setup: %s\n", rpc_strerror(rc));
@@ -114,7 +131,7 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "interop_server: signal %d, shutting down\n", sig);
-    rpc_server_shutdown(s, CTX_SECOND);
+    rpc_server_shutdown(s, grace * CTX_MS);
     /* Every handler and sub-task has returned: the counters are final. */
     demo_service_print(demo, stdout);
     fflush(stdout);
