@@ -64,6 +64,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Generated at build time (proto/CMakeLists.txt, rpc_embed_descriptors). */
+int rpc_demo_descriptors_register(rpc_server_t *s);
+
 #define MAX_BACKENDS 16
 /* GetStats asks every backend; a caller without a deadline gets this one. */
 #define STATS_TIMEOUT (2 * CTX_SECOND)
@@ -580,6 +583,10 @@ static int add_methods(rpc_server_t *s, struct gateway *gw)
                                    get_stats, gw);
     if (rc == 0)
         rc = rpc_server_add_health(s);
+    if (rc == 0) /* server reflection: demo.v1.Demo's file, for rpcurl */
+        rc = rpc_demo_descriptors_register(s);
+    if (rc == 0)
+        rc = rpc_server_add_reflection(s);
     return rc;
 }
 

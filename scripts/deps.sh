@@ -5,11 +5,14 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
       protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev libssl-dev
-      openssl)
+      openssl libprotobuf-dev protobuf-compiler)
 case "$what" in
   test)  pkgs+=(python3-grpcio python3-protobuf python3-h2 protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux
-                cmd:node=nodejs cmd:npm=npm) ;;
+                cmd:node=nodejs cmd:npm=npm libprotobuf-dev
+                golang-go golang-google-grpc-dev golang-google-protobuf-dev
+                golang-github-golang-protobuf-1-5-dev protoc-gen-go
+                protoc-gen-go-grpc) ;;
   demo)  pkgs+=(nginx-light util-linux) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux
                 golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc

@@ -18,6 +18,11 @@
  */
 #include "interop_service.h"
 
+/* Generated at build time (proto/CMakeLists.txt, rpc_embed_descriptors):
+ * register the served .proto files for server reflection. */
+int rpc_descriptors_register(rpc_server_t *s);
+int rpc_demo_descriptors_register(rpc_server_t *s);
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +109,10 @@ int main(int argc, char **argv)
         (conns > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_CONNECTIONS, conns))) ||
         (pending > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_PENDING_HANDSHAKES, pending))) ||
         (rc = interop_register(s)) || (rc = demo_register(s, demo)) ||
-        (rc = rpc_server_add_health(s))) {
+        (rc = rpc_server_add_health(s)) ||
+        (rc = rpc_descriptors_register(s)) ||
+        (rc = rpc_demo_descriptors_register(s)) ||
+        (rc = rpc_server_add_reflection(s))) {
         fprintf(stderr, "interop_server: setup: %s\n", rpc_strerror(rc));
         return 1;
     }

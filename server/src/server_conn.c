@@ -676,6 +676,13 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    /* nghttp2's own Rapid Reset bucket (1,000 burst, 33/s per connection)
+     * ends a connection whose client cancels more than 33 calls a second
+     * for long (GOAWAY, every call on it failing UNAVAILABLE): too strict
+     * for a busy client that cancels or times out legitimately.  Resets
+     * are budgeted server-wide instead (on_frame_recv); this only stops
+     * a single connection's flood early. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 20000, 2000);
     /* Inbound flow control is ours (see on_data_chunk). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     int rv = nghttp2_session_server_new2(&sess, cbs, c, opt);

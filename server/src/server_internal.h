@@ -110,6 +110,7 @@ struct rpc_server {
     int nloops;
     atomic_uint next_loop;    /* round-robin for accepted connections */
     struct srv_health *health;
+    struct srv_reflection *reflection; /* server_reflection.c; before start */
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* signalled when calls_active drops */
     enum srv_state state;     /* [mu] */
@@ -121,6 +122,7 @@ struct rpc_server {
                                         (server_tls.c) */
 };
 
+void srv_reflection_free(struct srv_reflection *r); /* server_reflection.c */
 void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d);
 /* Counts one ended request: by final status, and by the cause its request
  * context ended with (0: it had none, it was rejected at its headers). */

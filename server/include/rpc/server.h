@@ -441,6 +441,32 @@ typedef struct rpc_call_events {
 RPC_API int rpc_call_set_events(rpc_call_t *call, const rpc_call_events_t *ev,
                                 void *user_data);
 
+/* ---- server reflection (grpc.reflection.v1 and v1alpha) ---------------- */
+
+/* Registers a serialized google.protobuf.FileDescriptorProto under its file
+ * name ("kv/v1/kv.proto") for server reflection.  bytes are borrowed and must
+ * outlive the server (generated code passes static arrays); they are parsed
+ * here, so bytes that are not a FileDescriptorProto fail at once.  Before
+ * start, from the thread that sets the server up.  Registering a name again
+ * is a no-op returning 0.  Returns 0, RPC_ERR_INVAL (NULL or empty name,
+ * undecodable bytes), RPC_ERR_STATE (server started) or RPC_ERR_NOMEM. */
+RPC_API int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
+                                           const uint8_t *bytes, size_t len);
+
+/* Registers grpc.reflection.v1.ServerReflection and
+ * grpc.reflection.v1alpha.ServerReflection (ServerReflectionInfo, a
+ * blocking bidi handler on the worker pool), answering from the
+ * descriptors registered with rpc_server_add_file_descriptor() (and its
+ * own: the two reflection files and grpc/health/v1/health.proto for
+ * rpc_server_add_health()).  list_services lists every service with a
+ * registered method (sorted, both reflection services included), whether
+ * or not its file was registered; file requests answer the file and its
+ * transitive imports not yet sent on the stream; an unknown name gets an
+ * error_response NOT_FOUND and the stream stays open.  Before start.
+ * Returns 0, RPC_ERR_INVAL, RPC_ERR_STATE, RPC_ERR_EXISTS (added twice)
+ * or RPC_ERR_NOMEM. */
+RPC_API int rpc_server_add_reflection(rpc_server_t *s);
+
 /* ---- transport: TLS and Unix-domain sockets ------------------------------ */
 
 /* Client-certificate policy for rpc_server_set_tls(). */
