@@ -95,7 +95,7 @@ int srv_call_decide_locked(struct rpc_call *call, int status, const char *msg,
     call->status = status;
     if (msg != NULL) {
         free(call->status_msg);
-        call->status_msg = strdup(msg);
+        call->status_msg = rpc__strdup(msg);
     }
     if (drop_output) {
         /* A message nghttp2 has started sending cannot be cut. */
@@ -155,7 +155,7 @@ static void stop_watch(struct rpc_call *call)
 
 struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
 {
-    struct rpc_call *call = calloc(1, sizeof *call);
+    struct rpc_call *call = rpc__calloc(1, sizeof *call);
     if (call == NULL)
         return NULL;
     atomic_init(&call->refs, 1); /* the stream's */
@@ -185,6 +185,8 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
     if (call->req_ctx != NULL)
         call->vctx = rpc__ctx_with_request_info(call->req_ctx, h->md,
                                                 call->path, c->peer);
+    if (call->vctx != NULL)
+        h->md = NULL; /* owned by the value node now */
     ctx_after_t *w = NULL;
     if (call->vctx != NULL) {
         atomic_init(&call->refs, 2); /* + the watcher's */
@@ -199,7 +201,6 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
         free(call);
         return NULL;
     }
-    h->md = NULL; /* owned by the value node now */
     atomic_store(&call->watch, w);
     srv_stat_add(c->s, RPC_STAT_CALLS_ACTIVE, 1);
     if (srv_method_streaming_in(call->m))
@@ -518,6 +519,20 @@ void srv_call_pump(struct rpc_call *call)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+static void *pb_alloc(void *unused, size_t size)
+{
+    return rpc__malloc(size);
+}
+
+static void pb_free(void *unused, void *p)
+{
+    free(p);
+}
+
+/* Requests are unpacked through rpc__malloc (fault injection); they are
+ * freed with protobuf_c_message_free_unpacked(msg, NULL) like any other. */
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
 int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                     size_t len, ProtobufCMessage **out)
 {
@@ -535,7 +550,8 @@ int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
         }
         data = plain;
     }
-    *out = protobuf_c_message_unpack(call->m->desc->input, NULL, plen, data);
+    *out = protobuf_c_message_unpack(call->m->desc->input, &pb_allocator, plen,
+                                     data);
     free(plain);
     if (*out == NULL) {
         srv_log("%s from %s: undecodable request message", call->path,
@@ -725,14 +741,14 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
         if (++call->nreq > 1)
             return RPC_ERR_STATE;
         call->req_flag = flag;
-        call->req = malloc(len ? len : 1);
+        call->req = rpc__malloc(len ? len : 1);
         if (call->req == NULL)
             return RPC_ERR_NOMEM;
         memcpy(call->req, data, len);
         call->req_len = len;
         return 0;
     }
-    struct in_msg *m = malloc(sizeof *m + len);
+    struct in_msg *m = rpc__malloc(sizeof *m + len);
     if (m == NULL)
         return RPC_ERR_NOMEM;
     m->next = NULL;

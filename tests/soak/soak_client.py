@@ -34,17 +34,22 @@ def main():
     unexpected = []
     lock = threading.Lock()
 
+    last_error = threading.local()
+
     def record(kind, code, want):
         with lock:
             counts[kind] = counts.get(kind, 0) + 1
             if code not in want:
-                unexpected.append("%s: %s" % (kind, code))
+                unexpected.append("%s: %s %s" % (kind, code,
+                                                 getattr(last_error, "text", "")))
 
     def code_of(fn):
+        last_error.text = ""
         try:
             fn()
             return S.OK
         except grpc.RpcError as e:
+            last_error.text = e.details() if hasattr(e, "details") else str(e)
             return e.code()
 
     def unary():
