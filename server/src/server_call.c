@@ -519,6 +519,13 @@ void srv_call_pump(struct rpc_call *call)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* The peer, for log lines (the value node keeps it). */
+static const char *peer_of(struct rpc_call *call)
+{
+    const rpc__request_info_t *info = rpc__request_info(call->vctx);
+    return info && info->peer ? info->peer : "?";
+}
+
 static void *pb_alloc(void *unused, size_t size)
 {
     return rpc__malloc(size);
@@ -544,7 +551,7 @@ int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                                  &plain, &plen);
         if (rc != 0) {
             srv_log("%s from %s: %s compressed message: %s", call->path,
-                    rpc_call_peer(call), rpc__encoding_name(call->req_enc),
+                    peer_of(call), rpc__encoding_name(call->req_enc),
                     rpc_strerror(rc));
             return rc == RPC_ERR_TOO_LARGE ? rc : RPC_ERR_MALFORMED;
         }
@@ -555,7 +562,7 @@ int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
     free(plain);
     if (*out == NULL) {
         srv_log("%s from %s: undecodable request message", call->path,
-                rpc_call_peer(call));
+                peer_of(call));
         return RPC_ERR_MALFORMED;
     }
     return 0;
@@ -724,7 +731,7 @@ static void dispatch(struct rpc_call *call)
     if (rc != 0) {
         atomic_fetch_sub(&call->refs, 1);
         srv_log("%s from %s: worker pool full, call refused", call->path,
-                rpc_call_peer(call));
+                peer_of(call));
         srv_call_end(call, RPC_STATUS_RESOURCE_EXHAUSTED,
                      "server overloaded: worker queue full", 0);
     }
@@ -822,8 +829,9 @@ void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
         status = RPC_STATUS_RESOURCE_EXHAUSTED;
         snprintf(msg, sizeof msg,
                  "received message larger than max (%u vs. %u)",
-                 (unsigned)(call->dec.hdr[1] << 24 | call->dec.hdr[2] << 16 |
-                            call->dec.hdr[3] << 8 | call->dec.hdr[4]),
+                 (unsigned)((uint32_t)call->dec.hdr[1] << 24 |
+                            (uint32_t)call->dec.hdr[2] << 16 |
+                            (uint32_t)call->dec.hdr[3] << 8 | call->dec.hdr[4]),
                  (unsigned)call->s->o.max_recv);
         break;
     case RPC_ERR_UNSUPPORTED:

@@ -622,7 +622,8 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
     ctx_release(c->ctx);
     srv_stat_add(c->s, RPC_STAT_CONNECTIONS, -1);
     free(c);
-    srv_loop_conn_gone(lp);
+    if (lp->stopping && lp->nconns == 0)
+        event_base_loopbreak(lp->base); /* the loop's last connection */
 }
 
 /* Makes room for one more connection in its handshake: past the loop's

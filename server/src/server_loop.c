@@ -115,11 +115,6 @@ static void maybe_exit(struct srv_loop *lp)
         event_base_loopbreak(lp->base);
 }
 
-void srv_loop_conn_gone(struct srv_loop *lp)
-{
-    maybe_exit(lp);
-}
-
 /* Takes the ready list into calls[] (the caller's array, grown on the
  * heap past cap) under loop->mu.  The list is copied out while the lock
  * is held: once a call's ready_queued is cleared, another thread may
