@@ -1,8 +1,13 @@
 /*
  * demo_gateway -- the middle tier of the demo stack: serves demo.v1.Demo
- * and forwards every call to one of N backends, round-robin.
+ * and forwards every call to one of N backends, through one client
+ * channel with the round_robin policy and health checking (the client
+ * library spreads the calls and skips backends that are down or
+ * NOT_SERVING).
  *
  *   demo_gateway --port N --backend HOST:PORT [--backend HOST:PORT]...
+ *   demo_gateway --port N --backend dns:///NAME:PORT  (every A/AAAA record
+ *                of NAME is a backend: compose's --scale)
  *                [--host ADDR] [--name NAME] [--grace-ms N]
  *                [--loops N] [--workers N]
  *
@@ -22,7 +27,7 @@
  *
  * Methods:
  *   Fanout    unary, forwarded as is; response headers x-gateway (this
- *             gateway's --name) and x-backend (the backend chosen).
+ *             gateway's --name) and x-backend (the balanced target).
  *   Ticks     server streaming, forwarded message by message.
  *   GetStats  the SUM of every backend's Stats (asked with the request's
  *             context, so bounded by its deadline); fails with the first
@@ -47,7 +52,9 @@
 
 #include "demo/v1/demo.rpc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -79,7 +86,8 @@ struct gateway {
     const char *name;
     struct backend be[MAX_BACKENDS];
     int nbe;
-    atomic_uint rr; /* round-robin cursor */
+    struct backend lb; /* round_robin over every backend: calls go here */
+    char lb_target[MAX_BACKENDS * 48 + 8];
     atomic_llong requests, inflight, ok, failed, cancelled;
     atomic_llong cause[N_CAUSES];
 };
@@ -174,8 +182,7 @@ static int req_end(struct gateway *gw, struct req_log *r, ctx_t *ctx,
 
 static struct backend *pick(struct gateway *gw)
 {
-    unsigned i = atomic_fetch_add_explicit(&gw->rr, 1, memory_order_relaxed);
-    return &gw->be[i % (unsigned)gw->nbe];
+    return &gw->lb; /* the channel's round_robin picks the backend */
 }
 
 /* Response headers naming the path the call took.  Cosmetic: a failure
@@ -334,6 +341,67 @@ static void set_gateway_trailer(struct gateway *gw, rpc_call_t *call)
         glog(gw, "warning: could not set x-gateway-stats");
 }
 
+/* A dns:///NAME:PORT backend is every address NAME has now: each is asked
+ * on a channel of its own (a blocking getaddrinfo: this is a handler
+ * thread).  Returns a status; sets the message on failure. */
+static int stats_of_name(struct gateway *gw, ctx_t *sub, rpc_call_t *call,
+                         const Demo__V1__StatsRequest *req, const char *target,
+                         Demo__V1__Stats *sum)
+{
+    const char *hp = target + 4; /* "dns:" */
+    if (strncmp(hp, "//", 2) == 0 && (hp = strchr(hp + 2, '/')) != NULL)
+        hp++;
+    const char *colon = hp ? strrchr(hp, ':') : NULL;
+    char host[256];
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (colon == NULL || (size_t)(colon - hp) >= sizeof host) {
+        set_message(gw, call, "bad backend target");
+        return RPC_STATUS_INTERNAL;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+    int g = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (g != 0) {
+        char m[300];
+        snprintf(m, sizeof m, "backend %s: %s", target, gai_strerror(g));
+        set_message(gw, call, m);
+        return RPC_STATUS_UNAVAILABLE;
+    }
+    int st = RPC_STATUS_OK;
+    for (struct addrinfo *a = ai; a && st == RPC_STATUS_OK; a = a->ai_next) {
+        char ip[INET6_ADDRSTRLEN], t[INET6_ADDRSTRLEN + 16];
+        const void *addr =
+            a->ai_family == AF_INET
+                ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+                : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+        inet_ntop(a->ai_family, addr, ip, sizeof ip);
+        snprintf(t, sizeof t, a->ai_family == AF_INET ? "%s:%s" : "[%s]:%s",
+                 ip, colon + 1);
+        rpc_client_channel_t *ch = NULL;
+        int rc = rpc_client_channel_new(t, NULL, &ch);
+        Demo__V1__Stats *resp = NULL;
+        rpc_client_call_t *dc = NULL;
+        st = rc != 0 ? RPC_STATUS_INTERNAL
+                     : demo_v1_demo_get_stats(sub, ch, NULL, req, &resp, &dc);
+        if (st == RPC_STATUS_OK) {
+            add_stats(sum, resp);
+        } else {
+            char m[300];
+            snprintf(m, sizeof m, "backend %s: %s", t,
+                     dc ? rpc_client_call_message(dc) : rpc_strerror(rc));
+            set_message(gw, call, m);
+            if (st < 0)
+                st = RPC_STATUS_INTERNAL;
+        }
+        if (resp != NULL)
+            demo__v1__stats__free_unpacked(resp, NULL);
+        rpc_client_call_free(dc);
+        rpc_client_channel_free(ch);
+    }
+    freeaddrinfo(ai);
+    return st;
+}
+
 static int get_stats(ctx_t *ctx, rpc_call_t *call,
                      const Demo__V1__StatsRequest *req, void *ud)
 {
@@ -349,6 +417,10 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call,
     Demo__V1__Stats sum = DEMO__V1__STATS__INIT;
     int st = RPC_STATUS_OK;
     for (int i = 0; i < gw->nbe && st == RPC_STATUS_OK; i++) {
+        if (strncmp(gw->be[i].target, "dns:", 4) == 0) {
+            st = stats_of_name(gw, sub, call, req, gw->be[i].target, &sum);
+            continue;
+        }
         Demo__V1__Stats *resp = NULL;
         rpc_client_call_t *dc = NULL;
         st = demo_v1_demo_get_stats(sub, gw->be[i].ch, NULL, req, &resp, &dc);
@@ -437,12 +509,48 @@ static int open_backends(struct gateway *gw)
                                             1.6, 0.2);
     for (int i = 0; rc == 0 && i < gw->nbe; i++)
         rc = rpc_client_channel_new(gw->be[i].target, o, &gw->be[i].ch);
+    /* The balanced channel: one target naming every backend -- the one
+     * --backend as given (a dns:/// name with several records), or the
+     * numeric addresses as an "ipv4:a:p,b:p" list. */
+    if (rc == 0 && gw->nbe == 1) {
+        snprintf(gw->lb_target, sizeof gw->lb_target, "%s", gw->be[0].target);
+    } else if (rc == 0) {
+        size_t n = (size_t)snprintf(gw->lb_target, sizeof gw->lb_target,
+                                    "ipv4:");
+        for (int i = 0; i < gw->nbe; i++) {
+            char ip[64];
+            const char *t = gw->be[i].target, *colon = strrchr(t, ':');
+            struct in_addr a;
+            snprintf(ip, sizeof ip, "%.*s", colon ? (int)(colon - t) : 0, t);
+            if (colon == NULL || inet_pton(AF_INET, ip, &a) != 1) {
+                fprintf(stderr, "%s: with several --backend each must be "
+                        "IPv4:PORT (for a name with several addresses give "
+                        "one --backend dns:///NAME:PORT): %s\n", prog, t);
+                rc = RPC_ERR_INVAL;
+                break;
+            }
+            n += (size_t)snprintf(gw->lb_target + n, sizeof gw->lb_target - n,
+                                  "%s%s", i ? "," : "", t);
+        }
+    }
+    if (rc == 0)
+        rc = rpc_client_options_set_lb_policy(o, "round_robin");
+    /* A backend shutting down says NOT_SERVING first: stop sending to it
+     * then, not when its connection closes. */
+    if (rc == 0)
+        rc = rpc_client_options_set_health_check(o, true, NULL);
+    if (rc == 0) {
+        gw->lb.target = gw->lb_target;
+        rc = rpc_client_channel_new(gw->lb_target, o, &gw->lb.ch);
+    }
     rpc_client_options_free(o);
     return rc;
 }
 
 static void close_backends(struct gateway *gw)
 {
+    rpc_client_channel_free(gw->lb.ch);
+    gw->lb.ch = NULL;
     for (int i = 0; i < gw->nbe; i++) {
         rpc_client_channel_free(gw->be[i].ch);
         gw->be[i].ch = NULL;
@@ -496,12 +604,6 @@ int main(int argc, char **argv)
     }
     if (port < 0 || gw.nbe == 0)
         return usage();
-    /* Gateways named differently (gateway1, gateway2) start the
-     * round-robin on different backends, so a demo's first calls spread. */
-    unsigned seed = 0;
-    for (const char *c = gw.name; *c != '\0'; c++)
-        seed += (unsigned char)*c;
-    atomic_store(&gw.rr, seed);
 
     /* Signals are taken synchronously by sigwait() below; block them
      * before any thread starts so every thread inherits the mask. */

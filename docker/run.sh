@@ -47,12 +47,12 @@ for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
   [ -n "$val" ] && build_args="$build_args --build-arg $v"
 done
 
-# Every runtime service names the same image; building backend1 builds it
+# Every runtime service names the same image; building backend builds it
 # once (Compose 1.29 would rebuild it for each service that has `build:`).
 echo "== building the images (libctx-demo, libctx-demo-lb) with $compose"
 t0=$(now)
 # shellcheck disable=SC2086 # build_args is a list of words
-if ! "$@" build $build_args backend1 lb >>"$log" 2>&1; then
+if ! "$@" build $build_args backend lb >>"$log" 2>&1; then
   tail -n 30 "$log" >&2
   echo "run.sh: the image build failed; full log: $log" >&2
   down "$@"
@@ -61,7 +61,7 @@ fi
 t1=$(now)
 echo "   built in $((t1 - t0)) s"
 
-echo "== starting backend1/2 -> gateway1/2 -> lb -> client (full log: $log)"
+echo "== starting backend x2 -> gateway1/2 -> lb -> client (full log: $log)"
 "$@" up --no-build --no-color --abort-on-container-exit --exit-code-from client >>"$log" 2>&1
 up_rc=$?
 t2=$(now)

@@ -4,8 +4,8 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
-      protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev
-      protobuf-compiler libprotobuf-dev libprotoc-dev)
+      protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev libssl-dev
+      openssl protobuf-compiler libprotobuf-dev libprotoc-dev)
 case "$what" in
   test)  pkgs+=(python3-grpcio python3-protobuf python3-h2 protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux

@@ -775,6 +775,16 @@ const char *rpc_client_call_sent_timeout(rpc_client_call_t *call)
     return t;
 }
 
+const char *rpc_client_call_peer(rpc_client_call_t *call)
+{
+    /* Written once by the loop when the call is sent, before it can
+     * finish. */
+    pthread_mutex_lock(&call->mu);
+    const char *p = call->peer;
+    pthread_mutex_unlock(&call->mu);
+    return p;
+}
+
 const void *rpc_client_call_response(rpc_client_call_t *call, size_t *len)
 {
     pthread_mutex_lock(&call->mu);

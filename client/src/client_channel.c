@@ -23,8 +23,10 @@
  * Each waiting call is still governed by its context (OP_CTX removes it).
  */
 #include "client_internal.h"
+#include "rpc_tls.h"
 
 #include <event2/event.h>
+#include <event2/util.h>
 #include <event2/thread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,8 @@ static void flush_marked(rpc_client_channel_t *ch)
         rpc__conn_flush_marked(ch->conn);
     for (struct conn *c = ch->draining; c != NULL; c = *rpc__conn_next(c))
         rpc__conn_flush_marked(c);
+    if (ch->lb != NULL)
+        rpc__lb_flush_marked(ch);
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -194,6 +198,10 @@ void rpc__client_dispatch(rpc_client_call_t *call)
         rpc__call_complete(call, RPC_STATUS_CANCELLED, "channel closed");
         return;
     }
+    if (ch->lb != NULL) {
+        rpc__lb_dispatch(call);
+        return;
+    }
     if (ch->conn != NULL && rpc__conn_ready(ch->conn)) {
         int st = rpc__conn_submit(ch->conn, call);
         if (st != 0)
@@ -218,6 +226,10 @@ void rpc__client_dispatch(rpc_client_call_t *call)
 
 void rpc__client_conn_ready(rpc_client_channel_t *ch, struct conn *c)
 {
+    if (rpc__conn_sub(c) != NULL) {
+        rpc__lb_conn_ready(rpc__conn_sub(c), c);
+        return;
+    }
     ch->failures = 0;
     ch->retry_at = 0;
     atomic_fetch_add(&ch->connects, 1);
@@ -237,6 +249,10 @@ void rpc__client_conn_failed(rpc_client_channel_t *ch, struct conn *c,
 {
     if (why != ch->last_error)
         snprintf(ch->last_error, sizeof ch->last_error, "%s", why);
+    if (c != NULL && rpc__conn_sub(c) != NULL) {
+        rpc__lb_conn_failed(rpc__conn_sub(c), c, ch->last_error);
+        return;
+    }
     if (c != NULL) {
         if (ch->conn == c)
             ch->conn = NULL;
@@ -259,6 +275,10 @@ void rpc__client_conn_closed(rpc_client_channel_t *ch, struct conn *c)
 {
     /* A connection that was READY went away: fail its calls UNAVAILABLE
      * and go IDLE (the next call reconnects, no backoff: gRPC). */
+    if (rpc__conn_sub(c) != NULL) {
+        rpc__lb_conn_closed(rpc__conn_sub(c), c);
+        return;
+    }
     if (ch->conn == c) {
         ch->conn = NULL;
         set_state(ch, RPC_CLIENT_IDLE);
@@ -281,6 +301,10 @@ static void unlink_draining(rpc_client_channel_t *ch, struct conn *c)
 
 void rpc__client_conn_goaway(rpc_client_channel_t *ch, struct conn *c)
 {
+    if (rpc__conn_sub(c) != NULL) {
+        rpc__lb_conn_goaway(rpc__conn_sub(c), c);
+        return;
+    }
     if (ch->conn != c)
         return;
     ch->conn = NULL;
@@ -306,6 +330,8 @@ static void fail_everything(rpc_client_channel_t *ch)
         ch->draining = *rpc__conn_next(c);
         rpc__conn_destroy(c, RPC_STATUS_CANCELLED, "channel closed");
     }
+    if (ch->lb != NULL)
+        rpc__lb_shutdown(ch);
     set_state(ch, RPC_CLIENT_SHUTDOWN);
 }
 
@@ -321,40 +347,20 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static int split_target(rpc_client_channel_t *ch, const char *target)
-{
-    const char *colon;
-    const char *hs = target, *he;
-    if (target[0] == '[') {
-        he = strchr(target, ']');
-        if (he == NULL || he[1] != ':')
-            return RPC_ERR_INVAL;
-        hs = target + 1;
-        colon = he + 1;
-    } else {
-        colon = strrchr(target, ':');
-        if (colon == NULL)
-            return RPC_ERR_INVAL;
-        he = colon;
-    }
-    if (colon[1] == '\0' || he == hs)
-        return RPC_ERR_INVAL;
-    ch->host = strndup(hs, (size_t)(he - hs));
-    ch->port = strdup(colon + 1);
-    ch->target = strdup(target);
-    if (!ch->host || !ch->port || !ch->target)
-        return RPC_ERR_NOMEM;
-    return 0;
-}
-
 static void channel_destroy(rpc_client_channel_t *ch)
 {
+    rpc__lb_free(ch); /* its timers first: they live on ch->base */
     if (ch->wake_ev)
         event_free(ch->wake_ev);
     if (ch->backoff_ev)
         event_free(ch->backoff_ev);
     if (ch->base)
         event_base_free(ch->base);
+    if (ch->ssl_ctx)
+        SSL_CTX_free((SSL_CTX *)ch->ssl_ctx);
+    if (ch->static_ai)
+        evutil_freeaddrinfo(ch->static_ai);
+    free(ch->authority);
     rpc__client_options_clear(&ch->opts);
     free(ch->nameserver);
     free(ch->target);
@@ -385,9 +391,19 @@ int rpc_client_channel_new(const char *target,
     ch->rng = (unsigned)ctx_now() ^ (unsigned)(uintptr_t)ch;
     int err = rpc__client_options_copy(&ch->opts, opts);
     if (err == 0)
-        err = split_target(ch, target);
+        err = rpc__target_parse(ch, target);
     if (err == 0)
         err = rpc__client_nameserver(&ch->nameserver);
+    if (err == 0 && ch->opts.tls) {
+        char why[512];
+        ch->ssl_ctx = (struct ssl_ctx_st *)rpc__tls_client_ctx(
+            ch->opts.tls_ca, ch->opts.tls_insecure, ch->opts.tls_cert,
+            ch->opts.tls_key, why, sizeof why);
+        if (ch->ssl_ctx == NULL)
+            err = RPC_ERR_INVAL;
+    }
+    if (err == 0 && ch->opts.lb_policy == RPC__LB_ROUND_ROBIN)
+        err = rpc__lb_new(ch);
     if (err != 0) {
         channel_destroy(ch);
         return err;

@@ -1,14 +1,21 @@
 /*
  * client_conn.c -- one client connection: name resolution (asynchronous,
- * client_resolve.c), then a non-blocking TCP connect to each resolved
- * address in turn -- the two together bounded by the connect timeout --
- * then an nghttp2 client session on the shared rpc_h2 glue, with the
- * callbacks that turn HEADERS/DATA/RST_STREAM/GOAWAY into call results.
+ * client_resolve.c; skipped for a round_robin subchannel, which has its
+ * one address), then a non-blocking connect (TCP or Unix) to each address
+ * in turn, then with TLS the handshake (libevent's bufferevent_openssl:
+ * certificate and name verified, ALPN h2 required) -- all of it bounded
+ * by the connect timeout -- then an nghttp2 client session on the shared
+ * rpc_h2 glue, with the callbacks that turn HEADERS/DATA/RST_STREAM/GOAWAY
+ * into call results.  A failed handshake fails the attempt like a refused
+ * connect ("TLS handshake with ADDR failed: <OpenSSL's reason>").
  *
  *   CONNECTING --connected--> READY --GOAWAY--> DRAINING
  *   (resolving,   |             |                  |
- *    then TCP)    +-- failed --> (destroyed by the channel)
- *                                                  +-- closed --> destroyed
+ *    connect,     +-- failed --> (destroyed by the channel)
+ *    TLS)                                          +-- closed --> destroyed
+ *
+ * Outcomes go to the channel (rpc__client_conn_*), which hands those of a
+ * round_robin subchannel's connection (c->sc) on to client_lb.c.
  *
  * While resolving, c->rq is the pending request and c->cev the deadline
  * timer; destroying the connection cancels the request (its callback then
@@ -20,7 +27,8 @@
  * detach in on_stream_close or when the connection is destroyed.
  *
  * What we send: SETTINGS (no push, 1 MiB stream window) and an 8 MiB
- * connection window; per call `:method POST`, `:scheme http`, `:path`,
+ * connection window; per call `:method POST`, `:scheme http` (`https`
+ * over TLS), `:path`,
  * `:authority`, `te: trailers`, `content-type: application/grpc`,
  * `user-agent`, `grpc-timeout` when the context has a deadline, then the
  * metadata (binary values base64, unpadded).  No compression is offered,
@@ -28,6 +36,7 @@
  */
 #include "client_internal.h"
 #include "rpc_nv.h"
+#include "rpc_tls.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -58,9 +67,13 @@ struct conn {
     struct conn *next;
     bool marked;              /* flush at the end of the op batch */
     bool plain;               /* a plain-TCP stream: write-through allowed */
+    struct subch *sc;         /* round_robin's subchannel, or NULL */
+    struct bufferevent *tls;  /* the TLS stream while handshaking */
+    char name[120];           /* what error texts call the peer */
 };
 
 struct conn **rpc__conn_next(struct conn *c) { return &c->next; }
+struct subch *rpc__conn_sub(const struct conn *c) { return c->sc; }
 bool rpc__conn_ready(const struct conn *c) { return c->state == C_READY; }
 size_t rpc__conn_calls(const struct conn *c) { return c->calls.n; }
 
@@ -296,12 +309,14 @@ static ssize_t read_out(nghttp2_session *s, int32_t id, uint8_t *buf,
 static void h2_closed(rpc__h2_t *h2, int reason, void *arg)
 {
     struct conn *c = arg;
+    const char *detail = rpc__h2_close_detail(h2);
     snprintf(c->ch->last_error, sizeof c->ch->last_error,
-             "connection closed: %s", rpc__h2_close_reason_name(reason));
+             "connection closed: %s%s%.80s", rpc__h2_close_reason_name(reason),
+             detail[0] ? ": " : "", detail);
     rpc__client_conn_closed(c->ch, c);
 }
 
-static int start_session(struct conn *c)
+static int start_session(struct conn *c, struct bufferevent *bev)
 {
     rpc_client_channel_t *ch = c->ch;
     nghttp2_session_callbacks *cbs;
@@ -330,20 +345,25 @@ static int start_session(struct conn *c)
         nghttp2_session_del(s);
         return -1;
     }
-    struct bufferevent *bev = rpc__stream_plain(ch->base, c->fd);
-    if (bev == NULL) {
+    bool plain = bev == NULL;
+    if (plain && (bev = rpc__stream_plain(ch->base, c->fd)) == NULL) {
         nghttp2_session_del(s);
         return -1;
     }
     c->fd = -1; /* the bufferevent owns it now */
+    c->tls = NULL;
     c->h2 = rpc__h2_new(bev, s, 0, h2_closed, c);
     if (c->h2 == NULL) {
         nghttp2_session_del(s);
         bufferevent_free(bev);
         return -1;
     }
-    c->plain = true; /* rpc__stream_plain: no TLS under the bufferevent */
+    c->plain = plain; /* no TLS under the bufferevent: write-through ok */
     c->state = C_READY;
+    /* Bytes that arrived with the end of the TLS handshake (the server's
+     * SETTINGS) wait in the input: have the read callback see them. */
+    if (!plain && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
     return 0;
 }
 
@@ -359,14 +379,78 @@ static struct timeval time_left(const struct conn *c)
                             (suseconds_t)(left % CTX_SECOND / 1000)};
 }
 
-static void connected(struct conn *c)
+static void session_up(struct conn *c, struct bufferevent *bev)
 {
-    event_del(c->cev);
-    if (start_session(c) != 0) {
+    if (start_session(c, bev) != 0) {
         rpc__client_conn_failed(c->ch, c, "out of memory starting HTTP/2");
         return;
     }
     rpc__client_conn_ready(c->ch, c);
+}
+
+static void tls_failed(struct conn *c, const char *why)
+{
+    rpc_client_channel_t *ch = c->ch;
+    snprintf(ch->last_error, sizeof ch->last_error,
+             "TLS handshake with %.60s failed: %.70s", c->name, why);
+    rpc__client_conn_failed(ch, c, ch->last_error);
+}
+
+/* The TLS handshake's outcome (libevent runs it on the loop). */
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    event_del(c->cev);
+    if (what & BEV_EVENT_CONNECTED) {
+        if (!rpc__tls_alpn_h2(rpc__stream_ssl(bev))) {
+            tls_failed(c, "the server did not negotiate ALPN \"h2\"");
+            return;
+        }
+        bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+        session_up(c, bev);
+        return;
+    }
+    char why[200];
+    if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof why, "the server closed the connection");
+    else
+        rpc__tls_error_text(bev, why, sizeof why);
+    tls_failed(c, why);
+}
+
+static void tls_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    tls_failed(arg, "timed out");
+}
+
+static struct timeval time_left(const struct conn *c);
+
+static void connected(struct conn *c)
+{
+    rpc_client_channel_t *ch = c->ch;
+    event_del(c->cev);
+    rpc__ai_name(c->cur, c->name, sizeof c->name); /* the address itself */
+    if (ch->ssl_ctx == NULL) {
+        session_up(c, NULL);
+        return;
+    }
+    const char *name = ch->opts.tls_server_name ? ch->opts.tls_server_name
+                                                : ch->host;
+    SSL *ssl = rpc__tls_client_ssl((SSL_CTX *)ch->ssl_ctx, name);
+    struct bufferevent *bev =
+        ssl ? rpc__stream_tls(ch->base, c->fd, ssl, 0) : NULL;
+    if (bev == NULL) {
+        tls_failed(c, "out of memory");
+        return;
+    }
+    c->fd = -1; /* the bufferevent owns it now */
+    c->tls = bev;
+    bufferevent_setcb(bev, NULL, NULL, tls_event_cb, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* The handshake shares the connect deadline. */
+    struct timeval tv = time_left(c);
+    event_assign(c->cev, ch->base, -1, 0, tls_timeout_cb, c);
+    event_add(c->cev, &tv);
 }
 
 static void connect_cb(evutil_socket_t fd, short what, void *arg)
@@ -375,7 +459,7 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
     rpc_client_channel_t *ch = c->ch;
     if (what & EV_TIMEOUT) {
         snprintf(ch->last_error, sizeof ch->last_error,
-                 "connect to %s: timed out", ch->target);
+                 "connect to %s: timed out", c->name);
         close(c->fd);
         c->fd = -1;
         rpc__client_conn_failed(ch, c, ch->last_error);
@@ -390,7 +474,7 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     snprintf(ch->last_error, sizeof ch->last_error, "connect to %s: %s",
-             ch->target, strerror(err));
+             c->name, strerror(err));
     close(c->fd);
     c->fd = -1;
     c->cur = c->cur->ai_next;
@@ -421,15 +505,16 @@ static void try_next(struct conn *c)
             return;
         }
         snprintf(ch->last_error, sizeof ch->last_error, "connect to %s: %s",
-                 ch->target, strerror(errno));
+                 c->name, strerror(errno));
         close(fd);
         c->fd = -1;
     }
     rpc__client_conn_failed(ch, c, ch->last_error);
 }
 
-void rpc__conn_resolved(struct conn *c, struct addrinfo *ai, const char *why)
+static void conn_resolved(void *arg, struct addrinfo *ai, const char *why)
 {
+    struct conn *c = arg;
     c->rq = NULL;
     event_del(c->cev); /* the resolve deadline, if it was armed */
     if (why != NULL) {
@@ -451,31 +536,61 @@ static void resolve_timeout_cb(evutil_socket_t fd, short what, void *arg)
     rpc__client_conn_failed(ch, c, ch->last_error);
 }
 
-void rpc__conn_connect(rpc_client_channel_t *ch)
+static struct conn *conn_new(rpc_client_channel_t *ch)
 {
     struct conn *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        rpc__client_conn_failed(ch, NULL, "out of memory");
-        return;
-    }
+    if (c == NULL)
+        return NULL;
     c->cev = event_new(ch->base, -1, 0, resolve_timeout_cb, c);
     if (c->cev == NULL) {
         free(c);
-        snprintf(ch->last_error, sizeof ch->last_error,
-                 "resolve %s: out of memory", ch->target);
-        rpc__client_conn_failed(ch, NULL, ch->last_error);
-        return;
+        return NULL;
     }
     c->ch = ch;
     c->fd = -1;
     c->state = C_CONNECTING;
-    /* One deadline for resolving and connecting. */
+    /* One deadline for resolving, connecting and the TLS handshake. */
     c->connect_deadline = ctx_now() + ch->opts.connect_timeout_ns;
+    snprintf(c->name, sizeof c->name, "%s", ch->target);
+    return c;
+}
+
+void rpc__conn_connect_sub(rpc_client_channel_t *ch, struct subch *sc,
+                           const struct addrinfo *ai)
+{
+    struct conn *c = conn_new(ch);
+    struct addrinfo *copy = NULL;
+    if (c != NULL && (copy = rpc__ai_copy(ai)) == NULL) {
+        event_free(c->cev);
+        free(c);
+        c = NULL;
+    }
+    if (c == NULL) {
+        rpc__lb_conn_failed(sc, NULL, "out of memory");
+        return;
+    }
+    c->sc = sc;
+    rpc__ai_name(ai, c->name, sizeof c->name);
+    /* The subchannel owns c from here (rpc__lb_conn_*). */
+    rpc__lb_conn_started(sc, c);
+    c->ai = c->cur = copy;
+    try_next(c);
+}
+
+void rpc__conn_connect(rpc_client_channel_t *ch)
+{
+    struct conn *c = conn_new(ch);
+    if (c == NULL) {
+        snprintf(ch->last_error, sizeof ch->last_error,
+                 "connect to %s: out of memory", ch->target);
+        rpc__client_conn_failed(ch, NULL, ch->last_error);
+        return;
+    }
     /* The channel owns c from here: whatever happens next (an answer or a
      * failure now or later, a connect, a timeout) goes through
      * rpc__client_conn_ready/failed, which then keep or destroy c. */
     ch->conn = c;
-    struct rpc__resolve *rq = rpc__resolve_start(ch, c);
+    struct rpc__resolve *rq = rpc__resolve_start(ch, conn_resolved, c);
     if (rq == NULL)
         return; /* answered at once: c was handed on or destroyed */
     c->rq = rq;
@@ -507,11 +622,15 @@ int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
     }
     /* The header list lives on the stack (no allocation per call) unless
      * the metadata is long. */
-    const char *auth = ch->opts.authority ? ch->opts.authority : ch->target;
+    const char *auth = ch->opts.authority ? ch->opts.authority
+                                          : ch->authority;
     rpc__nv_t b;
     rpc__nv_init(&b);
     rpc__nv_add(&b, ":method", "POST", 4);
-    rpc__nv_add(&b, ":scheme", "http", 4);
+    if (ch->ssl_ctx != NULL)
+        rpc__nv_add(&b, ":scheme", "https", 5);
+    else
+        rpc__nv_add(&b, ":scheme", "http", 4);
     rpc__nv_add(&b, ":path", call->method, strlen(call->method));
     rpc__nv_add(&b, ":authority", auth, strlen(auth));
     if (timeout[0])
@@ -547,6 +666,7 @@ int rpc__conn_submit(struct conn *c, rpc_client_call_t *call)
     rpc__call_list_add(&c->calls, call);
     pthread_mutex_lock(&call->mu);
     memcpy(call->timeout_sent, timeout, sizeof timeout);
+    snprintf(call->peer, sizeof call->peer, "%.63s", c->name);
     pthread_mutex_unlock(&call->mu);
     return 0;
 }
@@ -674,6 +794,8 @@ void rpc__conn_destroy(struct conn *c, int status, const char *why)
     }
     if (c->fd >= 0)
         close(c->fd);
+    if (c->tls)
+        bufferevent_free(c->tls); /* closes the socket, frees the SSL */
     if (c->ai)
         evutil_freeaddrinfo(c->ai);
     rpc__h2_free(c->h2);

@@ -44,6 +44,9 @@
 struct evbuffer;
 struct addrinfo;
 struct evdns_base;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct subch;
+struct lb;
 
 struct rpc_client_options {
     int64_t connect_timeout_ns;
@@ -54,7 +57,16 @@ struct rpc_client_options {
     char **prop_keys;
     size_t n_prop;
     char *authority;
+    /* TLS (off unless a TLS setter ran): */
+    bool tls, tls_insecure;
+    char *tls_ca, *tls_server_name, *tls_cert, *tls_key;
+    /* Load balancing: */
+    int lb_policy;            /* RPC__LB_PICK_FIRST / RPC__LB_ROUND_ROBIN */
+    bool health_check;
+    char *health_service;     /* NULL: "" (the whole server) */
 };
+
+enum { RPC__LB_PICK_FIRST = 0, RPC__LB_ROUND_ROBIN = 1 };
 
 /* Copies src into dst (dst zeroed first).  0 or RPC_ERR_NOMEM. */
 int rpc__client_options_copy(rpc_client_options_t *dst,
@@ -129,6 +141,7 @@ struct rpc_client_call {
     int cause;
     rpc_metadata_t *headers, *trailers;
     char timeout_sent[RPC__TIMEOUT_MAX];
+    char peer[64];            /* the connection's address, once sent */
     bool user_cancelled;
     unsigned wants;           /* WANT_* bits of the threads waiting on cv */
 
@@ -154,11 +167,19 @@ struct rpc_client_call {
     char fail_msg[160];
     size_t nmsgs;
     size_t hdr_bytes;
+    struct subch *pin;        /* set on the loop before the start op runs:
+                                 submit on this subchannel only */
 };
 
 struct rpc_client_channel {
     atomic_int refs;          /* the user's + one per call */
     char *target, *host, *port;
+    char *authority;          /* default :authority ("host:port") */
+    struct addrinfo *static_ai; /* ipv4:/ipv6:/unix: targets: the fixed
+                                   address list (NULL: resolve host) */
+    bool dns_name;            /* host:port or dns: target */
+    struct ssl_ctx_st *ssl_ctx; /* TLS (NULL: cleartext); read-only */
+    struct lb *lb;            /* round_robin state (NULL: pick_first) */
     rpc_client_options_t opts;
     pthread_t thread;
     struct event_base *base;
@@ -196,6 +217,24 @@ struct rpc_client_channel {
                                  NULL: the system's configuration */
 };
 
+/* ---- load balancing (client_lb.c), loop thread unless noted ------------ */
+
+/* Creation (user thread, before the loop starts): 0 or RPC_ERR_NOMEM. */
+int rpc__lb_new(rpc_client_channel_t *ch);
+/* After the loop has ended. */
+void rpc__lb_free(rpc_client_channel_t *ch);
+void rpc__lb_dispatch(rpc_client_call_t *call);
+/* The subchannel's new connection attempt (from rpc__conn_connect_sub). */
+void rpc__lb_conn_started(struct subch *sc, struct conn *c);
+void rpc__lb_conn_ready(struct subch *sc, struct conn *c);
+void rpc__lb_conn_failed(struct subch *sc, struct conn *c, const char *why);
+void rpc__lb_conn_closed(struct subch *sc, struct conn *c);
+void rpc__lb_conn_goaway(struct subch *sc, struct conn *c);
+/* Channel shutdown: every subchannel's connection destroyed. */
+void rpc__lb_shutdown(rpc_client_channel_t *ch);
+/* Flushes every subchannel connection marked during an op batch. */
+void rpc__lb_flush_marked(rpc_client_channel_t *ch);
+
 /* ---- channel (client_channel.c) --------------------------------------- */
 
 void rpc__client_channel_unref(rpc_client_channel_t *ch);
@@ -219,6 +258,14 @@ void rpc__client_conn_goaway(rpc_client_channel_t *ch, struct conn *c);
 /* Starts connecting: sets ch->conn, and reports the outcome through
  * rpc__client_conn_ready/failed (possibly before returning). */
 void rpc__conn_connect(rpc_client_channel_t *ch);
+/* round_robin: connects to the one address ai (copied) for subchannel sc;
+ * sets sc's connection and reports through rpc__lb_conn_* (possibly
+ * before returning). */
+void rpc__conn_connect_sub(rpc_client_channel_t *ch, struct subch *sc,
+                           const struct addrinfo *ai);
+/* The subchannel a connection belongs to (NULL: pick_first's). */
+struct subch *rpc__conn_sub(const struct conn *c);
+/* A call pinned to a subchannel (health checks) submits there only. */
 bool rpc__conn_ready(const struct conn *c);
 /* The link of the channel's list of draining connections. */
 struct conn **rpc__conn_next(struct conn *c);
@@ -238,22 +285,30 @@ size_t rpc__conn_calls(const struct conn *c);
 /* Frees the connection after completing its calls with status/why. */
 void rpc__conn_destroy(struct conn *c, int status, const char *why);
 
-/* Loop: the outcome of rpc__resolve_start: ai (owned by c from now on,
- * freed with evutil_freeaddrinfo) or why != NULL (ch->last_error, "resolve
- * TARGET: ...").  Connects to each address in turn, or fails the attempt
- * (c is then destroyed). */
-void rpc__conn_resolved(struct conn *c, struct addrinfo *ai, const char *why);
 
 /* ---- name resolution (client_resolve.c), loop thread only --------------- */
 
 struct rpc__resolve;
-/* Resolves ch->host/ch->port for c without blocking.  If the answer (or
- * an error) is known at once, rpc__conn_resolved(c, ...) has run before
- * this returns NULL -- c may then be gone: touch it no more.  Otherwise
- * returns the pending request, and rpc__conn_resolved runs later unless
- * the request is cancelled first. */
+/* The outcome of a resolution: ai (owned by the callee from now on,
+ * freed with evutil_freeaddrinfo), or why (ch->last_error). */
+typedef void (*rpc__resolved_fn)(void *arg, struct addrinfo *ai,
+                                 const char *why);
+/* Resolves the channel's target for arg without blocking: a static list
+ * (ipv4:, ipv6:, unix:) is copied, a numeric host parsed, a name asked of
+ * evdns (every A and AAAA record).  If the answer (or an error) is known
+ * at once, fn has run before this returns NULL -- arg may then be gone:
+ * touch it no more.  Otherwise returns the pending request, and fn runs
+ * later unless the request is cancelled first. */
 struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
-                                        struct conn *c);
+                                        rpc__resolved_fn fn, void *arg);
+/* Parses target (any thread, at creation) into ch->target, host, port,
+ * authority, static_ai, dns_name.  0, RPC_ERR_INVAL or RPC_ERR_NOMEM. */
+int rpc__target_parse(rpc_client_channel_t *ch, const char *target);
+/* A copy of an address list (NULL when out of memory). */
+struct addrinfo *rpc__ai_copy(const struct addrinfo *ai);
+/* "1.2.3.4:5", "[::1]:5", "unix:/p" for one address. */
+void rpc__ai_name(const struct addrinfo *a, char *buf, size_t len);
+bool rpc__ai_same(const struct addrinfo *a, const struct addrinfo *b);
 /* Abandons a pending request: rpc__conn_resolved will not run for it, and
  * what it holds is freed on a later loop iteration.  r is gone. */
 void rpc__resolve_cancel(struct rpc__resolve *r);

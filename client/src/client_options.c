@@ -5,9 +5,11 @@
  * own deep copy, so nothing here is shared between threads.
  */
 #include "client_internal.h"
+#include "rpc_tls.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const default_keys[] = {"x-request-id", "traceparent"};
 
@@ -66,9 +68,16 @@ void rpc__client_options_clear(rpc_client_options_t *o)
         free(o->prop_keys[i]);
     free(o->prop_keys);
     free(o->authority);
+    free(o->tls_ca);
+    free(o->tls_server_name);
+    free(o->tls_cert);
+    free(o->tls_key);
+    free(o->health_service);
     o->prop_keys = NULL;
     o->n_prop = 0;
     o->authority = NULL;
+    o->tls_ca = o->tls_server_name = o->tls_cert = o->tls_key = NULL;
+    o->health_service = NULL;
 }
 
 void rpc_client_options_free(rpc_client_options_t *o)
@@ -77,6 +86,42 @@ void rpc_client_options_free(rpc_client_options_t *o)
         return;
     rpc__client_options_clear(o);
     free(o);
+}
+
+/* *dst = a copy of src (NULL stays NULL).  0 or RPC_ERR_NOMEM. */
+static int dup_opt(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (src != NULL && (*dst = strdup(src)) == NULL)
+        return RPC_ERR_NOMEM;
+    return 0;
+}
+
+/* Replaces *slot with a copy of s (NULL clears). */
+static int set_str(char **slot, const char *s)
+{
+    char *c;
+    if (dup_opt(&c, s) != 0)
+        return RPC_ERR_NOMEM;
+    free(*slot);
+    *slot = c;
+    return 0;
+}
+
+static bool readable(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* True when OpenSSL can use the files (a throwaway context built from
+ * them), so a bad file fails its setter rather than the channel. */
+static bool usable(const char *ca, const char *cert, const char *key)
+{
+    char err[256];
+    SSL_CTX *ctx = rpc__tls_client_ctx(ca, ca == NULL, cert, key, err,
+                                       sizeof err);
+    SSL_CTX_free(ctx);
+    return ctx != NULL;
 }
 
 int rpc__client_options_copy(rpc_client_options_t *dst,
@@ -90,10 +135,16 @@ int rpc__client_options_copy(rpc_client_options_t *dst,
     dst->prop_keys = NULL;
     dst->n_prop = 0;
     dst->authority = NULL;
+    dst->tls_ca = dst->tls_server_name = dst->tls_cert = dst->tls_key = NULL;
+    dst->health_service = NULL;
     if (set_keys(dst, (const char *const *)src->prop_keys, src->n_prop) != 0)
         return RPC_ERR_NOMEM;
-    if (src->authority != NULL &&
-        (dst->authority = strdup(src->authority)) == NULL) {
+    if (dup_opt(&dst->authority, src->authority) != 0 ||
+        dup_opt(&dst->tls_ca, src->tls_ca) != 0 ||
+        dup_opt(&dst->tls_server_name, src->tls_server_name) != 0 ||
+        dup_opt(&dst->tls_cert, src->tls_cert) != 0 ||
+        dup_opt(&dst->tls_key, src->tls_key) != 0 ||
+        dup_opt(&dst->health_service, src->health_service) != 0) {
         rpc__client_options_clear(dst);
         return RPC_ERR_NOMEM;
     }
@@ -162,4 +213,95 @@ int rpc_client_options_set_authority(rpc_client_options_t *o,
     free(o->authority);
     o->authority = a;
     return 0;
+}
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+int rpc_client_options_set_tls(rpc_client_options_t *o, bool on)
+{
+    if (o == NULL)
+        return RPC_ERR_INVAL;
+    o->tls = on;
+    return 0;
+}
+
+int rpc_client_options_set_tls_ca_file(rpc_client_options_t *o,
+                                       const char *ca_file)
+{
+    if (o == NULL ||
+        (ca_file != NULL && (!readable(ca_file) || !usable(ca_file, NULL, NULL))))
+        return RPC_ERR_INVAL;
+    int rc = set_str(&o->tls_ca, ca_file);
+    if (rc == 0)
+        o->tls = true;
+    return rc;
+}
+
+int rpc_client_options_set_tls_server_name(rpc_client_options_t *o,
+                                           const char *name)
+{
+    if (o == NULL || (name != NULL && name[0] == '\0'))
+        return RPC_ERR_INVAL;
+    int rc = set_str(&o->tls_server_name, name);
+    if (rc == 0)
+        o->tls = true;
+    return rc;
+}
+
+int rpc_client_options_set_tls_client_cert(rpc_client_options_t *o,
+                                           const char *cert_file,
+                                           const char *key_file)
+{
+    if (o == NULL || (cert_file == NULL) != (key_file == NULL) ||
+        (cert_file != NULL && (!readable(cert_file) || !readable(key_file) ||
+                               !usable(NULL, cert_file, key_file))))
+        return RPC_ERR_INVAL;
+    char *c = NULL, *k = NULL;
+    if (dup_opt(&c, cert_file) != 0 || dup_opt(&k, key_file) != 0) {
+        free(c);
+        return RPC_ERR_NOMEM;
+    }
+    free(o->tls_cert);
+    free(o->tls_key);
+    o->tls_cert = c;
+    o->tls_key = k;
+    o->tls = true;
+    return 0;
+}
+
+int rpc_client_options_set_tls_insecure(rpc_client_options_t *o, bool on)
+{
+    if (o == NULL)
+        return RPC_ERR_INVAL;
+    o->tls_insecure = on;
+    if (on)
+        o->tls = true;
+    return 0;
+}
+
+/* ---- load balancing -------------------------------------------------------- */
+
+int rpc_client_options_set_lb_policy(rpc_client_options_t *o,
+                                     const char *policy)
+{
+    if (o == NULL || policy == NULL)
+        return RPC_ERR_INVAL;
+    if (strcmp(policy, "pick_first") == 0)
+        o->lb_policy = RPC__LB_PICK_FIRST;
+    else if (strcmp(policy, "round_robin") == 0)
+        o->lb_policy = RPC__LB_ROUND_ROBIN;
+    else
+        return RPC_ERR_UNSUPPORTED;
+    return 0;
+}
+
+int rpc_client_options_set_health_check(rpc_client_options_t *o, bool on,
+                                        const char *service)
+{
+    if (o == NULL)
+        return RPC_ERR_INVAL;
+    int rc = set_str(&o->health_service, on ? service : NULL);
+    if (rc == 0)
+        o->health_check = on;
+    return rc;
 }

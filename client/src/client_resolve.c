@@ -1,6 +1,10 @@
 /*
- * client_resolve.c -- turning the channel's host and port into addresses
- * for a connection attempt without ever blocking the loop thread.
+ * client_resolve.c -- the channel's target (gRPC naming: host:port,
+ * dns:///host:port, ipv4:/ipv6: lists, unix:, unix-abstract:), parsed at
+ * creation (rpc__target_parse), and turned into addresses for a
+ * connection attempt or a round_robin resolution without ever blocking
+ * the loop thread.  A static target (a list, a Unix socket) is copied at
+ * once; a host name is resolved as below, every A and AAAA record.
  *
  * A numeric host ("127.0.0.1", "::1") is parsed on the spot: getaddrinfo
  * with AI_NUMERICHOST never touches the network; a name under "invalid."
@@ -38,7 +42,10 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,7 +56,8 @@
 
 struct rpc__resolve {
     rpc_client_channel_t *ch;
-    struct conn *c;                        /* NULL once cancelled */
+    rpc__resolved_fn fn;
+    void *arg;                             /* NULL once cancelled */
     struct evdns_getaddrinfo_request *req; /* NULL until pending */
 };
 
@@ -106,11 +114,12 @@ static struct evdns_base *dns_of(rpc_client_channel_t *ch)
     return d;
 }
 
-static void failed(rpc_client_channel_t *ch, struct conn *c, const char *why)
+static void failed(rpc_client_channel_t *ch, rpc__resolved_fn fn, void *arg,
+                   const char *why)
 {
     snprintf(ch->last_error, sizeof ch->last_error, "resolve %s: %s",
              ch->target, why);
-    rpc__conn_resolved(c, NULL, ch->last_error);
+    fn(arg, NULL, ch->last_error);
 }
 
 /* evdns codes are the native EAI_* ones where the system has them (as
@@ -126,11 +135,12 @@ static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
 {
     struct rpc__resolve *r = arg;
     rpc_client_channel_t *ch = r->ch;
-    struct conn *c = r->c;
+    void *c = r->arg;
+    rpc__resolved_fn fn = r->fn;
     if (r->req != NULL) /* it was pending (not answered inside start) */
         ch->resolving--;
     free(r);
-    if (c == NULL) { /* cancelled: the connection is gone */
+    if (c == NULL) { /* cancelled: the requester is gone */
         if (res != NULL)
             evutil_freeaddrinfo(res);
         return;
@@ -138,14 +148,14 @@ static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
     if (rc != 0) {
         if (res != NULL)
             evutil_freeaddrinfo(res);
-        failed(ch, c, gai_text(rc));
+        failed(ch, fn, c, gai_text(rc));
         return;
     }
     if (res == NULL) {
-        failed(ch, c, "no addresses");
+        failed(ch, fn, c, "no addresses");
         return;
     }
-    rpc__conn_resolved(c, res, NULL);
+    fn(c, res, NULL);
 }
 
 /* RFC 6761 section 6.4: names under "invalid." never resolve, and
@@ -163,8 +173,16 @@ static bool special_invalid(const char *host)
 }
 
 struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
-                                        struct conn *c)
+                                        rpc__resolved_fn fn, void *c)
 {
+    if (ch->static_ai != NULL) { /* ipv4:, ipv6:, unix: targets */
+        struct addrinfo *copy = rpc__ai_copy(ch->static_ai);
+        if (copy == NULL)
+            failed(ch, fn, c, "out of memory");
+        else
+            fn(c, copy, NULL);
+        return NULL;
+    }
     struct addrinfo hints = {0};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -172,26 +190,27 @@ struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(ch->host, ch->port, &hints, &ai);
     if (rc == 0) {
-        rpc__conn_resolved(c, ai, NULL);
+        fn(c, ai, NULL);
         return NULL;
     }
     if (rc != EAI_NONAME) { /* a bad port, say: no resolver will help */
-        failed(ch, c, gai_strerror(rc));
+        failed(ch, fn, c, gai_strerror(rc));
         return NULL;
     }
     if (special_invalid(ch->host)) {
-        failed(ch, c, gai_strerror(EAI_NONAME));
+        failed(ch, fn, c, gai_strerror(EAI_NONAME));
         return NULL;
     }
     struct evdns_base *dns = dns_of(ch);
     struct rpc__resolve *r = dns ? calloc(1, sizeof *r) : NULL;
     if (r == NULL) {
-        failed(ch, c,
+        failed(ch, fn, c,
                dns ? "out of memory" : "cannot start the DNS resolver");
         return NULL;
     }
     r->ch = ch;
-    r->c = c;
+    r->fn = fn;
+    r->arg = c;
     struct evutil_addrinfo eh = {0};
     eh.ai_family = AF_UNSPEC;
     eh.ai_socktype = SOCK_STREAM;
@@ -200,7 +219,7 @@ struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
         evdns_getaddrinfo(dns, ch->host, ch->port, &eh, on_resolved, r);
     if (req == NULL)
         return NULL; /* on_resolved has run: r is freed, and c handed on
-                      * to the connect step or destroyed; touch neither */
+                      * to the requester, which may be gone: touch neither */
     r->req = req;
     ch->resolving++;
     return r;
@@ -208,9 +227,9 @@ struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
 
 void rpc__resolve_cancel(struct rpc__resolve *r)
 {
-    /* Detach first: whenever the callback runs, it must find no conn.
+    /* Detach first: whenever the callback runs, it must find no requester.
      * evdns defers it (cancellation included), and r belongs to it now. */
-    r->c = NULL;
+    r->arg = NULL;
     evdns_getaddrinfo_cancel(r->req);
 }
 
@@ -226,4 +245,190 @@ void rpc__resolve_shutdown(rpc_client_channel_t *ch)
         evdns_base_free(ch->dns, 1);
         ch->dns = NULL;
     }
+}
+
+/* ---- targets ---------------------------------------------------------------- */
+
+/* One addrinfo and its address in one malloc block, as glibc's
+ * getaddrinfo makes them, so evutil_freeaddrinfo (freeaddrinfo) frees it. */
+static struct addrinfo *ai_new(const struct sockaddr *sa, socklen_t len)
+{
+    struct addrinfo *a = calloc(1, sizeof *a + (size_t)len);
+    if (a == NULL)
+        return NULL;
+    a->ai_family = sa->sa_family;
+    a->ai_socktype = SOCK_STREAM;
+    a->ai_protocol = sa->sa_family == AF_UNIX ? 0 : IPPROTO_TCP;
+    a->ai_addrlen = len;
+    a->ai_addr = (struct sockaddr *)(a + 1);
+    memcpy(a->ai_addr, sa, (size_t)len);
+    return a;
+}
+
+struct addrinfo *rpc__ai_copy(const struct addrinfo *ai)
+{
+    struct addrinfo *head = NULL, **tail = &head;
+    for (; ai != NULL; ai = ai->ai_next) {
+        struct addrinfo *a = ai_new(ai->ai_addr, ai->ai_addrlen);
+        if (a == NULL) {
+            if (head != NULL)
+                evutil_freeaddrinfo(head);
+            return NULL;
+        }
+        *tail = a;
+        tail = &a->ai_next;
+    }
+    return head;
+}
+
+void rpc__ai_name(const struct addrinfo *a, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (a->ai_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)a->ai_addr;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+    } else if (a->ai_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)a->ai_addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (a->ai_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)a->ai_addr;
+        size_t n = a->ai_addrlen - offsetof(struct sockaddr_un, sun_path);
+        if (n > 0 && un->sun_path[0] == '\0')
+            snprintf(buf, len, "unix-abstract:%.*s", (int)(n - 1),
+                     un->sun_path + 1);
+        else
+            snprintf(buf, len, "unix:%.*s", (int)strnlen(un->sun_path, n),
+                     un->sun_path);
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
+bool rpc__ai_same(const struct addrinfo *a, const struct addrinfo *b)
+{
+    return a->ai_addrlen == b->ai_addrlen &&
+           memcmp(a->ai_addr, b->ai_addr, a->ai_addrlen) == 0;
+}
+
+static int unix_target(rpc_client_channel_t *ch, const char *path,
+                       bool abstract)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    if ((!abstract && n == 0) || n + 1 >= sizeof sa.sun_path)
+        return RPC_ERR_INVAL;
+    socklen_t len;
+    if (abstract) {
+        memcpy(sa.sun_path + 1, path, n);
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    } else {
+        memcpy(sa.sun_path, path, n + 1);
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    }
+    ch->static_ai = ai_new((struct sockaddr *)&sa, len);
+    ch->host = strdup("localhost");
+    ch->authority = strdup("localhost");
+    return ch->static_ai && ch->host && ch->authority ? 0 : RPC_ERR_NOMEM;
+}
+
+/* "host:port" / "[v6]:port" into freshly allocated host and port. */
+static int split_hostport(const char *s, size_t n, char **host, char **port)
+{
+    const char *end = s + n, *hs = s, *he, *colon;
+    if (n > 0 && s[0] == '[') {
+        he = memchr(s, ']', n);
+        if (he == NULL || he + 1 >= end || he[1] != ':')
+            return RPC_ERR_INVAL;
+        hs = s + 1;
+        colon = he + 1;
+    } else {
+        colon = NULL;
+        for (const char *p = s; p < end; p++)
+            if (*p == ':')
+                colon = p;
+        if (colon == NULL)
+            return RPC_ERR_INVAL;
+        he = colon;
+    }
+    if (colon + 1 >= end || he == hs)
+        return RPC_ERR_INVAL;
+    *host = strndup(hs, (size_t)(he - hs));
+    *port = strndup(colon + 1, (size_t)(end - colon - 1));
+    if (*host == NULL || *port == NULL) {
+        free(*host);
+        free(*port);
+        *host = *port = NULL;
+        return RPC_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* "ipv4:a:p,b:p" / "ipv6:[a]:p,[b]:p": numeric addresses only. */
+static int list_target(rpc_client_channel_t *ch, const char *list, int family)
+{
+    struct addrinfo **tail = &ch->static_ai;
+    const char *p = list;
+    while (*p != '\0') {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char *host = NULL, *port = NULL;
+        int rc = split_hostport(p, n, &host, &port);
+        if (rc != 0)
+            return rc;
+        struct addrinfo hints = {.ai_family = family,
+                                 .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+        struct addrinfo *ai = NULL;
+        int g = getaddrinfo(host, port, &hints, &ai);
+        if (g == 0 && ch->host == NULL) { /* the first names the channel */
+            ch->authority = strndup(p, n);
+            ch->host = host;
+            host = NULL;
+        }
+        free(host);
+        free(port);
+        if (g != 0)
+            return RPC_ERR_INVAL;
+        *tail = ai_new(ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(ai);
+        if (*tail == NULL || ch->authority == NULL)
+            return RPC_ERR_NOMEM;
+        tail = &(*tail)->ai_next;
+        p = e ? e + 1 : p + n;
+    }
+    return ch->static_ai ? 0 : RPC_ERR_INVAL;
+}
+
+int rpc__target_parse(rpc_client_channel_t *ch, const char *target)
+{
+    if ((ch->target = strdup(target)) == NULL)
+        return RPC_ERR_NOMEM;
+    if (strncmp(target, "unix-abstract:", 14) == 0)
+        return unix_target(ch, target + 14, true);
+    if (strncmp(target, "unix://", 7) == 0)
+        return target[7] == '/' ? unix_target(ch, target + 7, false)
+                                : RPC_ERR_INVAL;
+    if (strncmp(target, "unix:", 5) == 0)
+        return unix_target(ch, target + 5, false);
+    if (strncmp(target, "ipv4:", 5) == 0)
+        return list_target(ch, target + 5, AF_INET);
+    if (strncmp(target, "ipv6:", 5) == 0)
+        return list_target(ch, target + 5, AF_INET6);
+    const char *hp = target;
+    if (strncmp(target, "dns:", 4) == 0) {
+        hp = target + 4;
+        if (strncmp(hp, "//", 2) == 0) { /* dns://[authority]/host:port */
+            hp = strchr(hp + 2, '/');
+            if (hp == NULL)
+                return RPC_ERR_INVAL;
+            hp++;
+        }
+    }
+    ch->dns_name = true;
+    int rc = split_hostport(hp, strlen(hp), &ch->host, &ch->port);
+    if (rc == 0 && (ch->authority = strdup(hp)) == NULL)
+        rc = RPC_ERR_NOMEM;
+    return rc;
 }

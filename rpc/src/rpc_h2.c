@@ -19,8 +19,10 @@
  * everything from there.
  */
 #include "rpc_h2.h"
+#include "rpc_tls.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct rpc__h2 {
@@ -33,6 +35,7 @@ struct rpc__h2 {
     int closing;       /* close scheduled or flushing before close */
     int close_reason;
     int flush_then_close;
+    char detail[160];  /* why the stream failed (TLS), or "" */
 };
 
 const char *rpc__h2_close_reason_name(int reason)
@@ -134,8 +137,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         schedule_close(h2, RPC__H2_EOF);
     else if (what & BEV_EVENT_TIMEOUT)
         schedule_close(h2, RPC__H2_TIMEOUT);
-    else if (what & BEV_EVENT_ERROR)
+    else if (what & BEV_EVENT_ERROR) {
+        if (rpc__stream_ssl(bev) != NULL && h2->close_reason == 0)
+            rpc__tls_error_text(bev, h2->detail, sizeof h2->detail);
         schedule_close(h2, RPC__H2_IO_ERROR);
+    }
 }
 
 rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
@@ -198,6 +204,7 @@ void rpc__h2_free(rpc__h2_t *h2)
 }
 
 nghttp2_session *rpc__h2_session(rpc__h2_t *h2) { return h2->session; }
+const char *rpc__h2_close_detail(const rpc__h2_t *h2) { return h2->detail; }
 struct bufferevent *rpc__h2_bev(rpc__h2_t *h2) { return h2->bev; }
 int rpc__h2_closing(const rpc__h2_t *h2) { return h2->closing; }
 

@@ -56,10 +56,13 @@ typedef struct rpc__h2 rpc__h2_t;
 typedef void (*rpc__h2_close_cb)(rpc__h2_t *h2, int reason, void *user_data);
 
 /* A plain-TCP byte stream on fd (closed with the bufferevent).  NULL on
- * failure.  The seam where TLS slots in. */
+ * failure.  The seam where TLS slots in: rpc__stream_tls() (rpc_tls.h)
+ * makes the TLS stream, and nothing below changes. */
 struct bufferevent *rpc__stream_plain(struct event_base *base, int fd);
 
-/* Formats the peer of fd as "ipv4:1.2.3.4:5" / "ipv6:[::1]:5" into buf. */
+/* Formats the peer of fd as "ipv4:1.2.3.4:5" / "ipv6:[::1]:5" into buf;
+ * for a Unix-domain socket "unix:/path" or "unix-abstract:name" (the
+ * server's own address when the peer's is unnamed, as clients' are). */
 void rpc__stream_peer_name(int fd, char *buf, size_t len);
 
 /* Takes ownership of bev and session.  out_high: output high-water mark in
@@ -91,6 +94,10 @@ void rpc__h2_set_timeouts(rpc__h2_t *h2, int64_t read_ns, int64_t write_ns);
 void rpc__h2_free(rpc__h2_t *h2);
 
 nghttp2_session *rpc__h2_session(rpc__h2_t *h2);
+/* Why the stream failed, when the glue knows more than the close reason
+ * (a TLS stream: "certificate verify failed: ...", an alert); "" when
+ * not.  Valid until rpc__h2_free(). */
+const char *rpc__h2_close_detail(const rpc__h2_t *h2);
 struct bufferevent *rpc__h2_bev(rpc__h2_t *h2);
 /* True once the connection is closing or closed. */
 int rpc__h2_closing(const rpc__h2_t *h2);

@@ -1,7 +1,7 @@
 /*
- * rpc_stream.c -- the byte-stream seam under the HTTP/2 glue.  Today one
- * constructor, plain TCP; a TLS one (bufferevent_openssl_socket_new over
- * the same fd) would sit beside it and nothing above would change.  Also
+ * rpc_stream.c -- the byte-stream seam under the HTTP/2 glue: the plain
+ * constructor (TCP or a Unix-domain socket); the TLS one, over the same
+ * fd, is rpc__stream_tls() in rpc_tls.c, and nothing above changes.  Also
  * the one-time libevent setup and peer-address formatting.
  */
 #include "rpc_h2.h"
@@ -11,9 +11,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 static pthread_once_t libevent_once = PTHREAD_ONCE_INIT;
 
@@ -54,7 +56,26 @@ void rpc__stream_peer_name(int fd, char *buf, size_t len)
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
         snprintf(buf, len, "ipv6:[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        size_t n = sl > offsetof(struct sockaddr_un, sun_path)
+                       ? sl - offsetof(struct sockaddr_un, sun_path)
+                       : 0;
+        if (n == 0) { /* an unnamed client socket: name our end */
+            sl = sizeof ss;
+            if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+                sl = 0;
+            n = sl > offsetof(struct sockaddr_un, sun_path)
+                    ? sl - offsetof(struct sockaddr_un, sun_path)
+                    : 0;
+        }
+        if (n > 0 && un->sun_path[0] == '\0') /* abstract: no NUL end */
+            snprintf(buf, len, "unix-abstract:%.*s", (int)(n - 1),
+                     un->sun_path + 1);
+        else
+            snprintf(buf, len, "unix:%.*s", (int)strnlen(un->sun_path, n),
+                     un->sun_path);
     } else {
-        snprintf(buf, len, "unix:");
+        snprintf(buf, len, "unknown");
     }
 }

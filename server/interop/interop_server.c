@@ -6,14 +6,15 @@
  *                  [--keepalive_ms=N] [--keepalive_timeout_ms=N]
  *                  [--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N]
  *                  [--max_connections=N] [--max_pending_handshakes=N]
+ *                  [--use_tls=true --tls_cert_file=F --tls_key_file=F]
  *
  * --port=0 picks a free port.  Once listening it prints one line,
  * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
  * it down gracefully: the listener closes at once, calls in flight get
  * --grace_ms (default 10000) to finish, then the rest are cancelled
  * (RPC_CAUSE_SHUTDOWN).  It then prints the demo service's counters
- * ("demo stats: ...") and exits 0.  --use_tls=false is
- * accepted for compatibility; TLS is not supported yet.
+ * ("demo stats: ...") and exits 0.  --use_tls=true --tls_cert_file=F
+ * --tls_key_file=F (the standard interop flags) serve TLS with ALPN h2.
  */
 #include "interop_service.h"
 
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
     long port = -1, loops = 0, workers = 64, ka = -1, kat = -1;
     long grace = 10000, stall = -1, blocked = 0, conns = 0, pending = 0;
     const char *host = "127.0.0.1";
+    const char *tls_cert = NULL, *tls_key = NULL;
+    int use_tls = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (opt_int(a, "--port", &port) || opt_int(a, "--loops", &loops) ||
@@ -61,12 +64,19 @@ int main(int argc, char **argv)
         if (strncmp(a, "--host=", 7) == 0) {
             host = a + 7;
         } else if (strcmp(a, "--use_tls=false") == 0) {
+        } else if (strcmp(a, "--use_tls=true") == 0) {
+            use_tls = 1;
+        } else if (strncmp(a, "--tls_cert_file=", 16) == 0) {
+            tls_cert = a + 16;
+        } else if (strncmp(a, "--tls_key_file=", 15) == 0) {
+            tls_key = a + 15;
         } else {
             fprintf(stderr,
                     "usage: interop_server --port=N [--host=ADDR] [--loops=N] "
                     "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N] "
                     "[--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N] "
-                    "[--max_connections=N] [--max_pending_handshakes=N]\n");
+                    "[--max_connections=N] [--max_pending_handshakes=N] "
+                    "[--use_tls=true --tls_cert_file=F --tls_key_file=F]\n");
             return 2;
         }
     }
@@ -104,6 +114,16 @@ int main(int argc, char **argv)
         (rc = rpc_demo_descriptors_register(s)) ||
         (rc = rpc_server_add_reflection(s))) {
         fprintf(stderr, "interop_server: setup: %s\n", rpc_strerror(rc));
+        return 1;
+    }
+    if (use_tls && (tls_cert == NULL || tls_key == NULL)) {
+        fprintf(stderr, "interop_server: --use_tls=true needs --tls_cert_file "
+                        "and --tls_key_file\n");
+        return 2;
+    }
+    if (use_tls && (rc = rpc_server_set_tls(s, tls_cert, tls_key, NULL,
+                                            RPC_SERVER_CLIENT_AUTH_NONE))) {
+        fprintf(stderr, "interop_server: TLS: %s\n", rpc_strerror(rc));
         return 1;
     }
     if ((rc = rpc_server_listen(s, host, (int)port)) != 0) {

@@ -522,6 +522,7 @@ void rpc_server_free(rpc_server_t *s)
     free(s->methods);
     srv_health_free(s->health);
     srv_reflection_free(s->reflection);
+    srv_transport_free(s);
     if (s->own_pool)
         ctx_pool_destroy(s->pool);
     ctx_release(s->root);

@@ -665,7 +665,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     c->s = s;
     rpc__stream_peer_name(fd, c->peer, sizeof c->peer);
     c->ctx = ctx_with_cancel(s->root);
-    bev = rpc__stream_plain(lp->base, fd);
+    bev = c->ctx ? srv_transport_stream(s, lp->base, fd, &c->ctx) : NULL;
     if (c->ctx == NULL || bev == NULL)
         goto fail;
     if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)

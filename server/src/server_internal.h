@@ -119,6 +119,8 @@ struct rpc_server {
     atomic_int_fast64_t by_status[17];
     atomic_int_fast64_t by_cause[SRV_NCAUSES];
     atomic_int_fast64_t rst_tat;  /* server-wide RST_STREAM bucket */
+    struct srv_transport *transport; /* TLS and Unix listeners, or NULL
+                                        (server_tls.c) */
 };
 
 void srv_reflection_free(struct srv_reflection *r); /* server_reflection.c */
@@ -414,6 +416,17 @@ int srv_call_decide_locked(struct rpc_call *call, int status, const char *msg,
  * Handler threads.  Returns 0, RPC_ERR_MALFORMED or RPC_ERR_TOO_LARGE. */
 int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                     size_t len, ProtobufCMessage **out);
+
+/* ---- transport (server_tls.c) ------------------------------------------- */
+struct srv_transport;
+/* Loop thread: the byte stream for an accepted fd -- TLS when configured
+ * (then *conn_ctx is replaced by a child carrying the peer identity),
+ * else plain.  NULL on failure (fd not closed, *conn_ctx unchanged). */
+struct bufferevent *srv_transport_stream(rpc_server_t *s,
+                                         struct event_base *base, int fd,
+                                         ctx_t **conn_ctx);
+/* rpc_server_free: the TLS context, and Unix socket files removed. */
+void srv_transport_free(rpc_server_t *s);
 
 /* ---- health ------------------------------------------------------------- */
 void srv_health_free(struct srv_health *h);

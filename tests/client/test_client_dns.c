@@ -45,7 +45,7 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
 
 /* ---- the fake nameserver ----------------------------------------------- */
 
-enum { DNS_SILENT, DNS_NXDOMAIN, DNS_LOOPBACK };
+enum { DNS_SILENT, DNS_NXDOMAIN, DNS_LOOPBACK, DNS_MULTI };
 
 static struct {
     int fd, port;
@@ -55,11 +55,13 @@ static struct {
     pthread_cond_t cv;
     int queries; /* mu */
     int mode;    /* mu */
+    int records; /* mu: DNS_MULTI answers 127.0.0.1 .. 127.0.0.<records> */
 } dns = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* Builds the answer to query q[0..n) into out; returns its length or 0
  * (no answer). */
-static size_t dns_answer(const uint8_t *q, size_t n, int mode, uint8_t *out)
+static size_t dns_answer(const uint8_t *q, size_t n, int mode, int records,
+                         uint8_t *out)
 {
     if (mode == DNS_SILENT || n < 12)
         return 0;
@@ -83,9 +85,14 @@ static size_t dns_answer(const uint8_t *q, size_t n, int mode, uint8_t *out)
         return p; /* AAAA: no data */
     static const uint8_t a[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60,
                                 0,    4,    127, 0, 0, 1};
-    memcpy(out + p, a, sizeof a);
-    out[7] = 1; /* ANCOUNT */
-    return p + sizeof a;
+    int k = mode == DNS_MULTI ? records : 1;
+    for (int i = 0; i < k; i++) {
+        memcpy(out + p, a, sizeof a);
+        out[p + sizeof a - 1] = (uint8_t)(i + 1);
+        p += sizeof a;
+    }
+    out[7] = (uint8_t)k; /* ANCOUNT */
+    return p;
 }
 
 static void *dns_main(void *arg)
@@ -109,10 +116,10 @@ static void *dns_main(void *arg)
             continue;
         pthread_mutex_lock(&dns.mu);
         dns.queries++;
-        int mode = dns.mode;
+        int mode = dns.mode, records = dns.records;
         pthread_cond_broadcast(&dns.cv);
         pthread_mutex_unlock(&dns.mu);
-        size_t k = dns_answer(q, (size_t)n, mode, out);
+        size_t k = dns_answer(q, (size_t)n, mode, records, out);
         if (k > 0)
             sendto(dns.fd, out, k, 0, (struct sockaddr *)&from, fl);
     }
@@ -472,6 +479,160 @@ static void test_close_while_resolving(void **state)
     }
 }
 
+/* Three servers on 127.0.0.1, .2 and .3, one port; a name with three A
+ * records; round_robin: every record gets a connection and a third of
+ * the calls.  When one server goes, the name is asked again (and the
+ * answer, now two records, replaces the list), and no call fails. */
+static atomic_int rr_served[3];
+
+static int rr_get_stats(ctx_t *ctx, rpc_call_t *call,
+                        const ProtobufCMessage *req, void *ud)
+{
+    atomic_fetch_add((atomic_int *)ud, 1);
+    return get_stats(ctx, call, req, NULL);
+}
+
+static bool wait_ready(rpc_client_channel_t *c, int want, int64_t timeout)
+{
+    int64_t end = ctx_now() + timeout;
+    while (rpc_client_channel_ready_count(c) != want) {
+        if (ctx_now() > end)
+            return false;
+        ctx_t *t = ctx_with_timeout(ctx_background(), 5 * CTX_MS);
+        ctx_wait(t, -1); /* a bounded poll interval */
+        ctx_release(t);
+    }
+    return true;
+}
+
+static void test_dns_round_robin_all_records(void **state)
+{
+    rpc_server_t *s[3];
+    int port = 0;
+    for (int i = 0; i < 3; i++) {
+        char host[32];
+        snprintf(host, sizeof host, "127.0.0.%d", i + 1);
+        s[i] = rpc_server_new();
+        assert_int_equal(rpc_server_add_method(s[i],
+                                               &demo__v1__demo__descriptor,
+                                               "GetStats", RPC_UNARY,
+                                               RPC_BLOCKING, rr_get_stats,
+                                               &rr_served[i]),
+                         0);
+        assert_int_equal(rpc_server_listen(s[i], host, port), 0);
+        assert_int_equal(rpc_server_start(s[i]), 0);
+        port = rpc_server_port(s[i]);
+    }
+    pthread_mutex_lock(&dns.mu);
+    dns.mode = DNS_MULTI;
+    dns.records = 3;
+    pthread_mutex_unlock(&dns.mu);
+    char target[64];
+    snprintf(target, sizeof target, "dns:///multi.test:%d", port);
+    rpc_client_options_t *o = rpc_client_options_new();
+    assert_int_equal(rpc_client_options_set_lb_policy(o, "round_robin"), 0);
+    assert_int_equal(rpc_client_options_set_backoff(o, 100 * CTX_MS,
+                                                    200 * CTX_MS, 2.0, 0.0),
+                     0);
+    rpc_client_channel_t *c = NULL;
+    assert_int_equal(rpc_client_channel_new(target, o, &c), 0);
+    rpc_client_options_free(o);
+    char msg[256];
+    assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    assert_true(wait_ready(c, 3, BOUND));
+    for (int i = 0; i < 3; i++)
+        atomic_store(&rr_served[i], 0);
+    for (int k = 0; k < 30; k++)
+        assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&rr_served[i]), 10);
+    /* The third goes (and leaves DNS): re-resolution on the failure. */
+    int q0 = dns_queries();
+    pthread_mutex_lock(&dns.mu);
+    dns.records = 2;
+    pthread_mutex_unlock(&dns.mu);
+    rpc_server_free(s[2]);
+    assert_true(wait_ready(c, 2, BOUND));
+    for (int k = 0; k < 20; k++)
+        assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    struct timespec ts = abs_after(BOUND);
+    pthread_mutex_lock(&dns.mu);
+    while (dns.queries <= q0)
+        if (pthread_cond_timedwait(&dns.cv, &dns.mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&dns.mu);
+    assert_true(dns_queries() > q0);
+    rpc_client_channel_free(c);
+    rpc_server_free(s[0]);
+    rpc_server_free(s[1]);
+}
+
+/* With health checking: a backend that leaves the DNS answer while it is
+ * up (its Watch running) is dropped at the next resolution -- here
+ * triggered by another backend going away -- and the calls go on. */
+static void test_dns_removal_with_health(void **state)
+{
+    rpc_server_t *s[3];
+    int port = 0;
+    for (int i = 0; i < 3; i++) {
+        char host[32];
+        snprintf(host, sizeof host, "127.0.0.%d", i + 1);
+        s[i] = rpc_server_new();
+        assert_int_equal(rpc_server_add_method(s[i],
+                                               &demo__v1__demo__descriptor,
+                                               "GetStats", RPC_UNARY,
+                                               RPC_BLOCKING, rr_get_stats,
+                                               &rr_served[i]),
+                         0);
+        assert_int_equal(rpc_server_add_health(s[i]), 0);
+        assert_int_equal(rpc_server_listen(s[i], host, port), 0);
+        assert_int_equal(rpc_server_start(s[i]), 0);
+        port = rpc_server_port(s[i]);
+    }
+    pthread_mutex_lock(&dns.mu);
+    dns.mode = DNS_MULTI;
+    dns.records = 3;
+    pthread_mutex_unlock(&dns.mu);
+    char target[64];
+    snprintf(target, sizeof target, "dns:///multi.test:%d", port);
+    rpc_client_options_t *o = rpc_client_options_new();
+    assert_int_equal(rpc_client_options_set_lb_policy(o, "round_robin"), 0);
+    assert_int_equal(rpc_client_options_set_health_check(o, true, ""), 0);
+    assert_int_equal(rpc_client_options_set_backoff(o, 100 * CTX_MS,
+                                                    200 * CTX_MS, 2.0, 0.0),
+                     0);
+    rpc_client_channel_t *c = NULL;
+    assert_int_equal(rpc_client_channel_new(target, o, &c), 0);
+    rpc_client_options_free(o);
+    char msg[256];
+    assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    assert_true(wait_ready(c, 3, BOUND));
+    /* .3 leaves DNS but stays up; .1 goes away and triggers the
+     * resolution that drops .3: only .2 is left. */
+    int q0 = dns_queries();
+    pthread_mutex_lock(&dns.mu);
+    dns.records = 2;
+    pthread_mutex_unlock(&dns.mu);
+    rpc_server_free(s[0]);
+    struct timespec ts = abs_after(BOUND);
+    pthread_mutex_lock(&dns.mu);
+    while (dns.queries <= q0)
+        if (pthread_cond_timedwait(&dns.cv, &dns.mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&dns.mu);
+    assert_true(dns_queries() > q0);
+    assert_true(wait_ready(c, 1, BOUND));
+    for (int i = 0; i < 3; i++)
+        atomic_store(&rr_served[i], 0);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(unary(c, BOUND, msg, sizeof msg), RPC_STATUS_OK);
+    assert_int_equal(atomic_load(&rr_served[1]), 10);
+    assert_int_equal(atomic_load(&rr_served[2]), 0);
+    rpc_client_channel_free(c);
+    rpc_server_free(s[1]);
+    rpc_server_free(s[2]);
+}
+
 /* ---- setup --------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -522,6 +683,8 @@ int main(void)
         cmocka_unit_test_setup(test_resolve_times_out_at_connect_deadline,
                                use_fake_dns),
         cmocka_unit_test_setup(test_close_while_resolving, use_fake_dns),
+        cmocka_unit_test_setup(test_dns_round_robin_all_records, use_fake_dns),
+        cmocka_unit_test_setup(test_dns_removal_with_health, use_fake_dns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,9 +2,12 @@
  * <rpc/client.h> -- the gRPC client: channels, calls, deadlines and
  * cancellation carried by a ctx_t.
  *
- * A channel is one logical connection to host:port: gRPC over cleartext
- * HTTP/2 (h2c, prior knowledge).  It owns one event-loop thread that does
- * all network I/O; many calls are multiplexed on its connection.  It
+ * A channel is one logical connection to a target (host:port, a DNS name
+ * with several addresses, a static address list or a Unix-domain
+ * socket): gRPC over cleartext HTTP/2 (h2c, prior knowledge) or over TLS
+ * with ALPN h2.  It owns one event-loop thread that does all network I/O;
+ * many calls are multiplexed on its connection(s), and the load-balancing
+ * policy (pick_first or round_robin) chooses one for each call.  It
  * connects lazily (on the first call), fails calls with UNAVAILABLE when it
  * cannot connect, and reconnects with exponential backoff after failures
  * (gRPC's connection-backoff rules: 1 s initial, x1.6, +/-20 % jitter,
@@ -123,18 +126,88 @@ RPC_API int rpc_client_options_set_propagate_keys(rpc_client_options_t *o,
 RPC_API int rpc_client_options_set_authority(rpc_client_options_t *o,
                                              const char *authority);
 
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* TLS (1.2 or 1.3, ALPN "h2") instead of cleartext HTTP/2.  The server's
+ * certificate is verified against the trust roots (the system store
+ * unless a CA file is set) and the host name of the target (or the
+ * override below; an IP literal is matched against IP SANs).  A failed
+ * handshake fails the connection attempt like a refused connect: the
+ * calls waiting for it end UNAVAILABLE with the reason, e.g. "TLS
+ * handshake with localhost:443 failed: certificate verify failed:
+ * certificate has expired" (OpenSSL's verify text), and the channel backs
+ * off.  A server that does not select ALPN "h2" is refused likewise.
+ * The setters check that OpenSSL can use the files; the channel reads
+ * them again when it is created.
+ *
+ * rpc_client_options_set_tls(o, on): TLS with the system trust store.
+ * rpc_client_options_set_tls_ca_file(o, path): trust only the CAs in the
+ *   PEM file path (turns TLS on).  RPC_ERR_INVAL for a file that cannot be
+ *   read or holds no certificate OpenSSL can load.
+ * rpc_client_options_set_tls_server_name(o, name): the name the
+ *   certificate must carry and the SNI sent, instead of the target's host
+ *   (gRPC's ssl_target_name_override; turns TLS on).
+ * rpc_client_options_set_tls_client_cert(o, cert, key): a client
+ *   certificate chain and its key, PEM files, for servers that ask (mTLS;
+ *   turns TLS on).  RPC_ERR_INVAL unless both are readable PEM files and
+ *   the key is the certificate's.
+ * rpc_client_options_set_tls_insecure(o, on): no certificate verification
+ *   at all (grpcurl's -insecure; tests and debugging only; turns TLS on).
+ * Each returns 0, RPC_ERR_INVAL (NULL o, bad argument) or RPC_ERR_NOMEM;
+ * strings are copied. */
+RPC_API int rpc_client_options_set_tls(rpc_client_options_t *o, bool on);
+RPC_API int rpc_client_options_set_tls_ca_file(rpc_client_options_t *o,
+                                               const char *ca_file);
+RPC_API int rpc_client_options_set_tls_server_name(rpc_client_options_t *o,
+                                                   const char *name);
+RPC_API int rpc_client_options_set_tls_client_cert(rpc_client_options_t *o,
+                                                   const char *cert_file,
+                                                   const char *key_file);
+RPC_API int rpc_client_options_set_tls_insecure(rpc_client_options_t *o,
+                                                bool on);
+
+/* ---- load balancing ------------------------------------------------------- */
+
+/* How calls are spread over the target's addresses (gRPC's policies):
+ *   "pick_first" (default): addresses are tried in order and every call
+ *     goes to the first one that connects, until it fails;
+ *   "round_robin": one connection per address, each with its own
+ *     backoff; calls cycle over the connected ones, so an address that
+ *     fails is skipped while others are ready.  The name is re-resolved
+ *     when a connection fails or closes (at most once a second) and every
+ *     30 s; new addresses get connections, vanished ones are drained.
+ * Returns 0, RPC_ERR_INVAL (NULL) or RPC_ERR_UNSUPPORTED (another name). */
+RPC_API int rpc_client_options_set_lb_policy(rpc_client_options_t *o,
+                                             const char *policy);
+
+/* round_robin only: watch each backend's grpc.health.v1.Health/Watch for
+ * `service` (NULL or "": the whole server) and keep it out of the
+ * rotation while it is not SERVING.  A backend that does not implement
+ * the health service (UNIMPLEMENTED) counts as healthy (gRFC A17).
+ * Returns 0, RPC_ERR_INVAL or RPC_ERR_NOMEM. */
+RPC_API int rpc_client_options_set_health_check(rpc_client_options_t *o,
+                                                bool on,
+                                                const char *service);
+
 /* ---- channel --------------------------------------------------------- */
 
-/* Creates a channel to target ("host:port", "[v6addr]:port") and starts
- * its loop thread; it does not connect until the first call.  Copies
- * target and opts (NULL: defaults).  Host names are resolved at each
- * connection attempt without blocking the loop thread: numeric addresses
- * at once, other names asynchronously (libevent's evdns: /etc/hosts, then
- * the nameservers of /etc/resolv.conf), within the connect timeout.  A
+/* Creates a channel to target and starts its loop thread; it does not
+ * connect until the first call.  Targets (gRPC's naming):
+ *   "host:port", "[v6addr]:port", "dns:///host:port" (also
+ *     "dns://authority/host:port"; the authority is ignored): every A and
+ *     AAAA record of host;
+ *   "ipv4:1.2.3.4:5,1.2.3.5:6", "ipv6:[::1]:5,[::2]:6": a static list;
+ *   "unix:/abs/path", "unix:rel/path", "unix:///abs/path",
+ *   "unix-abstract:name" (Linux): a Unix-domain socket (the :authority
+ *     sent is "localhost", and TLS checks that name unless overridden).
+ * Copies target and opts (NULL: defaults).  Host names are resolved
+ * without blocking the loop thread: numeric addresses at once, other
+ * names asynchronously (libevent's evdns: /etc/hosts, then the
+ * nameservers of /etc/resolv.conf), within the connect timeout.  A
  * failure ends the waiting calls UNAVAILABLE ("resolve HOST:PORT: ...").
- * Returns 0 and
- * *out, or RPC_ERR_INVAL (NULL arguments, no port), RPC_ERR_NOMEM,
- * RPC_ERR_SYSTEM (thread or event base creation failed). */
+ * Returns 0 and *out, or RPC_ERR_INVAL (NULL arguments, no port, a bad
+ * target, TLS files OpenSSL cannot use), RPC_ERR_NOMEM, RPC_ERR_SYSTEM
+ * (thread or event base creation failed). */
 RPC_API int rpc_client_channel_new(const char *target,
                                    const rpc_client_options_t *opts,
                                    rpc_client_channel_t **out);
@@ -163,6 +236,11 @@ RPC_API rpc_client_state_t rpc_client_channel_state(rpc_client_channel_t *ch);
 /* Number of TCP connections the channel has established so far (a
  * counter for tests and diagnostics).  Any thread. */
 RPC_API uint64_t rpc_client_channel_connects(rpc_client_channel_t *ch);
+
+/* Connections taking calls now: for round_robin the READY (and, with
+ * health checks, SERVING) backends, for pick_first 1 when READY, else 0.
+ * A snapshot for tests and diagnostics.  Any thread, never blocks. */
+RPC_API int rpc_client_channel_ready_count(rpc_client_channel_t *ch);
 
 /* ---- blocking calls -------------------------------------------------- */
 
@@ -251,6 +329,11 @@ RPC_API int rpc_client_call_cause(rpc_client_call_t *call);
 /* The grpc-timeout value the call sent ("1500000u"), or "" when it sent
  * none (no deadline, or nothing sent).  Borrowed, valid until free. */
 RPC_API const char *rpc_client_call_sent_timeout(rpc_client_call_t *call);
+/* The address of the server the call was sent to ("127.0.0.1:5001",
+ * "[::1]:5001", "unix:/run/x.sock"; with round_robin, the backend
+ * chosen), or "" when it was never sent.  Borrowed, valid until
+ * rpc_client_call_free(); final once the call has finished. */
+RPC_API const char *rpc_client_call_peer(rpc_client_call_t *call);
 /* The single response of a finished unary call (first queued message),
  * its length in *len; NULL when there is none.  Borrowed, valid until
  * rpc_client_call_free() or rpc_client_call_recv(). */

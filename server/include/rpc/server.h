@@ -474,6 +474,58 @@ RPC_API int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
  * or RPC_ERR_NOMEM. */
 RPC_API int rpc_server_add_reflection(rpc_server_t *s);
 
+/* ---- transport: TLS and Unix-domain sockets ------------------------------ */
+
+/* Client-certificate policy for rpc_server_set_tls(). */
+typedef enum rpc_server_client_auth {
+    RPC_SERVER_CLIENT_AUTH_NONE = 0,     /* never ask for a certificate */
+    RPC_SERVER_CLIENT_AUTH_OPTIONAL = 1, /* ask; one that is sent must
+                                            verify against the client CA */
+    RPC_SERVER_CLIENT_AUTH_REQUIRE = 2,  /* mTLS: no verified certificate,
+                                            no connection */
+} rpc_server_client_auth_t;
+
+/* Serves TLS (1.2 and 1.3, ALPN "h2") on every listener of s: cert_file
+ * is the PEM certificate chain (leaf first), key_file its PEM private key;
+ * client_ca_file (PEM, may be NULL for RPC_SERVER_CLIENT_AUTH_NONE) the
+ * CAs client certificates must chain to.  The files are read now (paths
+ * copied for rpc_server_reload_tls()).  The handshake runs on the loop
+ * threads without blocking and counts against the handshake timeout; a
+ * client that speaks cleartext HTTP/2 to a TLS server is closed at its
+ * first bytes.  Before rpc_server_start() only; not thread-safe with other
+ * setup calls.  Returns 0, RPC_ERR_INVAL (NULL arguments, an unreadable or
+ * unusable file: the OpenSSL reason is logged to stderr), RPC_ERR_STATE
+ * (already started) or RPC_ERR_NOMEM. */
+RPC_API int rpc_server_set_tls(rpc_server_t *s, const char *cert_file,
+                               const char *key_file,
+                               const char *client_ca_file,
+                               rpc_server_client_auth_t client_auth);
+
+/* Re-reads the files given to rpc_server_set_tls() (a renewed
+ * certificate, say): connections accepted from now on use them,
+ * established ones keep theirs.  On failure the old configuration stays.
+ * Any thread, any time after rpc_server_set_tls(); never blocks on the
+ * network.  Returns 0, RPC_ERR_STATE (TLS not configured) or
+ * RPC_ERR_INVAL (the reason is logged). */
+RPC_API int rpc_server_reload_tls(rpc_server_t *s);
+
+/* The verified identity of the client's certificate on a TLS connection
+ * (mTLS): its first DNS or URI subjectAltName, else its subject CN.  NULL
+ * when the connection is not TLS, the client sent no certificate, or c is
+ * not (derived from) a request context.  Borrowed: valid while c is.  Any
+ * thread. */
+RPC_API const char *rpc_server_peer_identity(ctx_t *c);
+
+/* Listens on a Unix-domain socket.  path is a file system path
+ * ("/run/x.sock", or grpc's "unix:/run/x.sock", "unix:///run/x.sock") or
+ * an abstract name ("unix-abstract:name", Linux).  A stale socket file at
+ * the path is replaced; the file is removed by rpc_server_free().  Peers
+ * of such connections read "unix:/run/x.sock" (rpc_server_peer()).  TLS,
+ * when set, applies here too.  Before rpc_server_start() only.  Returns 0,
+ * RPC_ERR_INVAL (bad path, too long, too many listeners), RPC_ERR_STATE or
+ * RPC_ERR_SYSTEM (errno set: bind, listen). */
+RPC_API int rpc_server_listen_unix(rpc_server_t *s, const char *path);
+
 #ifdef __cplusplus
 }
 #endif
