@@ -22,6 +22,7 @@
 #include "rpc_tls.h"
 
 #include <event2/buffer.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,7 +37,21 @@ struct rpc__h2 {
     int close_reason;
     int flush_then_close;
     char detail[160];  /* why the stream failed (TLS), or "" */
+    /* Server sessions: the input scanner (see scan_feed). */
+    int scan;              /* active */
+    size_t preface_left;   /* client magic bytes still to pass */
+    size_t payload_left;   /* of the current frame, to pass */
+    size_t drop_left;      /* of the current frame, to drop */
+    uint8_t hdr[9];        /* a frame header split across reads */
+    size_t hdr_len;
+    uint32_t max_stream;   /* highest client stream a HEADERS opened */
+    uint64_t idle_rst_dropped;
 };
+
+uint64_t rpc__h2_idle_resets_dropped(const rpc__h2_t *h2)
+{
+    return h2->idle_rst_dropped;
+}
 
 const char *rpc__h2_close_reason_name(int reason)
 {
@@ -94,6 +109,102 @@ int rpc__h2_flush(rpc__h2_t *h2)
     return 0;
 }
 
+/* Feeds nghttp2; -1 when it failed (the connection is then closing). */
+static int feed(rpc__h2_t *h2, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    ssize_t r = nghttp2_session_mem_recv(h2->session, p, n);
+    if (r < 0) {
+        /* Bad client magic and friends: try to say why (nghttp2 has
+         * queued a GOAWAY where it could), then close. */
+        struct evbuffer *in = bufferevent_get_input(h2->bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        const uint8_t *data;
+        ssize_t m;
+        while ((m = nghttp2_session_mem_send(h2->session, &data)) > 0)
+            bufferevent_write(h2->bev, data, (size_t)m);
+        schedule_close(h2, RPC__H2_PROTOCOL);
+        return -1;
+    }
+    return 0;
+}
+
+/* The server's input scanner: it follows the frame boundaries and drops
+ * an RST_STREAM for a client stream no HEADERS has opened yet (an "idle"
+ * stream), which nghttp2 would answer with a connection error (GOAWAY
+ * PROTOCOL_ERROR) that fails every call on the connection.  grpc C-core
+ * clients send one when a call is cancelled between the moment its stream
+ * id is assigned and the moment its HEADERS are written: the reset goes
+ * out first, from the control-frame queue, and the HEADERS never do.
+ * grpc-go and C-core servers ignore such a reset; so does this one.
+ * Everything else passes through in runs as long as the reads, so the
+ * scan costs one pass over 9-byte frame headers. */
+static int scan_feed(rpc__h2_t *h2, const uint8_t *p, size_t n)
+{
+    const uint8_t *run = p; /* bytes passed through but not yet fed */
+    while (n > 0) {
+        size_t k;
+        if (h2->preface_left > 0) {
+            k = n < h2->preface_left ? n : h2->preface_left;
+            h2->preface_left -= k;
+        } else if (h2->drop_left > 0) {
+            k = n < h2->drop_left ? n : h2->drop_left;
+            h2->drop_left -= k;
+            p += k;
+            n -= k;
+            run = p;
+            continue;
+        } else if (h2->payload_left > 0) {
+            k = n < h2->payload_left ? n : h2->payload_left;
+            h2->payload_left -= k;
+        } else {
+            /* A frame header: whole in this read, or split across two. */
+            const uint8_t *hd = p;
+            if (h2->hdr_len > 0 || n < 9) {
+                if (h2->hdr_len == 0 && feed(h2, run, (size_t)(p - run)) != 0)
+                    return -1;
+                k = 9 - h2->hdr_len < n ? 9 - h2->hdr_len : n;
+                memcpy(h2->hdr + h2->hdr_len, p, k);
+                h2->hdr_len += k;
+                p += k;
+                n -= k;
+                run = p;
+                if (h2->hdr_len < 9)
+                    break;
+                hd = h2->hdr;
+                k = 0;
+            } else {
+                k = 9;
+            }
+            size_t len = (size_t)hd[0] << 16 | (size_t)hd[1] << 8 | hd[2];
+            uint32_t sid = ((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 |
+                            (uint32_t)hd[7] << 8 | hd[8]) & 0x7fffffffu;
+            int split = hd == h2->hdr;
+            h2->hdr_len = 0;
+            if (hd[3] == NGHTTP2_HEADERS && (sid & 1) && sid > h2->max_stream)
+                h2->max_stream = sid;
+            if (hd[3] == NGHTTP2_RST_STREAM && len == 4 && (sid & 1) &&
+                sid > h2->max_stream) {
+                if (!split && feed(h2, run, (size_t)(p - run)) != 0)
+                    return -1;
+                h2->idle_rst_dropped++;
+                h2->drop_left = 4;
+                p += k;
+                n -= k;
+                run = p;
+                continue;
+            }
+            if (split && feed(h2, h2->hdr, 9) != 0)
+                return -1;
+            h2->payload_left = len;
+        }
+        p += k;
+        n -= k;
+    }
+    return feed(h2, run, (size_t)(p - run));
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     rpc__h2_t *h2 = arg;
@@ -105,19 +216,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
             n = 8;
         size_t used = 0;
         for (int i = 0; i < n; i++) {
-            ssize_t r = nghttp2_session_mem_recv(h2->session, v[i].iov_base,
-                                                 v[i].iov_len);
-            if (r < 0) {
-                /* Bad client magic and friends: try to say why (nghttp2
-                 * has queued a GOAWAY where it could), then close. */
-                evbuffer_drain(in, evbuffer_get_length(in));
-                const uint8_t *data;
-                ssize_t m;
-                while ((m = nghttp2_session_mem_send(h2->session, &data)) > 0)
-                    bufferevent_write(bev, data, (size_t)m);
-                schedule_close(h2, RPC__H2_PROTOCOL);
-                return;
-            }
+            int rc = h2->scan ? scan_feed(h2, v[i].iov_base, v[i].iov_len)
+                              : feed(h2, v[i].iov_base, v[i].iov_len);
+            if (rc != 0)
+                return; /* closing; the input was drained */
             used += v[i].iov_len;
         }
         evbuffer_drain(in, used);
@@ -161,6 +263,10 @@ rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
     h2->on_close = on_close;
     h2->user_data = user_data;
     h2->out_high = out_high ? out_high : 256 * 1024;
+    if (nghttp2_session_check_server_session(session)) {
+        h2->scan = 1;
+        h2->preface_left = NGHTTP2_CLIENT_MAGIC_LEN;
+    }
     /* Write callback when the output has drained to a quarter. */
     bufferevent_setwatermark(bev, EV_WRITE, h2->out_high / 4, 0);
     bufferevent_setcb(bev, read_cb, write_cb, event_cb, h2);

@@ -99,6 +99,9 @@ nghttp2_session *rpc__h2_session(rpc__h2_t *h2);
  * not.  Valid until rpc__h2_free(). */
 const char *rpc__h2_close_detail(const rpc__h2_t *h2);
 struct bufferevent *rpc__h2_bev(rpc__h2_t *h2);
+/* Server sessions: RST_STREAMs dropped because no HEADERS had opened
+ * their stream (see scan_feed() in rpc_h2.c). */
+uint64_t rpc__h2_idle_resets_dropped(const rpc__h2_t *h2);
 /* True once the connection is closing or closed. */
 int rpc__h2_closing(const rpc__h2_t *h2);
 /* Bytes waiting in the stream's output buffer. */

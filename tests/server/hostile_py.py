@@ -328,7 +328,35 @@ def reset_flood(port, stock):
     check("reset flood: a bystander is served", bystander(stock) == 5)
 
 
-CASES = {"stream_overshoot": stream_overshoot, "zero_window": zero_window,
+def idle_reset(port, stock):
+    """RST_STREAM for a stream no HEADERS opened (what grpc C-core sends
+    when a call is cancelled between getting its stream id and writing its
+    HEADERS): the server ignores it and the connection lives on."""
+    c = Client(port)
+    c.pump(lambda ev: of(ev, h2.events.SettingsAcknowledged))
+    sid = c.conn.get_next_available_stream_id()
+    # Raw frames: RST_STREAM(CANCEL) on stream sid + 100, then one split
+    # across two writes on sid + 102.
+    rst = lambda s: (4).to_bytes(3, "big") + b"\x03\x00" + s.to_bytes(4, "big") + (8).to_bytes(4, "big")
+    c.sock.sendall(rst(sid + 100))
+    frame = rst(sid + 102)
+    c.sock.sendall(frame[:5])
+    time.sleep(0.05)  # makes it likely the server reads the split in two
+    c.sock.sendall(frame[5:])
+    c.conn.send_headers(sid, headers("/demo.v1.Demo/Fanout"))
+    c.conn.send_data(sid, grpc_frame(fanout_req(0, 0)), end_stream=True)
+    c.flush()
+    c.pump(lambda ev: sid in {e.stream_id for e in of(ev, h2.events.StreamEnded)}
+           or "eof" in ev or of(ev, h2.events.ConnectionTerminated))
+    check("idle reset: no GOAWAY", not of(c.events, h2.events.ConnectionTerminated)
+          and "eof" not in c.events)
+    check("idle reset: the call after it completes",
+          sid in {e.stream_id for e in of(c.events, h2.events.StreamEnded)})
+    c.close()
+    check("idle reset: a bystander is served", bystander(stock) == 5)
+
+
+CASES = {"idle_reset": idle_reset, "stream_overshoot": stream_overshoot, "zero_window": zero_window,
          "connection_flood": connection_flood, "reset_flood": reset_flood}
 
 
