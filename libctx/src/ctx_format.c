@@ -1,5 +1,6 @@
 /*
- * ctx_format.c -- Go-style rendering of a context chain.
+ * ctx_format.c -- Go-style rendering of a context chain, and ctx_walk(),
+ * the bounded enumeration of a subtree (for /ctxz-style live views).
  *
  * Go renders a context as its ancestry, root first:
  * "context.Background.WithCancel.WithValue(k, v)".  A chain may be a million
@@ -11,6 +12,7 @@
  */
 #include "ctx_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,4 +61,82 @@ size_t ctx_format(ctx_t *c, char *buf, size_t len)
     }
     buf[total < limit ? total : limit] = '\0';
     return total;
+}
+
+/*
+ * ctx_walk: breadth-first over an array that is both the queue and the
+ * set of references held:
+ *
+ *   q[0] = retain(start); head = 0; tail = 1
+ *   while head < tail:
+ *       n = q[head++]
+ *       lock n; for each child k linked under n:
+ *           AFTER: count it;  CANCEL: count it, and if tail < max and
+ *           tryref(k) succeeds (a dying child has refs 0 and is waiting
+ *           for n's lock to unlink itself: skip it), q[tail++] = k
+ *       unlock n
+ *       fn(info of n)            -- no lock held
+ *       release n                -- may free it; it unlinks itself then
+ *
+ * One lock at a time, held only for the copy: lock order is trivially
+ * respected and a concurrent cancel of n waits for the copy only.  A child
+ * kept in q is alive (our reference) though it may be unlinked and
+ * cancelled before its turn; it is then shown done, with no children.
+ */
+struct walk_item {
+    struct ctx *n;
+    const struct ctx *parent;
+    int depth;
+};
+
+size_t ctx_walk(ctx_t *c, size_t max_nodes, ctx_walk_fn fn, void *user_data)
+{
+    if (c == NULL || max_nodes == 0)
+        return 0;
+    struct ctx *start = c->canc;
+    if (start == NULL || start->kind != CTX_KIND_CANCEL)
+        return 0;
+    struct walk_item *q = ctx__malloc(max_nodes * sizeof *q);
+    if (q == NULL) {
+        errno = ENOMEM;
+        return 0;
+    }
+    ctx_retain(start);
+    q[0] = (struct walk_item){start, NULL, 0};
+    size_t head = 0, tail = 1, visited = 0;
+    int stop = 0;
+    while (head < tail) {
+        struct walk_item it = q[head++];
+        struct ctx *n = it.n;
+        if (stop) {
+            ctx_release(n);
+            continue;
+        }
+        ctx_node_info_t info = {
+            .node = n,
+            .parent = it.parent,
+            .depth = it.depth,
+            .deadline = n->u.c.deadline,
+            .own_deadline = (n->flags & CTX__F_OWNDL) != 0,
+        };
+        ctx__lock(&n->u.c.lock);
+        for (struct ctx *k = n->u.c.children; k; k = k->u.c.next) {
+            if (k->kind == CTX_KIND_AFTER) {
+                info.afterfuncs++;
+                continue;
+            }
+            info.children++;
+            if (tail < max_nodes && ctx__tryref(k))
+                q[tail++] = (struct walk_item){k, n, it.depth + 1};
+        }
+        ctx__unlock(&n->u.c.lock);
+        info.err = ctx_err(n);
+        info.cause = info.err ? ctx_cause(n) : 0;
+        visited++;
+        if (fn != NULL && fn(&info, user_data) != 0)
+            stop = 1;
+        ctx_release(n);
+    }
+    free(q);
+    return visited;
 }

@@ -4,19 +4,26 @@
  *
  *   interop_server --port=N [--host=ADDR] [--loops=N] [--workers=N]
  *                  [--keepalive_ms=N] [--keepalive_timeout_ms=N]
+ *                  [--admin_port=N [--admin_host=ADDR]] [--access_log=PATH|-]
  *
  * --port=0 picks a free port.  Once listening it prints one line,
  * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
  * it down gracefully (1 s grace), prints the demo service's counters
- * ("demo stats: ...") and exits 0.  --use_tls=false is
+ * ("demo stats: ...") and exits 0.  --admin_port serves /metrics and /ctxz
+ * (127.0.0.1 unless --admin_host; 0 picks a port) and prints "admin on
+ * port N" after the listening line; --access_log writes JSON lines there
+ * ("-": stderr).  --use_tls=false is
  * accepted for compatibility; TLS is not supported yet.
  */
 #include "interop_service.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int opt_int(const char *arg, const char *name, long *out)
 {
@@ -36,20 +43,32 @@ int main(int argc, char **argv)
 {
     long port = -1, loops = 0, workers = 64, ka = -1, kat = -1;
     const char *host = "127.0.0.1";
+    long admin_port = -1; /* observe */
+    const char *admin_host = "127.0.0.1", *access_log = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (opt_int(a, "--port", &port) || opt_int(a, "--loops", &loops) ||
             opt_int(a, "--workers", &workers) ||
             opt_int(a, "--keepalive_ms", &ka) ||
-            opt_int(a, "--keepalive_timeout_ms", &kat))
+            opt_int(a, "--keepalive_timeout_ms", &kat) ||
+            opt_int(a, "--admin_port", &admin_port))
             continue;
+        if (strncmp(a, "--admin_host=", 13) == 0) { /* observe */
+            admin_host = a + 13;
+            continue;
+        }
+        if (strncmp(a, "--access_log=", 13) == 0) {
+            access_log = a + 13;
+            continue;
+        }
         if (strncmp(a, "--host=", 7) == 0) {
             host = a + 7;
         } else if (strcmp(a, "--use_tls=false") == 0) {
         } else {
             fprintf(stderr,
                     "usage: interop_server --port=N [--host=ADDR] [--loops=N] "
-                    "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N]\n");
+                    "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N] "
+                    "[--admin_port=N] [--admin_host=ADDR] [--access_log=PATH]\n");
             return 2;
         }
     }
@@ -82,6 +101,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "interop_server: setup: %s\n", rpc_strerror(rc));
         return 1;
     }
+    int log_fd = -1; /* observe: --access_log, --admin_port */
+    if (access_log != NULL) {
+        log_fd = strcmp(access_log, "-") == 0
+                     ? 2
+                     : open(access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (log_fd < 0 || (rc = rpc_server_enable_access_log(s, log_fd)) != 0) {
+            fprintf(stderr, "interop_server: access log %s: %s\n", access_log,
+                    log_fd < 0 ? strerror(errno) : rpc_strerror(rc));
+            return 1;
+        }
+    }
+    if (admin_port >= 0 &&
+        (rc = rpc_server_enable_admin(s, admin_host, (int)admin_port)) != 0) {
+        fprintf(stderr, "interop_server: admin endpoint: %s\n", rpc_strerror(rc));
+        return 1;
+    }
     if ((rc = rpc_server_listen(s, host, (int)port)) != 0) {
         perror("interop_server: listen");
         return 1;
@@ -91,6 +126,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("listening on port %d\n", rpc_server_port(s));
+    if (admin_port >= 0) /* observe */
+        printf("admin on port %d\n", rpc_server_admin_port(s));
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
@@ -100,6 +137,8 @@ int main(int argc, char **argv)
     demo_service_print(demo, stdout);
     fflush(stdout);
     rpc_server_free(s);
+    if (log_fd > 2) /* observe */
+        close(log_fd);
     demo_service_free(demo);
     ctx_shutdown();
     return 0;

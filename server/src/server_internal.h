@@ -49,6 +49,7 @@
 
 #include "rpc_h2.h"
 #include "rpc_internal.h"
+#include "server_observe.h" /* observe: struct srv_call_obs, srv_obs_* hooks */
 
 #include <event2/listener.h>
 #include <protobuf-c/protobuf-c.h>
@@ -111,6 +112,9 @@ struct rpc_server {
     atomic_int_fast64_t stats[RPC_STAT_CALLS_REJECTED + 1];
     atomic_int_fast64_t by_status[17];
     atomic_int_fast64_t by_cause[SRV_NCAUSES];
+    struct srv_obs *obs;      /* observe: interceptors, metrics, admin,
+                                 access log (server_observe.h); NULL when
+                                 none; set before start, then read-only */
 };
 
 void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d);
@@ -323,6 +327,8 @@ struct rpc_call {
     int send_enc;             /* [mu] grpc-encoding announced (0: none) */
     atomic_int compress_on;   /* compress the messages sent now (written
                                  under mu, read without it on send) */
+    struct srv_call_obs obs;  /* observe: counts and registry links
+                                 (guards documented in server_observe.h) */
 };
 
 /* Loop thread: a valid request's headers (taken over: head->md and an
