@@ -37,6 +37,7 @@
 
 #include "rpc_h2.h"
 #include "rpc_internal.h"
+#include "client_observe.h" /* observe: struct rpc__ccall_obs, hooks */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -54,6 +55,7 @@ struct rpc_client_options {
     char **prop_keys;
     size_t n_prop;
     char *authority;
+    rpc_client_observer_t *observer; /* observe: borrowed, NULL: none */
 };
 
 /* Copies src into dst (dst zeroed first).  0 or RPC_ERR_NOMEM. */
@@ -154,6 +156,7 @@ struct rpc_client_call {
     char fail_msg[160];
     size_t nmsgs;
     size_t hdr_bytes;
+    struct rpc__ccall_obs obs; /* observe (client_observe.h) */
 };
 
 struct rpc_client_channel {

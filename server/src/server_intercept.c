@@ -22,6 +22,8 @@
  */
 #include "server_obs_impl.h"
 
+#include "rpc_alog.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,15 +46,7 @@ const char *obs_kind_name(rpc_method_kind_t k)
 
 const char *obs_code_name(int status)
 {
-    static const char *const names[17] = {
-        "OK",           "Canceled",          "Unknown",
-        "InvalidArgument", "DeadlineExceeded", "NotFound",
-        "AlreadyExists", "PermissionDenied", "ResourceExhausted",
-        "FailedPrecondition", "Aborted",     "OutOfRange",
-        "Unimplemented", "Internal",         "Unavailable",
-        "DataLoss",     "Unauthenticated",
-    };
-    return status >= 0 && status <= 16 ? names[status] : "Unknown";
+    return rpc__code_name(status);
 }
 
 const char *obs_cause_name(int cause)
