@@ -8,8 +8,8 @@ pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
 case "$what" in
   test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux
-                cmd:node=nodejs cmd:npm=npm prometheus chromium) ;;
-  demo)  pkgs+=(nginx-light util-linux prometheus) ;;
+                cmd:node=nodejs cmd:npm=npm prometheus chromium curl) ;;
+  demo)  pkgs+=(nginx-light util-linux prometheus curl python3) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux
                 golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc
                 golang-github-golang-protobuf-1-5-dev libgrpc++-dev
