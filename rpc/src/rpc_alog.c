@@ -11,9 +11,12 @@
  * of its position still unread (sequence < p) drops the record and counts
  * it: a loop never waits for the disk.
  *
- * The writer sleeps on a condition variable with a 20 ms timeout (no
- * producer signals: that would cost a syscall per call), so lines reach
- * the fd within about 20 ms.  rpc__alog_free() stops it after it has
+ * The writer drains without sleeping while records come; once the ring is
+ * empty it sleeps on a condition variable with a 20 ms timeout, and a
+ * producer signals it only when its record lands on a multiple of
+ * ALOG_KICK positions while the writer is asleep (one syscall per 256
+ * records at most, so a burst does not overrun the ring while the writer
+ * naps).  Lines reach the fd within about 20 ms.  rpc__alog_free() stops it after it has
  * written everything queued.
  *
  * Format: one JSON object per line, keys in this order (README, "Access
@@ -36,7 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ALOG_SLOTS 1024 /* power of two */
+#define ALOG_SLOTS 4096 /* power of two: ~2 MB of records */
+#define ALOG_KICK 256   /* wake a sleeping writer every this many records */
 
 struct alog_slot {
     atomic_size_t seq;
@@ -53,6 +57,7 @@ struct rpc__alog {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;                 /* [mu] */
+    atomic_int asleep;        /* the writer is (about to be) waiting */
 };
 
 const char *rpc__code_name(int status)
@@ -108,8 +113,10 @@ void rpc__alog_commit(rpc__alog_t *a, void *slot)
     struct alog_slot *sl = slot;
     /* This slot's position: its sequence is still the position itself. */
     size_t pos = atomic_load_explicit(&sl->seq, memory_order_relaxed);
-    (void)a;
     atomic_store_explicit(&sl->seq, pos + 1, memory_order_release);
+    if ((pos & (ALOG_KICK - 1)) == 0 &&
+        atomic_load_explicit(&a->asleep, memory_order_relaxed))
+        pthread_cond_signal(&a->cv); /* no mutex: a lost wake-up costs 20 ms */
 }
 
 /* ---- the writer ----------------------------------------------------------- */
@@ -135,44 +142,110 @@ static void put_str(char **p, char *end, const char *s)
     *p = o;
 }
 
-#define ADD(...)                                                               \
-    do {                                                                       \
-        if (p < end)                                                           \
-            p += snprintf(p, (size_t)(end - p), __VA_ARGS__);                  \
-    } while (0)
+/* Fast appenders (the writer formats ~100k lines/s on a busy server):
+ * no printf on the per-line path except for the clipped-line guard. */
+static void put_raw(char **p, char *end, const char *s, size_t n)
+{
+    if (*p + n > end)
+        n = (size_t)(end - *p);
+    memcpy(*p, s, n);
+    *p += n;
+}
+#define PUT(lit) put_raw(&p, end, lit, sizeof lit - 1)
 
-static size_t format(const struct rpc__alog_rec *r, char *buf, size_t cap)
+static void put_u64(char **p, char *end, uint64_t v)
+{
+    char t[24];
+    int i = 24;
+    do
+        t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put_raw(p, end, t + i, (size_t)(24 - i));
+}
+
+/* Nanoseconds as milliseconds with 3 decimals ("12.345"). */
+static void put_ms(char **p, char *end, int64_t ns)
+{
+    if (ns < 0) {
+        put_raw(p, end, "-", 1);
+        ns = -ns;
+    }
+    uint64_t us = (uint64_t)ns / 1000;
+    put_u64(p, end, us / 1000);
+    char f[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                 (char)('0' + us % 10)};
+    put_raw(p, end, f, 4);
+}
+
+struct tcache {
+    int64_t sec;
+    char prefix[32]; /* "{\"time\":\"2026-12-04T19:45:01" */
+    size_t len;
+};
+
+static size_t format(struct tcache *tc, const struct rpc__alog_rec *r,
+                     char *buf, size_t cap)
 {
     char *p = buf, *end = buf + cap - 1;
-    time_t sec = (time_t)(r->wall_ns / CTX_SECOND);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    p += strftime(p, (size_t)(end - p), "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
-    ADD(".%06" PRId64 "Z\",\"side\":\"%s\",\"call_id\":%" PRIu64 ",\"peer\":",
-        (r->wall_ns % CTX_SECOND) / 1000, r->side, r->id);
+    int64_t sec = r->wall_ns / CTX_SECOND;
+    if (sec != tc->sec) { /* one gmtime per second, not per line */
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tc->len = strftime(tc->prefix, sizeof tc->prefix,
+                           "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+        tc->sec = sec;
+    }
+    put_raw(&p, end, tc->prefix, tc->len);
+    uint64_t usec = (uint64_t)(r->wall_ns % CTX_SECOND) / 1000;
+    char frac[8] = {'.'};
+    for (int i = 6; i >= 1; i--, usec /= 10)
+        frac[i] = (char)('0' + usec % 10);
+    frac[7] = 'Z';
+    put_raw(&p, end, frac, 8);
+    PUT("\",\"side\":\"");
+    put_raw(&p, end, r->side, strlen(r->side));
+    PUT("\",\"call_id\":");
+    put_u64(&p, end, r->id);
+    PUT(",\"peer\":");
     put_str(&p, end, r->peer);
-    ADD(",\"method\":");
+    PUT(",\"method\":");
     put_str(&p, end, r->method);
-    ADD(",\"type\":\"%s\",\"code\":%d,\"status\":\"%s\",\"cause\":\"%s\","
-        "\"message\":",
-        r->type, r->status, rpc__code_name(r->status), r->cause);
+    PUT(",\"type\":\"");
+    put_raw(&p, end, r->type, strlen(r->type));
+    PUT("\",\"code\":");
+    put_u64(&p, end, (uint64_t)(r->status >= 0 ? r->status : 2));
+    PUT(",\"status\":\"");
+    const char *cn = rpc__code_name(r->status);
+    put_raw(&p, end, cn, strlen(cn));
+    PUT("\",\"cause\":\"");
+    put_raw(&p, end, r->cause, strlen(r->cause));
+    PUT("\",\"message\":");
     put_str(&p, end, r->message);
-    ADD(",\"duration_ms\":%.3f,\"deadline_ms\":", (double)r->duration_ns / 1e6);
+    PUT(",\"duration_ms\":");
+    put_ms(&p, end, r->duration_ns);
+    PUT(",\"deadline_ms\":");
     if (r->timeout_ns >= 0)
-        ADD("%.3f", (double)r->timeout_ns / 1e6);
+        put_ms(&p, end, r->timeout_ns);
     else
-        ADD("null");
-    ADD(",\"request_id\":");
+        PUT("null");
+    PUT(",\"request_id\":");
     put_str(&p, end, r->request_id);
-    ADD(",\"trace_id\":");
+    PUT(",\"trace_id\":");
     put_str(&p, end, r->trace_id);
-    ADD(",\"span_id\":");
+    PUT(",\"span_id\":");
     put_str(&p, end, r->span_id);
-    ADD(",\"parent_span_id\":");
+    PUT(",\"parent_span_id\":");
     put_str(&p, end, r->parent_span_id);
-    ADD(",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"msgs_in\":%" PRIu64
-        ",\"msgs_out\":%" PRIu64 "}\n",
-        r->bytes_in, r->bytes_out, r->msgs_in, r->msgs_out);
+    PUT(",\"bytes_in\":");
+    put_u64(&p, end, r->bytes_in);
+    PUT(",\"bytes_out\":");
+    put_u64(&p, end, r->bytes_out);
+    PUT(",\"msgs_in\":");
+    put_u64(&p, end, r->msgs_in);
+    PUT(",\"msgs_out\":");
+    put_u64(&p, end, r->msgs_out);
+    PUT("}\n");
     if (p >= end) { /* clipped: keep the line a line */
         p = end;
         p[-1] = '\n';
@@ -197,6 +270,7 @@ static void write_all(int fd, const char *b, size_t n)
 static size_t drain(rpc__alog_t *a)
 {
     char out[32768];
+    static _Thread_local struct tcache tc; /* the writer thread's */
     size_t len = 0, n = 0;
     for (;;) {
         struct alog_slot *sl = &a->slots[a->head & (ALOG_SLOTS - 1)];
@@ -206,7 +280,7 @@ static size_t drain(rpc__alog_t *a)
             write_all(a->fd, out, len);
             len = 0;
         }
-        len += format(&sl->r, out + len, 1024);
+        len += format(&tc, &sl->r, out + len, 1024);
         atomic_store_explicit(&sl->seq, a->head + ALOG_SLOTS,
                               memory_order_release);
         a->head++;
@@ -226,6 +300,7 @@ static void *writer(void *arg)
         pthread_mutex_lock(&a->mu);
         int stop = a->stop;
         if (!stop) {
+            atomic_store(&a->asleep, 1);
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20 * 1000 * 1000;
@@ -234,6 +309,7 @@ static void *writer(void *arg)
                 ts.tv_nsec -= 1000000000;
             }
             pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+            atomic_store(&a->asleep, 0);
         }
         pthread_mutex_unlock(&a->mu);
         if (stop) {
