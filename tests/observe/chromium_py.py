@@ -182,6 +182,9 @@ def main():
             if not any(row[1][2] == r and row[1][5] == "client_cancel" for row in recent):
                 raise SystemExit("%s not among the recently ended" % r)
         print("DOM after the cancel: %d recently ended by client_cancel" % N)
+        srv.send_signal(signal.SIGTERM)
+        if srv.wait(timeout=20) != 0:  # under ASan: a leak or an error report
+            raise SystemExit("interop_server exited with %d" % srv.returncode)
     finally:
         if srv.poll() is None:
             srv.send_signal(signal.SIGTERM)

@@ -221,6 +221,10 @@ def main():
             raise SystemExit("prometheus disagrees with the client:\n  " +
                              "\n  ".join(failures))
         print("prometheus agrees with the client on %d calls" % total)
+        stop(prom)
+        stop(srv)
+        if srv.returncode != 0:  # under ASan: a leak or an error report
+            raise SystemExit("interop_server exited with %d" % srv.returncode)
     finally:
         for p in reversed(procs):
             stop(p)
