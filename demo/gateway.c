@@ -5,7 +5,7 @@
  *   demo_gateway --port N --backend HOST:PORT [--backend HOST:PORT]...
  *                [--host ADDR] [--name NAME] [--grace-ms N]
  *                [--loops N] [--workers N]
- *                [--admin-port N] [--access-log PATH]
+ *                [--admin-port N [--admin-host ADDR]] [--access-log PATH]
  *
  *   lb (nginx) --> demo_gateway --rpc_client--> backend (interop_server)
  *
@@ -396,7 +396,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: %s --port N --backend HOST:PORT [--backend HOST:PORT]...\n"
             "       [--host ADDR] [--name NAME] [--grace-ms N] [--loops N] "
-            "[--workers N] [--admin-port N] [--access-log PATH]\n"
+            "[--workers N] [--admin-port N] [--admin-host ADDR] [--access-log PATH]\n"
             "  --port 0 picks a free port; \"listening on port N\" goes to "
             "stdout.\n"
             "  --host defaults to 127.0.0.1 (0.0.0.0 in a container).\n",
@@ -487,7 +487,7 @@ int main(int argc, char **argv)
     long port = -1, loops = 0, workers = 64, grace_ms = 1000;
     const char *host = "127.0.0.1", *v;
     long admin_port = -1; /* observe */
-    const char *access_log = NULL;
+    const char *access_log = NULL, *admin_host = "127.0.0.1";
     int log_fd = -1;
     for (int i = 1; i < argc; i++) {
         if ((v = flag(argc, argv, &i, "--port")) != NULL) {
@@ -514,6 +514,8 @@ int main(int argc, char **argv)
             admin_port = num("--admin-port", v, 0, 65535); /* observe */
         } else if ((v = flag(argc, argv, &i, "--access-log")) != NULL) {
             access_log = v;
+        } else if ((v = flag(argc, argv, &i, "--admin-host")) != NULL) {
+            admin_host = v;
         } else {
             return usage();
         }
@@ -570,7 +572,7 @@ int main(int argc, char **argv)
         (rc = add_methods(s, &gw)) ||
         (log_fd >= 0 && (rc = rpc_server_enable_access_log(s, log_fd))) || /* observe */
         (admin_port >= 0 &&
-         ((rc = rpc_server_enable_admin(s, "127.0.0.1", (int)admin_port)) ||
+         ((rc = rpc_server_enable_admin(s, admin_host, (int)admin_port)) ||
           (rc = rpc_server_admin_add_metrics(s, rpc_client_observer_metrics,
                                              observer))))) {
         fprintf(stderr, "%s: setup: %s\n", prog, rpc_strerror(rc));
