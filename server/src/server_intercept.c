@@ -211,7 +211,9 @@ void srv_obs_call_new(struct rpc_call *call, struct srv_conn *c)
         return;
     call->obs.id = atomic_fetch_add_explicit(&o->next_id, 1,
                                              memory_order_relaxed);
-    call->obs.conn_start_ns = c->settings_sent_ns;
+    if (c->obs_first_call_ns == 0)
+        c->obs_first_call_ns = call->arrival_ns;
+    call->obs.conn_start_ns = c->obs_first_call_ns;
     call->obs.conn_id = c->ctx;
     if (!o->metrics)
         return;

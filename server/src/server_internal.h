@@ -221,6 +221,7 @@ struct srv_conn {
     int draining;             /* shutdown notice sent, awaiting its PING */
     int close_cause;          /* RPC_CAUSE_* decided for this close */
     unsigned flush_epoch;     /* last loop epoch this was flushed in */
+    int64_t obs_first_call_ns; /* observe: its first request (loop-only) */
 };
 
 /* Loop thread: a new connection on fd. */

@@ -43,7 +43,7 @@ struct rpc_server;
 /* Per call, inside struct rpc_call. */
 struct srv_call_obs {
     uint64_t id;              /* set at new, then read-only */
-    int64_t conn_start_ns;    /* the connection's first SETTINGS (~accept) */
+    int64_t conn_start_ns;    /* the connection's first request's arrival */
     const void *conn_id;      /* the connection's context: identity only */
     int dispatched;           /* loop-only: the interceptors' on_start ran */
     uint64_t msgs_in;         /* loop-only */

@@ -448,8 +448,9 @@ RPC_API int rpc_server_add_interceptor(rpc_server_t *s,
  *
  *   /metrics            Prometheus text format 0.0.4 (grpc_server_* names
  *                       of go-grpc-prometheus plus rpc_server_*; README)
- *   /ctxz               HTML: connections, live requests, their context
- *                       trees, recently ended requests
+ *   /ctxz               HTML: connections (age: since their first
+ *                       request), live requests, their context trees,
+ *                       recently ended requests
  *   /ctxz?format=json   the same as JSON (also /ctxz.json)
  *
  * Listens before returning (rpc_server_admin_port() tells the port); the
