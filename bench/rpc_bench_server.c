@@ -1,14 +1,15 @@
 /*
  * rpc_bench_server -- rpc_server configured for the benchmark: one event
  * loop, and demo.v1.Demo served by
- *   Fanout  a non-blocking echo (tasks=0: reply with the payload on the
- *           loop thread; tasks>0: a blocking fan-out to sub-tasks that
- *           sleep sleep_ms cancellably -- for the cancellation figures),
+ *   Fanout  a 16-byte echo (reply with the payload): non-blocking, on the
+ *           loop thread, or blocking, on the worker pool -- the path most
+ *           users write -- with WORKERS threads (0: the server's default);
  *   Ticks   a non-blocking call that stays pending until its context is
  *           done (finished by an AfterFunc): the 10,000-in-flight memory
  *           figure holds no thread per call.
  *
- *   rpc_bench_server PORT [LOOPS]   (prints "listening on port N")
+ *   rpc_bench_server PORT [LOOPS [nonblocking|blocking [WORKERS]]]
+ *   (prints "listening on port N")
  * SIGTERM/SIGINT: shutdown, then prints the server counters to stdout.
  */
 #include <rpc/server.h>
@@ -18,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int echo(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
                 void *ud)
@@ -73,11 +75,15 @@ int main(int argc, char **argv)
     rpc_server_t *s = rpc_server_new();
     const ProtobufCServiceDescriptor *svc = &demo__v1__demo__descriptor;
     int rc;
+    int blocking = argc > 3 && strcmp(argv[3], "blocking") == 0;
+    int workers = argc > 4 ? atoi(argv[4]) : blocking ? 0 : 2;
     if (!s || (rc = rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS,
                                           argc > 2 ? atoi(argv[2]) : 1)) ||
-        (rc = rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, 2)) ||
+        (workers > 0 &&
+         (rc = rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, workers))) ||
         (rc = rpc_server_set_option(s, RPC_SERVER_MAX_CONCURRENT_STREAMS, 1000)) ||
-        (rc = rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_NONBLOCKING,
+        (rc = rpc_server_add_method(s, svc, "Fanout", RPC_UNARY,
+                                    blocking ? RPC_BLOCKING : RPC_NONBLOCKING,
                                     echo, NULL)) ||
         (rc = rpc_server_add_method(s, svc, "Ticks", RPC_SERVER_STREAMING,
                                     RPC_NONBLOCKING, hold, NULL)) ||

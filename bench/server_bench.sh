@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Server benchmark: rpc_server (bench/rpc_bench_server, non-blocking 16-byte
-# echo on one loop) against the bare nghttp2+libevent floor
+# Server benchmark: rpc_server (bench/rpc_bench_server, 16-byte echo on one
+# loop: non-blocking "rpc", and blocking -- the path users write -- with the
+# server's default pool "rpcblk" and with 2/64/256 workers "blk2",
+# "blk64", "blk256"; interop_server's EmptyCall in its default
+# configuration "interop"; with BASELINE_BUILD=DIR also that build's
+# non-blocking and blocking echo "base"/"baseblk", for an A/B of two
+# builds in one run) against the bare nghttp2+libevent floor
 # (bench/bare_h2_server, canned response) and, when built with
 # bench/peers/build_peers.sh BUILD_DIR/bench/peers, the grpc-go 1.33
 # (GOMAXPROCS=1) and grpc C++ 1.51 callback/sync anchors -- all serving
@@ -20,7 +25,10 @@ reps=${2:-3}
 bare=$build/bench/bare_h2_server
 rpc=$build/bench/rpc_bench_server
 for b in "$bare" "$rpc"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
-peers=(bare rpc)
+interop=$build/server/interop_server
+peers=(bare rpc rpcblk blk2 blk64 blk256 interop)
+[ -n "${BASELINE_BUILD:-}" ] && peers+=(base baseblk)
+[ -n "${PEERS:-}" ] && read -r -a peers <<< "$PEERS"
 pdir=$build/bench/peers
 [ -x "$pdir/go_echo" ] && peers+=(go)
 [ -x "$pdir/cpp_echo" ] && peers+=(cppcb cppsync)
@@ -28,6 +36,13 @@ peer_cmd() {
   case $1 in
     bare) echo "$bare 0" ;;
     rpc) echo "$rpc 0" ;;
+    rpcblk) echo "$rpc 0 1 blocking 0" ;;
+    blk2) echo "$rpc 0 1 blocking 2" ;;
+    blk64) echo "$rpc 0 1 blocking 64" ;;
+    blk256) echo "$rpc 0 1 blocking 256" ;;
+    interop) echo "$interop --port=0" ;;
+    base) echo "$BASELINE_BUILD/bench/rpc_bench_server 0" ;;
+    baseblk) echo "$BASELINE_BUILD/bench/rpc_bench_server 0 1 blocking 0" ;;
     go) echo "env GOMAXPROCS=1 $pdir/go_echo 0" ;;
     cppcb) echo "$pdir/cpp_echo 0 callback" ;;
     cppsync) echo "$pdir/cpp_echo 0 sync" ;;
@@ -40,7 +55,11 @@ cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || 
 trap cleanup EXIT
 # FanoutRequest{payload: 14 bytes} = a 16-byte message, 5-byte gRPC prefix.
 printf '\x00\x00\x00\x00\x10\x1a\x0ebench-payload!' > "$tmp/req.bin"
+printf '\x00\x00\x00\x00\x00' > "$tmp/empty.bin"
 path=/demo.v1.Demo/Fanout
+# interop_server is measured on grpc.testing.TestService/EmptyCall.
+peer_path() { [ "$1" = interop ] && echo /grpc.testing.TestService/EmptyCall || echo "$path"; }
+peer_req() { [ "$1" = interop ] && echo "$tmp/empty.bin" || echo "$tmp/req.bin"; }
 
 wait_idle() {  # until the machine is under ~10% busy (max 30 s)
   for _ in $(seq 30); do
@@ -63,8 +82,8 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 check_grpc() {  # the peer really answers grpc-status 0 (h2load only sees :status)
-  nghttp -v -d "$tmp/req.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-    "http://127.0.0.1:$PORT$path" 2>&1 | grep -aq 'grpc-status: 0' \
+  nghttp -v -d "$(peer_req "$1")" -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://127.0.0.1:$PORT$(peer_path "$1")" 2>&1 | grep -aq 'grpc-status: 0' \
     || { echo "$1 does not answer grpc-status 0" >&2; exit 1; }
 }
 
@@ -72,9 +91,9 @@ run_one() {  # name c m n -> appends "name c m rps lat cpu_us p99"
   local name=$1 c=$2 m=$3 n=$4 out t0 t1 rps lat p99=- log=()
   [ "$c$m" = 11 ] && log=(--log-file="$tmp/log")
   t0=$(cpu_ticks "$PID")
-  out=$(taskset -c 1 h2load -t 1 -n "$n" -c "$c" -m "$m" -d "$tmp/req.bin" "${log[@]}" \
+  out=$(taskset -c 1 h2load -t 1 -n "$n" -c "$c" -m "$m" -d "$(peer_req "$name")" "${log[@]}" \
         -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$PORT$path" 2>&1)
+        "http://127.0.0.1:$PORT$(peer_path "$name")" 2>&1)
   t1=$(cpu_ticks "$PID")
   echo "$out" | grep -q "$n succeeded" || { echo "$name: h2load failed: $out" >&2; exit 1; }
   rps=$(echo "$out" | grep -oP 'finished in [^,]+, \K[0-9.]+(?= req/s)')

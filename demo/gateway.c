@@ -44,10 +44,9 @@
  * "server shutting down"), which resets their downstream streams.
  * Counters are relaxed atomics; there is no other shared mutable state.
  */
-#include <rpc/client_pb.h>
 #include <rpc/server.h>
 
-#include "demo/v1/demo.pb-c.h"
+#include "demo/v1/demo.rpc.h"
 
 #include <errno.h>
 #include <fcntl.h> /* observe: --access-log */
@@ -59,6 +58,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Generated at build time (proto/CMakeLists.txt, rpc_embed_descriptors). */
+int rpc_demo_descriptors_register(rpc_server_t *s);
 
 #define MAX_BACKENDS 16
 /* GetStats asks every backend; a caller without a deadline gets this one. */
@@ -213,25 +215,23 @@ static void pass_message(struct gateway *gw, rpc_call_t *call,
 
 /* ---- Fanout -------------------------------------------------------------- */
 
-static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
-                  void *ud)
+static int fanout(ctx_t *ctx, rpc_call_t *call,
+                  const Demo__V1__FanoutRequest *req, void *ud)
 {
     struct gateway *gw = ud;
     struct req_log r;
     req_begin(gw, &r, ctx, "Fanout");
     struct backend *b = pick(gw);
     set_route_headers(gw, call, b);
-    ProtobufCMessage *resp = NULL;
+    Demo__V1__FanoutReply *resp = NULL;
     rpc_client_call_t *dc = NULL;
     /* The request context goes straight into the downstream call. */
-    int st = rpc_client_unary_pb(ctx, b->ch, "/demo.v1.Demo/Fanout", NULL, req,
-                                 &demo__v1__fanout_reply__descriptor, &resp,
-                                 &dc);
+    int st = demo_v1_demo_fanout(ctx, b->ch, NULL, req, &resp, &dc);
     if (st < 0) {
         set_message(gw, call, rpc_strerror(st));
         st = RPC_STATUS_INTERNAL;
     } else if (st == RPC_STATUS_OK) {
-        int rc = rpc_call_send(call, resp);
+        int rc = demo_v1_demo_fanout_send(call, resp);
         if (rc != 0 && ctx_err(ctx) == 0) {
             set_message(gw, call, rpc_strerror(rc));
             st = RPC_STATUS_INTERNAL;
@@ -240,7 +240,7 @@ static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
         pass_message(gw, call, dc);
     }
     if (resp != NULL)
-        protobuf_c_message_free_unpacked(resp, NULL);
+        demo__v1__fanout_reply__free_unpacked(resp, NULL);
     rpc_client_call_free(dc);
     return req_end(gw, &r, ctx, b->target, st);
 }
@@ -252,9 +252,8 @@ static int relay_ticks(struct gateway *gw, ctx_t *ctx, rpc_call_t *call,
                        rpc_client_call_t *dc)
 {
     for (;;) {
-        ProtobufCMessage *m = NULL;
-        int rc = rpc_client_call_recv_pb(ctx, dc, &demo__v1__tick__descriptor,
-                                         &m);
+        Demo__V1__Tick *m = NULL;
+        int rc = demo_v1_demo_ticks_read(ctx, dc, &m);
         if (rc == RPC_ERR_EOF)
             break;
         if (rc == RPC_ERR_MALFORMED) {
@@ -264,8 +263,8 @@ static int relay_ticks(struct gateway *gw, ctx_t *ctx, rpc_call_t *call,
         }
         if (rc != 0)
             break; /* our context ended: the finish below reports it */
-        rc = rpc_call_send(call, m);
-        protobuf_c_message_free_unpacked(m, NULL);
+        rc = demo_v1_demo_ticks_send(call, m);
+        demo__v1__tick__free_unpacked(m, NULL);
         if (rc != 0) {
             rpc_client_call_cancel(dc);
             break;
@@ -279,8 +278,8 @@ static int relay_ticks(struct gateway *gw, ctx_t *ctx, rpc_call_t *call,
     return st;
 }
 
-static int ticks(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
-                 void *ud)
+static int ticks(ctx_t *ctx, rpc_call_t *call,
+                 const Demo__V1__TickRequest *req, void *ud)
 {
     struct gateway *gw = ud;
     struct req_log r;
@@ -289,14 +288,10 @@ static int ticks(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
     set_route_headers(gw, call, b);
     rpc_client_call_t *dc = NULL;
     int st;
-    int rc = rpc_client_call_start(ctx, b->ch, "/demo.v1.Demo/Ticks", NULL, &dc);
-    if (rc == 0)
-        rc = rpc_client_call_send_pb(ctx, dc, req);
-    if (rc == 0)
-        rc = rpc_client_call_close_send(dc);
-    if (rc == 0 || rc == RPC_ERR_CLOSED) {
-        /* CLOSED: the call already finished (context done, or refused);
-         * relay_ticks() collects its status. */
+    /* Opened even when the call finished at once (context done, or
+     * refused): relay_ticks() collects its status. */
+    int rc = demo_v1_demo_ticks(ctx, b->ch, NULL, req, &dc);
+    if (rc == 0) {
         st = relay_ticks(gw, ctx, call, dc);
     } else {
         set_message(gw, call, rpc_strerror(rc));
@@ -342,8 +337,8 @@ static void set_gateway_trailer(struct gateway *gw, rpc_call_t *call)
         glog(gw, "warning: could not set x-gateway-stats");
 }
 
-static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
-                     void *ud)
+static int get_stats(ctx_t *ctx, rpc_call_t *call,
+                     const Demo__V1__StatsRequest *req, void *ud)
 {
     struct gateway *gw = ud;
     struct req_log r;
@@ -357,13 +352,11 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
     Demo__V1__Stats sum = DEMO__V1__STATS__INIT;
     int st = RPC_STATUS_OK;
     for (int i = 0; i < gw->nbe && st == RPC_STATUS_OK; i++) {
-        ProtobufCMessage *resp = NULL;
+        Demo__V1__Stats *resp = NULL;
         rpc_client_call_t *dc = NULL;
-        st = rpc_client_unary_pb(sub, gw->be[i].ch, "/demo.v1.Demo/GetStats",
-                                 NULL, req, &demo__v1__stats__descriptor,
-                                 &resp, &dc);
+        st = demo_v1_demo_get_stats(sub, gw->be[i].ch, NULL, req, &resp, &dc);
         if (st == RPC_STATUS_OK) {
-            add_stats(&sum, (const Demo__V1__Stats *)resp);
+            add_stats(&sum, resp);
         } else if (st > 0) {
             char m[256];
             snprintf(m, sizeof m, "backend %s: %s", gw->be[i].target,
@@ -374,13 +367,13 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
             st = RPC_STATUS_INTERNAL;
         }
         if (resp != NULL)
-            protobuf_c_message_free_unpacked(resp, NULL);
+            demo__v1__stats__free_unpacked(resp, NULL);
         rpc_client_call_free(dc);
     }
     ctx_release(sub);
     if (st == RPC_STATUS_OK) {
         set_gateway_trailer(gw, call);
-        int rc = rpc_call_send(call, &sum.base);
+        int rc = demo_v1_demo_get_stats_send(call, &sum);
         if (rc != 0 && ctx_err(ctx) == 0) {
             set_message(gw, call, rpc_strerror(rc));
             st = RPC_STATUS_INTERNAL;
@@ -467,17 +460,17 @@ static void close_backends(struct gateway *gw)
 
 static int add_methods(rpc_server_t *s, struct gateway *gw)
 {
-    const ProtobufCServiceDescriptor *svc = &demo__v1__demo__descriptor;
-    int rc = rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
-                                   fanout, gw);
-    if (rc == 0)
-        rc = rpc_server_add_method(s, svc, "Ticks", RPC_SERVER_STREAMING,
-                                   RPC_BLOCKING, ticks, gw);
-    if (rc == 0)
-        rc = rpc_server_add_method(s, svc, "GetStats", RPC_UNARY, RPC_BLOCKING,
-                                   get_stats, gw);
+    /* Static: registered handler tables must outlive the server. */
+    static demo_v1_demo_handlers_t h = {
+        .fanout = fanout, .ticks = ticks, .get_stats = get_stats};
+    h.user_data = gw;
+    int rc = demo_v1_demo_register(s, &h);
     if (rc == 0)
         rc = rpc_server_add_health(s);
+    if (rc == 0) /* server reflection: demo.v1.Demo's file, for rpcurl */
+        rc = rpc_demo_descriptors_register(s);
+    if (rc == 0)
+        rc = rpc_server_add_reflection(s);
     return rc;
 }
 

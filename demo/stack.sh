@@ -321,7 +321,8 @@ done
 python3 - "$alog" "$trace" "$span" <<'PY' || failed "the access logs do not join into one trace"
 import json, sys
 path, trace, span = sys.argv[1:]
-lines = [json.loads(l) for l in open(path) if trace in l]
+# (rpcurl asks server reflection first, with the same headers: Fanout only)
+lines = [json.loads(l) for l in open(path) if trace in l and "/Fanout" in l]
 for l in lines:
     print("   %-6s %-22s %-22s span=%s parent=%s %s %.1fms" % (
         l["side"], l["peer"], l["method"], l["span_id"], l["parent_span_id"] or "-",

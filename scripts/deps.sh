@@ -4,11 +4,15 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
-      protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev)
+      protobuf-c-compiler libprotobuf-c-dev grpc-proto zlib1g-dev
+      protobuf-compiler libprotobuf-dev libprotoc-dev)
 case "$what" in
-  test)  pkgs+=(python3-grpcio python3-protobuf protobuf-compiler-grpc
+  test)  pkgs+=(python3-grpcio python3-protobuf python3-h2 protobuf-compiler-grpc
                 protobuf-compiler nghttp2-client nginx-light util-linux
-                cmd:node=nodejs cmd:npm=npm prometheus chromium curl) ;;
+                cmd:node=nodejs cmd:npm=npm libprotobuf-dev
+                golang-go golang-google-grpc-dev golang-google-protobuf-dev
+                golang-github-golang-protobuf-1-5-dev protoc-gen-go
+                protoc-gen-go-grpc prometheus chromium curl) ;;
   demo)  pkgs+=(nginx-light util-linux prometheus curl python3) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux
                 golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc

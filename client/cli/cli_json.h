@@ -1,40 +1,58 @@
 /*
- * cli_json.h -- protobuf-c messages from and to JSON (the proto3 JSON
- * mapping's common subset), driven only by protobuf-c descriptors, for the
- * command-line client.
+ * cli_json.h -- a descriptor-driven JSON <-> protobuf wire transcoder for
+ * rpcurl (protobuf-c has no dynamic messages, so rpcurl encodes and decodes
+ * the wire format itself from DescriptorProtos in a cli_pool_t).
  *
- * Reading accepts: objects keyed by the proto field name or its
- * lowerCamelCase JSON name; numbers (or strings holding numbers, as
- * protojson writes 64-bit integers); true/false; strings with JSON escapes;
- * bytes as standard or URL-safe base64, padded or not; enums by name or
- * number; nested messages; arrays for repeated fields; null (= unset).
- * Not supported (clear error): map fields, well-known-type special forms
- * (Any, Timestamp, Duration, wrappers) -- they read as plain messages.
+ * JSON in (the proto3 JSON mapping): fields by json_name or proto name;
+ * null = unset; 64-bit integers as strings or numbers; integers with an
+ * exponent or a zero fraction; enums by name or number; bytes as standard
+ * or URL-safe base64, padded or not; floats as numbers or "NaN",
+ * "Infinity", "-Infinity"; maps as objects; oneofs (two members set is an
+ * error); the well-known types Timestamp, Duration, the wrappers, Struct,
+ * Value, ListValue, FieldMask, Empty and Any (its @type resolved in the
+ * pool).  Unknown fields are an error unless allow_unknown.
  *
- * Writing follows protojson as grpcurl prints it: lowerCamelCase names,
- * two-space indentation, default values omitted, 64-bit integers as
- * strings, bytes as padded base64, enums by name.
+ * Out: protojson as grpcurl prints it (json_name keys in field-number
+ * order, 2-space indent, 64-bit integers quoted, enums by name, bytes as
+ * padded standard base64, defaults omitted unless emit_defaults), or the
+ * protobuf text format.
  *
- * Single-threaded helpers; no global state.
+ * Single-threaded; no globals.
  */
 #ifndef CLI_JSON_H
 #define CLI_JSON_H
 
-#include <protobuf-c/protobuf-c.h>
+#include "cli_desc.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
-/* Parses the next JSON object from *p (skipping leading white space) into
- * a new message of type desc.  On success returns the message (free with
- * protobuf_c_message_free_unpacked(m, NULL)) and advances *p past it.  On
- * failure returns NULL and writes a reason into err. */
-ProtobufCMessage *cli_json_parse(const ProtobufCMessageDescriptor *desc,
-                                 const char **p, char *err, size_t errlen);
+typedef struct cli_jv cli_jv_t;
 
+/* Parses the next JSON value at *p (leading white space skipped) and
+ * advances *p past it.  NULL on a syntax error, with a reason in err. */
+cli_jv_t *cli_jv_parse(const char **p, char *err, size_t errlen);
+void cli_jv_free(cli_jv_t *v);
 /* True when only white space is left at p. */
 int cli_json_at_end(const char *p);
 
-/* Writes m as JSON followed by a newline. */
-void cli_json_print(FILE *out, const ProtobufCMessage *m);
+typedef struct cli_buf {
+    uint8_t *b;
+    size_t n, cap;
+} cli_buf_t;
+
+/* Encodes JSON value v as a message of type m, appending the wire bytes
+ * to out (free out->b).  0, or -1 with a reason in err. */
+int cli_json_encode(cli_pool_t *p, const cli_msg_t *m, const cli_jv_t *v,
+                    bool allow_unknown, cli_buf_t *out, char *err,
+                    size_t errlen);
+
+typedef enum cli_format { CLI_FORMAT_JSON = 0, CLI_FORMAT_TEXT = 1 } cli_format_t;
+
+/* Decodes wire bytes of type m and prints them (with a final newline).
+ * 0, or -1 with a reason in err (nothing printed). */
+int cli_json_print(FILE *out, cli_pool_t *p, const cli_msg_t *m,
+                   const uint8_t *b, size_t len, cli_format_t fmt,
+                   bool emit_defaults, char *err, size_t errlen);
 
 #endif /* CLI_JSON_H */

@@ -1,90 +1,117 @@
 /*
- * rpcurl -- a grpcurl-style command-line client for the project's services
- * (grpc.testing.TestService, demo.v1.Demo, grpc.health.v1.Health), built on
- * <rpc/client.h>.
+ * rpcurl -- a grpcurl for this stack: lists, describes and calls any gRPC
+ * method, learning the schema from the server (reflection v1, falling back
+ * to v1alpha) or from -protoset / -proto files, and transcoding JSON to
+ * protobuf through the descriptors (cli_json.c).
  *
- *   rpcurl [flags] host:port list
- *   rpcurl [flags] host:port package.Service/Method
+ *   rpcurl [flags] ADDR list [SERVICE]
+ *   rpcurl [flags] ADDR describe [SYMBOL]
+ *   rpcurl [flags] ADDR package.Service/Method    (or package.Service.Method)
+ *   rpcurl [flags] -protoset F | -proto F  list|describe [SYMBOL]   (no ADDR)
  *
- * Flags take one or two dashes, as Go's flag package (and grpcurl) allow:
- *   -d DATA            request(s) as JSON; several objects for streaming
- *                      requests; '@' reads standard input
- *   -H 'key: value'    request metadata (repeatable)
- *   --timeout DUR      deadline, Go duration syntax (250ms, 1.5s, 2m, 1h30m)
- *   -max-time SECS     the same in seconds (grpcurl's flag)
- *   -connect-timeout SECS
- *   -max-msg-sz BYTES  largest response message (default 4 MiB)
- *   -plaintext         accepted for grpcurl compatibility (always h2c)
- *   -v                 print request metadata, response headers, trailers
- *   --repeat N --concurrency C
- *                      run the call N times on C threads (one channel) and
- *                      print a latency summary (p50/p90/p99); a progress
- *                      line goes to a terminal's stderr
+ * Flags take one or two dashes, as Go's flag package (and grpcurl) allow;
+ * run `rpcurl -help` for the list.
  *
- * Output: each response message as JSON (protojson style) on stdout; on a
- * non-OK status, "ERROR:\n  Code: NAME\n  Message: text" on stderr.
+ * Exit codes (grpcurl's): 0 success; 1 failure (bad input such as
+ * malformed JSON, unknown service/method/symbol, no connection, reflection
+ * failure); 2 usage error; 64 + status for a call that ended with a non-OK
+ * gRPC status (68 DeadlineExceeded, 69 NotFound, 65 Canceled...).  In
+ * --repeat mode: that of the most frequent non-OK status, or 0.
  *
- * Exit codes: 0 success; 1 failure before any call (bad target, unknown
- * method, I/O); 2 usage error; 64 + status for a call that ended with a
- * non-OK gRPC status (65 CANCELLED, 68 DEADLINE_EXCEEDED, 76 UNIMPLEMENTED,
- * 78 UNAVAILABLE, ...) -- grpcurl's convention.  In --repeat mode the exit
- * code is that of the most frequent non-OK status, or 0.
+ * Threads and signals: SIGINT/SIGTERM are blocked in every thread and taken
+ * by one signal thread (sigwait), which cancels the root context: the call
+ * in flight is reset (RST_STREAM CANCEL) and ends Canceled.  A second
+ * signal exits at once (130).  --repeat runs C worker threads on one
+ * channel; everything else runs on the main thread.
  *
- * Signals: SIGINT/SIGTERM are blocked in every thread and taken by one
- * signal thread (sigwait), which cancels the root context: the in-flight
- * call is reset (RST_STREAM CANCEL) and ends CANCELLED.  A second signal
- * exits at once (130).
+ * TLS: the transport has none yet.  The TLS flags parse into struct
+ * cli_tls, which open_channel() receives; it answers "TLS not supported
+ * yet" until the client library grows TLS options.
  */
+#include "cli_desc.h"
 #include "cli_json.h"
-#include "cli_methods.h"
+#include "cli_reflect.h"
+#include "cli_repeat.h"
 
 #include <rpc/client.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 #define STATUS_OFFSET 64
 #define CAUSE_SIGNAL 130
+#define RPCURL_VERSION "0.2.0"
+#define MAX_LIST 16
+#define MAX_HEADERS 64
+
+extern char **environ;
 
 static const char *prog = "rpcurl";
 
 static void usage(FILE *o)
 {
     fprintf(o,
-            "Usage:\n"
-            "  %s [flags] host:port list\n"
-            "  %s [flags] host:port package.Service/Method\n\n"
-            "Flags (one or two dashes):\n"
-            "  -d DATA              request JSON ('@' = stdin); several objects for\n"
-            "                       client/bidi streaming\n"
-            "  -H 'key: value'      request metadata (repeatable)\n"
-            "  --timeout DURATION   deadline, Go syntax: 250ms, 1.5s, 2m, 1h30m\n"
-            "  -max-time SECONDS    deadline in seconds (grpcurl)\n"
-            "  -connect-timeout SECONDS\n"
-            "  -max-msg-sz BYTES    largest response message (default 4194304)\n"
-            "  -plaintext           accepted; connections are always h2c\n"
-            "  -v                   verbose: metadata, headers, trailers\n"
-            "  --repeat N           make the call N times ...\n"
-            "  --concurrency C      ... on C threads; prints p50/p90/p99\n"
-            "  -help                this text\n\n"
-            "Exit codes: 0 OK; 1 failure before the call; 2 usage error;\n"
-            "64+code for a gRPC status (65 CANCELLED, 68 DEADLINE_EXCEEDED,\n"
-            "76 UNIMPLEMENTED, 77 INTERNAL, 78 UNAVAILABLE, ...).\n"
-            "Ctrl-C cancels the call in flight (it ends CANCELLED).\n",
-            prog, prog);
+"Usage:\n"
+"  %s [flags] ADDR list [SERVICE]\n"
+"  %s [flags] ADDR describe [SYMBOL]\n"
+"  %s [flags] ADDR package.Service/Method\n"
+"  %s [flags] -protoset FILE | -proto FILE  list|describe [SYMBOL]\n\n"
+"The schema comes from server reflection (grpc.reflection.v1, then v1alpha)\n"
+"unless -proto or -protoset is given.\n\n"
+"Flags (one or two dashes; 'name value' or 'name=value'):\n"
+"  -d DATA               request JSON; '@' reads stdin; several concatenated\n"
+"                        messages for client/bidi streams; none = empty message\n"
+"  -format json|text     output format (input is JSON in both)\n"
+"  -emit-defaults        print fields that hold their default value\n"
+"  -allow-unknown-fields ignore unknown fields in the request JSON\n"
+"  -H 'name: value'      header for the RPC and reflection (repeatable;\n"
+"                        names lowercased)\n"
+"  -rpc-header H         header for the RPC only (repeatable)\n"
+"  -reflect-header H     header for reflection requests only (repeatable)\n"
+"  -expand-headers       replace ${NAME} in header values with the environment\n"
+"                        variable's value\n"
+"  -proto FILE           .proto source (repeatable); needs protoc on PATH\n"
+"  -import-path DIR      where -proto files and their imports live (repeatable;\n"
+"                        default '.')\n"
+"  -protoset FILE        FileDescriptorSet (protoc --descriptor_set_out\n"
+"                        --include_imports) (repeatable)\n"
+"  -max-time SECONDS     deadline for the whole operation\n"
+"  --timeout DURATION    the same in Go syntax: 250ms, 1.5s, 2m, 1h30m\n"
+"  -connect-timeout SECONDS  per connection attempt (default 10)\n"
+"  -keepalive-time SECONDS   accepted; the client sends no keepalive pings yet\n"
+"  -max-msg-sz BYTES     largest response message (default 4194304)\n"
+"  -authority NAME       :authority to send (default ADDR)\n"
+"  -user-agent S         prepended to the user-agent\n"
+"  -plaintext            h2c (the default: TLS is not supported yet)\n"
+"  -insecure -cacert F -cert F -key F -servername N\n"
+"                        TLS flags: parsed, answered 'TLS not supported yet'\n"
+"  -v                    verbose: method, metadata, headers, trailers, counts\n"
+"  -vv                   -v plus timing data\n"
+"  --repeat N --concurrency C  (unary only) make the call N times on C threads\n"
+"                        and print p50/p90/p99\n"
+"  -version, -help\n\n"
+"Exit codes: 0 OK; 1 failure (bad input, unknown method, no connection);\n"
+"2 usage error; 64+code for a non-OK gRPC status (68 DeadlineExceeded,\n"
+"69 NotFound, 76 Unimplemented, 78 Unavailable, ...).\n"
+"Ctrl-C cancels the call in flight (it ends Canceled).\n",
+            prog, prog, prog, prog);
 }
 
 static int usage_error(const char *fmt, const char *arg)
 {
+    fprintf(stderr, "%s: ", prog);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry '%s -help' for more details.\n", prog);
     return EXIT_USAGE;
@@ -124,32 +151,6 @@ static int parse_duration(const char *s, int64_t *out)
         return -1;
     *out = (int64_t)total;
     return 0;
-}
-
-/* ---- options ------------------------------------------------------------ */
-
-struct opts {
-    const char *target, *method, *data;
-    rpc_metadata_t *md;
-    int64_t timeout;      /* 0: none */
-    int64_t connect_timeout;
-    size_t max_msg;
-    bool verbose, list;
-    long repeat, concurrency;
-};
-
-static ctx_t *root; /* cancelled by the signal thread */
-
-static void *signal_thread(void *arg)
-{
-    sigset_t *set = arg;
-    int sig, n = 0;
-    while (sigwait(set, &sig) == 0) {
-        if (++n > 1)
-            _exit(CAUSE_SIGNAL);
-        ctx_cancel_cause(root, CAUSE_SIGNAL);
-    }
-    return NULL;
 }
 
 static char *read_all(FILE *f)
@@ -197,211 +198,52 @@ static void print_md(const char *title, const rpc_metadata_t *md)
     }
 }
 
+
 static int exit_for(int status)
 {
     return status == 0 ? 0 : STATUS_OFFSET + status;
 }
 
-static void print_error(rpc_client_call_t *call, int status)
-{
-    fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n",
-            rpc_status_name(status), rpc_client_call_message(call));
-}
+/* ---- options ---------------------------------------------------------- */
 
-/* ---- one call, printed ----------------------------------------------------- */
-
-static int one_call(const struct opts *o, rpc_client_channel_t *ch,
-                    const cli_method_t *m, ProtobufCMessage **reqs, size_t nreq)
-{
-    ctx_t *c = o->timeout > 0 ? ctx_with_timeout(root, o->timeout)
-                              : ctx_with_cancel(root);
-    if (c == NULL)
-        return EXIT_FAIL;
-    if (o->verbose)
-        print_md("Request metadata to send:", o->md);
-    rpc_client_call_t *call;
-    int rc = rpc_client_call_start(c, ch, m->path, o->md, &call);
-    if (rc != 0) {
-        fprintf(stderr, "Failed to start the call: %s\n", rpc_strerror(rc));
-        ctx_release(c);
-        return EXIT_FAIL;
-    }
-    size_t sent = 0;
-    for (size_t i = 0; i < nreq; i++) {
-        size_t n = protobuf_c_message_get_packed_size(reqs[i]);
-        uint8_t *buf = malloc(n ? n : 1);
-        if (buf == NULL)
-            break;
-        protobuf_c_message_pack(reqs[i], buf);
-        rc = rpc_client_call_send(c, call, buf, n);
-        free(buf);
-        if (rc != 0)
-            break;
-        sent++;
-    }
-    rpc_client_call_close_send(call);
-    bool shown_headers = false;
-    size_t received = 0;
-    for (;;) {
-        void *data;
-        size_t len;
-        rc = rpc_client_call_recv(c, call, &data, &len);
-        if (rc != 0)
-            break;
-        if (o->verbose && !shown_headers) {
-            print_md("Response headers received:",
-                     rpc_client_call_headers(c, call));
-            printf("\nResponse contents:\n");
-            shown_headers = true;
-        }
-        ProtobufCMessage *resp =
-            protobuf_c_message_unpack(m->output, NULL, len, data);
-        free(data);
-        received++;
-        if (resp == NULL) {
-            fprintf(stderr, "Failed to parse a response message as %s\n",
-                    m->output->name);
-            continue;
-        }
-        cli_json_print(stdout, resp);
-        protobuf_c_message_free_unpacked(resp, NULL);
-        fflush(stdout);
-    }
-    int status = rpc_client_call_finish(c, call);
-    if (o->verbose) {
-        if (!shown_headers)
-            print_md("Response headers received:",
-                     rpc_client_call_headers(c, call));
-        print_md("Response trailers received:",
-                 rpc_client_call_trailers(call));
-        printf("Sent %zu request%s and received %zu response%s\n", sent,
-               sent == 1 ? "" : "s", received, received == 1 ? "" : "s");
-    }
-    if (status != 0)
-        print_error(call, status);
-    rpc_client_call_free(call);
-    ctx_release(c);
-    return exit_for(status);
-}
-
-/* ---- repeat mode ------------------------------------------------------------- */
-
-struct bench {
-    const struct opts *o;
-    rpc_client_channel_t *ch;
-    const cli_method_t *m;
-    uint8_t *req;
-    size_t req_len;
-    atomic_long next, done;
-    int64_t *lat;
-    int *status;
+/* TLS settings, handed to open_channel(): the seam for the transport. */
+struct cli_tls {
+    bool enabled;
+    bool insecure;
+    const char *cacert, *cert, *key, *servername;
 };
 
-static void *bench_worker(void *arg)
+struct opts {
+    const char *target, *verb, *symbol, *data;
+    rpc_metadata_t *md_rpc, *md_refl;
+    int64_t timeout;      /* 0: none */
+    int64_t connect_timeout;
+    size_t max_msg;
+    int verbose;
+    bool plaintext, emit_defaults, allow_unknown, expand_headers;
+    struct { const char *val; int where; /* 1 rpc, 2 reflection */ } headers[64];
+    int nheaders;
+    cli_format_t fmt;
+    const char *authority, *user_agent;
+    const char *protosets[MAX_LIST], *protos[MAX_LIST], *imports[MAX_LIST];
+    int nprotosets, nprotos, nimports;
+    struct cli_tls tls;
+    long repeat, concurrency;
+};
+
+static ctx_t *root; /* cancelled by the signal thread */
+
+static void *signal_thread(void *arg)
 {
-    struct bench *b = arg;
-    for (;;) {
-        long i = atomic_fetch_add(&b->next, 1);
-        if (i >= b->o->repeat || ctx_err(root))
-            break;
-        ctx_t *c = b->o->timeout > 0 ? ctx_with_timeout(root, b->o->timeout)
-                                     : ctx_retain(root);
-        int64_t t0 = ctx_now();
-        int st = rpc_client_unary(c, b->ch, b->m->path, b->o->md, b->req,
-                                  b->req_len, NULL);
-        b->lat[i] = ctx_now() - t0;
-        b->status[i] = st < 0 ? RPC_STATUS_INTERNAL : st;
-        ctx_release(c);
-        atomic_fetch_add(&b->done, 1);
+    sigset_t *set = arg;
+    int sig, n = 0;
+    while (sigwait(set, &sig) == 0) {
+        if (++n > 1)
+            _exit(CAUSE_SIGNAL);
+        ctx_cancel_cause(root, CAUSE_SIGNAL);
     }
     return NULL;
 }
-
-static int cmp64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int repeat_mode(const struct opts *o, rpc_client_channel_t *ch,
-                       const cli_method_t *m, ProtobufCMessage *req)
-{
-    if (m->kind != CLI_UNARY) {
-        fprintf(stderr, "--repeat supports unary methods only\n");
-        return EXIT_USAGE;
-    }
-    struct bench b = {.o = o, .ch = ch, .m = m};
-    b.req_len = protobuf_c_message_get_packed_size(req);
-    b.req = malloc(b.req_len ? b.req_len : 1);
-    b.lat = calloc((size_t)o->repeat, sizeof *b.lat);
-    b.status = calloc((size_t)o->repeat, sizeof *b.status);
-    pthread_t *th = calloc((size_t)o->concurrency, sizeof *th);
-    if (!b.req || !b.lat || !b.status || !th) {
-        fprintf(stderr, "out of memory\n");
-        return EXIT_FAIL;
-    }
-    protobuf_c_message_pack(req, b.req);
-    for (long i = 0; i < o->repeat; i++)
-        b.status[i] = -1;
-    int64_t t0 = ctx_now();
-    long started = 0;
-    for (; started < o->concurrency; started++)
-        if (pthread_create(&th[started], NULL, bench_worker, &b) != 0)
-            break;
-    bool tty = isatty(2);
-    /* Progress: poll the counter every 200 ms on a terminal (display only;
-     * the join below is the synchronisation). */
-    while (tty && atomic_load(&b.done) < o->repeat && !ctx_err(root)) {
-        long d = atomic_load(&b.done);
-        fprintf(stderr, "\r%ld/%ld calls (%.0f%%)", d, o->repeat,
-                100.0 * (double)d / (double)o->repeat);
-        ctx_wait(root, 200 * CTX_MS);
-        if (atomic_load(&b.done) >= o->repeat)
-            break;
-    }
-    for (long i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    double secs = (double)(ctx_now() - t0) / 1e9;
-    if (tty)
-        fprintf(stderr, "\r%*s\r", 40, "");
-    long n = 0, counts[17] = {0};
-    for (long i = 0; i < o->repeat; i++) {
-        if (b.status[i] < 0)
-            continue;
-        b.lat[n++] = b.lat[i];
-        counts[b.status[i] <= 16 ? b.status[i] : RPC_STATUS_UNKNOWN]++;
-    }
-    qsort(b.lat, (size_t)n, sizeof *b.lat, cmp64);
-#define PCT(p) (n ? (double)b.lat[(size_t)((double)(n - 1) * (p))] / 1e6 : 0.0)
-    printf("calls: %ld  ok: %ld  time: %.3f s  rate: %.0f calls/s  "
-           "concurrency: %ld\n",
-           n, counts[0], secs, secs > 0 ? (double)n / secs : 0.0,
-           o->concurrency);
-    printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", PCT(0.50),
-           PCT(0.90), PCT(0.99), n ? (double)b.lat[n - 1] / 1e6 : 0.0);
-    int worst = 0;
-    long most = 0;
-    for (int s = 1; s <= 16; s++)
-        if (counts[s]) {
-            printf("status %s: %ld\n", rpc_status_name(s), counts[s]);
-            if (counts[s] > most) {
-                most = counts[s];
-                worst = s;
-            }
-        }
-    if (ctx_err(root) && n < o->repeat) {
-        printf("interrupted after %ld of %ld calls\n", n, o->repeat);
-        if (worst == 0)
-            worst = RPC_STATUS_CANCELLED;
-    }
-    free(b.req);
-    free(b.lat);
-    free(b.status);
-    free(th);
-    return exit_for(worst);
-}
-
-/* ---- main --------------------------------------------------------------------- */
 
 static bool flag_is(const char *arg, const char *name)
 {
@@ -411,176 +253,780 @@ static bool flag_is(const char *arg, const char *name)
     return strcmp(arg, name) == 0;
 }
 
+/* ${NAME} -> the environment variable's value (-expand-headers); NULL
+ * (with a message) when a variable is unset or the result too long. */
+static const char *expand(const char *val, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = val; *p;) {
+        const char *end;
+        if (p[0] == '$' && p[1] == '{' && (end = strchr(p + 2, '}')) != NULL) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(end - p - 2), p + 2);
+            const char *v = getenv(name);
+            if (v == NULL) {
+                fprintf(stderr, "%s: no value for environment variable %s\n", prog, name);
+                return NULL;
+            }
+            size_t n = strlen(v);
+            if (o + n >= cap)
+                return NULL;
+            memcpy(out + o, v, n);
+            o += n;
+            p = end + 1;
+        } else {
+            if (o + 1 >= cap)
+                return NULL;
+            out[o++] = *p++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+static int add_header(rpc_metadata_t *a, rpc_metadata_t *b, const char *val,
+                      bool expand_env)
+{
+    char buf[8192];
+    if (expand_env && (val = expand(val, buf, sizeof buf)) == NULL)
+        return EXIT_FAIL;
+    const char *colon = strchr(val, ':');
+    if (colon == NULL || colon == val)
+        return usage_error("header must be 'name: value': %s", val);
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(colon - val), val);
+    for (char *k = key; *k; k++)
+        if (*k >= 'A' && *k <= 'Z')
+            *k = (char)(*k - 'A' + 'a');
+    const char *v = colon + 1;
+    while (*v == ' ')
+        v++;
+    if ((a && rpc_metadata_add(a, key, v, strlen(v)) != 0) ||
+        (b && rpc_metadata_add(b, key, v, strlen(v)) != 0))
+        return usage_error("invalid header: %s", val);
+    return 0;
+}
+
+static int seconds(const char *val, int64_t *ns)
+{
+    char *end;
+    errno = 0;
+    double s = strtod(val, &end);
+    if (*val == 0 || *end || errno || s < 0 || s > 9e9)
+        return -1;
+    *ns = (int64_t)(s * 1e9);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    const char *pos[2];
+    const char *pos[4];
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *eq = NULL;
         char name[64];
         const char *val = NULL;
-        if (a[0] == '-' && a[1] != 0) {
-            /* -flag=value and --flag=value */
-            snprintf(name, sizeof name, "%s", a);
-            if ((eq = strchr(name, '=')) != NULL) {
-                *eq = 0;
-                val = a + (eq - name) + 1;
-            }
-            a = name;
-        } else {
-            if (npos == 2)
-                return usage_error("Too many arguments: %s", a);
+        if (a[0] != '-' || a[1] == 0) {
+            if (npos == 4)
+                return usage_error("too many arguments: %s", a);
             pos[npos++] = a;
             continue;
         }
-#define NEED_VAL()                                                          \
-    do {                                                                    \
-        if (val == NULL) {                                                  \
-            if (i + 1 >= argc)                                              \
-                return usage_error("Flag %s needs a value", a);             \
-            val = argv[++i];                                                \
-        }                                                                   \
+        snprintf(name, sizeof name, "%s", a);
+        char *eq = strchr(name, '=');
+        if (eq) {
+            *eq = 0;
+            val = a + (eq - name) + 1;
+        }
+        a = name;
+#define NEED_VAL()                                                      \
+    do {                                                                \
+        if (val == NULL) {                                              \
+            if (i + 1 >= argc)                                          \
+                return usage_error("flag needs an argument: %s", a);    \
+            val = argv[++i];                                            \
+        }                                                               \
     } while (0)
+#define LIST_ADD(arr, n)                                                \
+    do {                                                                \
+        NEED_VAL();                                                     \
+        if ((n) == MAX_LIST)                                            \
+            return usage_error("too many %s flags", a);                 \
+        (arr)[(n)++] = val;                                             \
+    } while (0)
+        int rc = 0;
         if (flag_is(a, "help") || flag_is(a, "h")) {
             usage(stdout);
             exit(0);
-        } else if (flag_is(a, "v") || flag_is(a, "vv")) {
-            o->verbose = true;
+        } else if (flag_is(a, "version")) {
+            fprintf(stderr, "%s %s\n", prog, RPCURL_VERSION);
+            exit(0);
+        } else if (flag_is(a, "v")) {
+            o->verbose = o->verbose > 1 ? o->verbose : 1;
+        } else if (flag_is(a, "vv")) {
+            o->verbose = 2;
         } else if (flag_is(a, "plaintext")) {
-            /* always */
+            o->plaintext = true;
+        } else if (flag_is(a, "emit-defaults")) {
+            o->emit_defaults = true;
+        } else if (flag_is(a, "allow-unknown-fields")) {
+            o->allow_unknown = true;
+        } else if (flag_is(a, "insecure")) {
+            o->tls.insecure = o->tls.enabled = true;
+        } else if (flag_is(a, "cacert") || flag_is(a, "cert") ||
+                   flag_is(a, "key") || flag_is(a, "servername")) {
+            NEED_VAL();
+            const char **slot = flag_is(a, "cacert") ? &o->tls.cacert
+                               : flag_is(a, "cert") ? &o->tls.cert
+                               : flag_is(a, "key")  ? &o->tls.key
+                                                    : &o->tls.servername;
+            *slot = val;
+            o->tls.enabled = true;
         } else if (flag_is(a, "d")) {
             NEED_VAL();
             o->data = val;
-        } else if (flag_is(a, "H") || flag_is(a, "rpc-header")) {
+        } else if (flag_is(a, "format")) {
             NEED_VAL();
-            const char *colon = strchr(val, ':');
-            if (colon == NULL || colon == val)
-                return usage_error("Header must be 'name: value': %s", val);
-            char key[256];
-            snprintf(key, sizeof key, "%.*s", (int)(colon - val), val);
-            for (char *k = key; *k; k++)
-                if (*k >= 'A' && *k <= 'Z')
-                    *k = (char)(*k - 'A' + 'a');
-            const char *v = colon + 1;
-            while (*v == ' ')
-                v++;
-            if (rpc_metadata_add(o->md, key, v, strlen(v)) != 0)
-                return usage_error("Invalid metadata: %s", val);
+            if (strcmp(val, "json") == 0)
+                o->fmt = CLI_FORMAT_JSON;
+            else if (strcmp(val, "text") == 0)
+                o->fmt = CLI_FORMAT_TEXT;
+            else
+                return usage_error("the -format option must be 'json' or 'text': %s", val);
+        } else if (flag_is(a, "H") || flag_is(a, "rpc-header") ||
+                   flag_is(a, "reflect-header")) {
+            NEED_VAL();
+            if (o->nheaders == MAX_HEADERS)
+                return usage_error("too many header flags (%d at most)", "64");
+            o->headers[o->nheaders].val = val;
+            o->headers[o->nheaders++].where = flag_is(a, "H") ? 3
+                                            : flag_is(a, "rpc-header") ? 1 : 2;
+        } else if (flag_is(a, "expand-headers")) {
+            o->expand_headers = true;
+        } else if (flag_is(a, "proto")) {
+            LIST_ADD(o->protos, o->nprotos);
+        } else if (flag_is(a, "import-path")) {
+            LIST_ADD(o->imports, o->nimports);
+        } else if (flag_is(a, "protoset")) {
+            LIST_ADD(o->protosets, o->nprotosets);
+        } else if (flag_is(a, "authority")) {
+            NEED_VAL();
+            o->authority = val;
+        } else if (flag_is(a, "user-agent")) {
+            NEED_VAL();
+            o->user_agent = val;
         } else if (flag_is(a, "timeout")) {
             NEED_VAL();
             if (parse_duration(val, &o->timeout) != 0)
-                return usage_error("Invalid duration (Go syntax, e.g. 250ms): %s",
-                                   val);
+                return usage_error("invalid duration (Go syntax, e.g. 250ms): %s", val);
             if (o->timeout == 0)
                 o->timeout = 1; /* already expired, as Go's WithTimeout(0) */
-        } else if (flag_is(a, "max-time") || flag_is(a, "connect-timeout")) {
-            bool mt = flag_is(a, "max-time");
+        } else if (flag_is(a, "max-time") || flag_is(a, "connect-timeout") ||
+                   flag_is(a, "keepalive-time")) {
             NEED_VAL();
-            char *end;
-            double s = strtod(val, &end);
-            if (*end || s < 0)
-                return usage_error("Invalid number of seconds: %s", val);
-            int64_t ns = (int64_t)(s * 1e9);
-            if (mt)
+            int64_t ns;
+            if (seconds(val, &ns) != 0)
+                return usage_error("invalid number of seconds: %s", val);
+            if (flag_is(a, "max-time"))
                 o->timeout = ns > 0 ? ns : 1;
-            else
+            else if (flag_is(a, "connect-timeout"))
                 o->connect_timeout = ns;
         } else if (flag_is(a, "max-msg-sz")) {
             NEED_VAL();
-            o->max_msg = (size_t)strtoull(val, NULL, 10);
+            char *end;
+            long long v = strtoll(val, &end, 10);
+            if (*end || v <= 0)
+                return usage_error("invalid -max-msg-sz: %s", val);
+            o->max_msg = (size_t)v;
         } else if (flag_is(a, "repeat") || flag_is(a, "concurrency")) {
             bool rep = flag_is(a, "repeat");
             NEED_VAL();
             char *end;
             long v = strtol(val, &end, 10);
             if (*end || v <= 0 || v > 100000000)
-                return usage_error("Invalid count: %s", val);
+                return usage_error("invalid count: %s", val);
             if (rep)
                 o->repeat = v;
             else
                 o->concurrency = v;
         } else {
-            return usage_error("Unknown flag: %s", a);
+            return usage_error("flag provided but not defined: %s", a);
         }
+        if (rc)
+            return rc;
     }
-    if (npos < 1)
-        return usage_error("Too few arguments.%s", "");
-    o->target = pos[0];
-    if (npos < 2)
-        return usage_error("Missing the method (package.Service/Method) or "
-                           "'list'.%s", "");
-    if (strcmp(pos[1], "list") == 0)
-        o->list = true;
-    else
-        o->method = pos[1];
+    for (int h = 0; h < o->nheaders; h++) {
+        int rc = add_header(o->headers[h].where & 1 ? o->md_rpc : NULL,
+                            o->headers[h].where & 2 ? o->md_refl : NULL,
+                            o->headers[h].val, o->expand_headers);
+        if (rc)
+            return rc;
+    }
+    if (o->nprotos && o->nprotosets)
+        return usage_error("use either -proto or -protoset, not both%s", "");
+    if (o->tls.insecure && o->plaintext)
+        return usage_error("the -insecure and -plaintext flags are mutually exclusive%s", "");
+    if ((o->tls.cert == NULL) != (o->tls.key == NULL))
+        return usage_error("the -cert and -key flags must be used together%s", "");
+    bool files = o->nprotos || o->nprotosets;
+    int k = 0;
+    if (npos > 0 && files && (!strcmp(pos[0], "list") || !strcmp(pos[0], "describe"))) {
+        o->target = NULL;
+    } else {
+        if (npos == 0)
+            return usage_error("too few arguments%s", "");
+        o->target = pos[k++];
+    }
+    if (k >= npos)
+        return usage_error("too few arguments: need 'list', 'describe' or a method%s", "");
+    o->verb = pos[k++];
+    if (strcmp(o->verb, "list") == 0 || strcmp(o->verb, "describe") == 0) {
+        if (k < npos)
+            o->symbol = pos[k++];
+    } else {
+        o->symbol = o->verb;
+        o->verb = "invoke";
+    }
+    if (k < npos)
+        return usage_error("too many arguments: %s", pos[k]);
     if (o->concurrency > 0 && o->repeat == 0)
         o->repeat = o->concurrency;
     if (o->repeat > 0 && o->concurrency == 0)
         o->concurrency = 1;
     if (o->concurrency > 1024)
-        return usage_error("Concurrency above 1024: %s", "");
+        return usage_error("concurrency above 1024%s", "");
     return 0;
+}
+
+/* ---- schema sources ------------------------------------------------------- */
+
+static int load_file(const char *path, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    char *b = read_all(f);
+    long n = ftell(f);
+    fclose(f);
+    if (b == NULL || n < 0) {
+        free(b);
+        return -1;
+    }
+    *out = (uint8_t *)b;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Runs protoc on the -proto files, adding its FileDescriptorSet. */
+static int load_protos(const struct opts *o, cli_pool_t *pool)
+{
+    char tmpl[] = "/tmp/rpcurl-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0) {
+        perror("rpcurl: temporary file");
+        return -1;
+    }
+    close(fd);
+    char outarg[64];
+    snprintf(outarg, sizeof outarg, "--descriptor_set_out=%s", tmpl);
+    const char *argv[3 + 2 * MAX_LIST + MAX_LIST + 2];
+    int n = 0;
+    argv[n++] = "protoc";
+    argv[n++] = outarg;
+    argv[n++] = "--include_imports";
+    char ibuf[MAX_LIST][4096];
+    for (int i = 0; i < o->nimports; i++) {
+        snprintf(ibuf[i], sizeof ibuf[i], "-I%s", o->imports[i]);
+        argv[n++] = ibuf[i];
+    }
+    if (o->nimports == 0)
+        argv[n++] = "-I.";
+    for (int i = 0; i < o->nprotos; i++)
+        argv[n++] = o->protos[i];
+    argv[n] = NULL;
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "protoc", NULL, NULL, (char *const *)argv, environ);
+    int st = 0;
+    if (rc != 0) {
+        fprintf(stderr, "Failed to process proto source files: cannot run protoc "
+                        "(-proto needs protoc on PATH): %s\n", strerror(rc));
+    } else if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+        fprintf(stderr, "Failed to process proto source files: protoc failed\n");
+        rc = -1;
+    } else {
+        uint8_t *b;
+        size_t len;
+        rc = load_file(tmpl, &b, &len);
+        if (rc == 0) {
+            rc = cli_pool_add_set(pool, b, len);
+            free(b);
+        }
+        if (rc)
+            fprintf(stderr, "Failed to process proto source files: bad protoc output\n");
+    }
+    unlink(tmpl);
+    return rc ? -1 : 0;
+}
+
+static int load_sources(const struct opts *o, cli_pool_t *pool)
+{
+    for (int i = 0; i < o->nprotosets; i++) {
+        uint8_t *b;
+        size_t len;
+        if (load_file(o->protosets[i], &b, &len) != 0) {
+            fprintf(stderr, "Failed to process proto descriptor sets: %s: %s\n",
+                    o->protosets[i], strerror(errno));
+            return -1;
+        }
+        int rc = cli_pool_add_set(pool, b, len);
+        free(b);
+        if (rc) {
+            fprintf(stderr, "Failed to process proto descriptor sets: %s: not a "
+                            "FileDescriptorSet\n", o->protosets[i]);
+            return -1;
+        }
+    }
+    return o->nprotos ? load_protos(o, pool) : 0;
+}
+
+/* Where symbols come from: the pool (files) or reflection filling it. */
+struct schema {
+    cli_pool_t *pool;
+    cli_refl_t *refl; /* NULL with -proto/-protoset */
+};
+
+static int resolve(struct schema *s, const char *sym, char *err, size_t errlen)
+{
+    if (cli_pool_find(s->pool, sym))
+        return 0;
+    if (s->refl)
+        return cli_refl_symbol(s->refl, s->pool, sym, err, errlen);
+    snprintf(err, errlen, "Symbol not found: %s", sym[0] == '.' ? sym + 1 : sym);
+    return -1;
+}
+
+/* ---- channel ---------------------------------------------------------------- */
+
+static int open_channel(const struct opts *o, const struct cli_tls *tls,
+                        rpc_client_channel_t **ch)
+{
+    if (tls->enabled) {
+        fprintf(stderr, "Failed to dial target host \"%s\": TLS not supported yet "
+                        "(use -plaintext)\n", o->target);
+        return -1;
+    }
+    rpc_client_options_t *co = rpc_client_options_new();
+    if (co == NULL)
+        return -1;
+    int rc = 0;
+    rc = rpc_client_options_set_connect_timeout(
+        co, o->connect_timeout > 0 ? o->connect_timeout : 10 * CTX_SECOND);
+    if (rc == 0 && o->max_msg > 0)
+        rc = rpc_client_options_set_max_recv_message(co, o->max_msg);
+    if (rc == 0 && o->authority)
+        rc = rpc_client_options_set_authority(co, o->authority);
+    if (rc == 0)
+        rc = rpc_client_channel_new(o->target, co, ch);
+    rpc_client_options_free(co);
+    if (rc != 0) {
+        fprintf(stderr, "Failed to dial target host \"%s\": %s\n", o->target,
+                rpc_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- list and describe -------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int do_list(const struct opts *o, struct schema *s)
+{
+    char err[1024];
+    if (o->symbol) {
+        if (resolve(s, o->symbol, err, sizeof err) != 0) {
+            fprintf(stderr, "Failed to list methods for service \"%s\": %s\n",
+                    o->symbol, err);
+            return EXIT_FAIL;
+        }
+        const cli_sym_t *sym = cli_pool_find(s->pool, o->symbol);
+        if (sym == NULL || sym->kind != CLI_SYM_SERVICE) {
+            fprintf(stderr, "Failed to list methods for service \"%s\": Service "
+                            "not found: %s\n", o->symbol, o->symbol);
+            return EXIT_FAIL;
+        }
+        const cli_service_t *sv = sym->desc;
+        char **names = calloc(sv->n_method + 1, sizeof *names);
+        if (names == NULL)
+            return EXIT_FAIL;
+        for (size_t i = 0; i < sv->n_method; i++)
+            names[i] = sv->method[i]->name;
+        qsort(names, sv->n_method, sizeof *names, cmp_str);
+        for (size_t i = 0; i < sv->n_method; i++)
+            printf("%s.%s\n", sym->name, names[i]);
+        if (sv->n_method == 0)
+            printf("(No methods)\n");
+        free(names);
+        return 0;
+    }
+    char **names = NULL;
+    long n;
+    if (s->refl) {
+        n = cli_refl_list(s->refl, &names, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "Failed to list services: %s\n", err);
+            return EXIT_FAIL;
+        }
+    } else {
+        const cli_sym_t **svcs;
+        n = cli_pool_services(s->pool, &svcs);
+        if (n < 0)
+            return EXIT_FAIL;
+        names = calloc((size_t)n + 1, sizeof *names);
+        for (long i = 0; names && i < n; i++)
+            names[i] = strdup(svcs[i]->name);
+        free(svcs);
+        if (names == NULL)
+            return EXIT_FAIL;
+    }
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (long i = 0; i < n; i++) {
+        printf("%s\n", names[i]);
+        free(names[i]);
+    }
+    if (n == 0)
+        printf("(No services)\n");
+    free(names);
+    return 0;
+}
+
+static int do_describe(const struct opts *o, struct schema *s)
+{
+    char err[1024];
+    if (o->symbol) {
+        const char *sym = o->symbol[0] == '.' ? o->symbol + 1 : o->symbol;
+        if (resolve(s, sym, err, sizeof err) != 0) {
+            fprintf(stderr, "Failed to resolve symbol \"%s\": %s\n", sym, err);
+            return EXIT_FAIL;
+        }
+        const cli_sym_t *x = cli_pool_find(s->pool, sym);
+        if (x == NULL) {
+            fprintf(stderr, "Failed to resolve symbol \"%s\": Symbol not found: %s\n",
+                    sym, sym);
+            return EXIT_FAIL;
+        }
+        cli_describe(s->pool, x);
+        return 0;
+    }
+    /* every service */
+    char **names = NULL;
+    long n;
+    if (s->refl) {
+        n = cli_refl_list(s->refl, &names, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "Failed to list services: %s\n", err);
+            return EXIT_FAIL;
+        }
+    } else {
+        const cli_sym_t **svcs;
+        n = cli_pool_services(s->pool, &svcs);
+        names = n >= 0 ? calloc((size_t)n + 1, sizeof *names) : NULL;
+        for (long i = 0; names && i < n; i++)
+            names[i] = strdup(svcs[i]->name);
+        if (n >= 0)
+            free(svcs);
+        if (names == NULL)
+            return EXIT_FAIL;
+    }
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (long i = 0; i < n; i++) {
+        if (rc == 0 && resolve(s, names[i], err, sizeof err) != 0) {
+            fprintf(stderr, "Failed to resolve symbol \"%s\": %s\n", names[i], err);
+            rc = EXIT_FAIL;
+        }
+        const cli_sym_t *x = rc ? NULL : cli_pool_find(s->pool, names[i]);
+        if (x)
+            cli_describe(s->pool, x);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* ---- invoke ------------------------------------------------------------------- */
+
+struct target {
+    char path[512];           /* "/pkg.Svc/Method" */
+    const cli_method_t *m;
+    const cli_msg_t *in, *out;
+};
+
+static int find_method(struct schema *s, const char *spec, struct target *t)
+{
+    char svc[400], err[1024];
+    const char *sep = strrchr(spec, '/');
+    if (sep == NULL)
+        sep = strrchr(spec, '.');
+    if (sep == NULL || sep == spec || sep[1] == 0 ||
+        (size_t)(sep - spec) >= sizeof svc) {
+        fprintf(stderr, "Invalid method name: \"%s\" (want package.Service/Method)\n",
+                spec);
+        return EXIT_FAIL;
+    }
+    snprintf(svc, sizeof svc, "%.*s", (int)(sep - spec), spec[0] == '.' ? spec + 1 : spec);
+    if (spec[0] == '.')
+        snprintf(svc, sizeof svc, "%.*s", (int)(sep - spec - 1), spec + 1);
+    if (resolve(s, svc, err, sizeof err) != 0) {
+        fprintf(stderr, "Error invoking method \"%s\": target server does not expose "
+                        "service \"%s\": %s\n", spec, svc, err);
+        return EXIT_FAIL;
+    }
+    const cli_sym_t *sym = cli_pool_find(s->pool, svc);
+    if (sym == NULL || sym->kind != CLI_SYM_SERVICE) {
+        fprintf(stderr, "Error invoking method \"%s\": \"%s\" is not a service\n",
+                spec, svc);
+        return EXIT_FAIL;
+    }
+    const cli_service_t *sv = sym->desc;
+    for (size_t i = 0; i < sv->n_method; i++)
+        if (strcmp(sv->method[i]->name, sep + 1) == 0)
+            t->m = sv->method[i];
+    if (t->m == NULL) {
+        fprintf(stderr, "Error invoking method \"%s\": service \"%s\" does not "
+                        "include a method named \"%s\"\n", spec, svc, sep + 1);
+        return EXIT_FAIL;
+    }
+    t->in = cli_pool_message(s->pool, t->m->input_type);
+    t->out = cli_pool_message(s->pool, t->m->output_type);
+    if (t->in == NULL || t->out == NULL) {
+        fprintf(stderr, "Error invoking method \"%s\": unknown message types\n", spec);
+        return EXIT_FAIL;
+    }
+    snprintf(t->path, sizeof t->path, "/%s/%s", svc, t->m->name);
+    return 0;
+}
+
+/* The request messages from -d, encoded: *reqs (malloc'ed array of
+ * buffers). */
+static int build_requests(const struct opts *o, struct schema *s,
+                          const struct target *t, cli_buf_t **reqs, size_t *nreq)
+{
+    char *stdin_data = NULL;
+    const char *p = o->data ? o->data : "";
+    if (o->data && strcmp(o->data, "@") == 0) {
+        p = stdin_data = read_all(stdin);
+        if (p == NULL) {
+            fprintf(stderr, "Failed to read request data from stdin\n");
+            return EXIT_FAIL;
+        }
+    }
+    size_t n = 0, cap = 4;
+    cli_buf_t *v = calloc(cap, sizeof *v);
+    char err[1024];
+    int rc = v ? 0 : EXIT_FAIL;
+    while (rc == 0 && !cli_json_at_end(p)) {
+        cli_jv_t *j = cli_jv_parse(&p, err, sizeof err);
+        if (j == NULL) {
+            fprintf(stderr, "Error invoking method \"%s\": error getting request "
+                            "data: %s\n", o->symbol, err);
+            rc = EXIT_FAIL;
+            break;
+        }
+        if (n == cap) {
+            cli_buf_t *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (nv == NULL) {
+                cli_jv_free(j);
+                rc = EXIT_FAIL;
+                break;
+            }
+            v = nv;
+        }
+        memset(&v[n], 0, sizeof v[n]);
+        if (cli_json_encode(s->pool, t->in, j, o->allow_unknown, &v[n], err,
+                            sizeof err) != 0) {
+            fprintf(stderr, "Error invoking method \"%s\": error getting request "
+                            "data: %s\n", o->symbol, err);
+            rc = EXIT_FAIL;
+        }
+        n++;
+        cli_jv_free(j);
+    }
+    free(stdin_data);
+    bool single = !t->m->client_streaming;
+    if (rc == 0 && single && n > 1) {
+        fprintf(stderr, "Error invoking method \"%s\": method is not client-streaming "
+                        "but %zu request messages were given\n", o->symbol, n);
+        rc = EXIT_FAIL;
+    }
+    if (rc == 0 && single && n == 0) {
+        memset(&v[0], 0, sizeof v[0]);
+        n = 1; /* one empty message */
+    }
+    if (rc != 0) {
+        for (size_t i = 0; v && i < n; i++)
+            free(v[i].b);
+        free(v);
+        return rc;
+    }
+    *reqs = v;
+    *nreq = n;
+    return 0;
+}
+
+static void print_error(rpc_client_call_t *call, int status)
+{
+    const char *msg = call ? rpc_client_call_message(call) : "";
+    fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", cli_code_name(status),
+            msg ? msg : "");
+}
+
+static int one_call(const struct opts *o, struct schema *s, ctx_t *c,
+                    rpc_client_channel_t *ch, const struct target *t,
+                    cli_buf_t *reqs, size_t nreq)
+{
+    int64_t t0 = ctx_now();
+    if (o->verbose) {
+        printf("\nResolved method descriptor:\n");
+        cli_print_method(t->m, 0);
+        print_md("Request metadata to send:", o->md_rpc);
+    }
+    rpc_client_call_t *call;
+    int rc = rpc_client_call_start(c, ch, t->path, o->md_rpc, &call);
+    if (rc != 0) {
+        fprintf(stderr, "Failed to start the call: %s\n", rpc_strerror(rc));
+        return EXIT_FAIL;
+    }
+    size_t sent = 0;
+    for (size_t i = 0; i < nreq; i++) {
+        if (rpc_client_call_send(c, call, reqs[i].b ? reqs[i].b : (uint8_t *)"",
+                                 reqs[i].n) != 0)
+            break;
+        sent++;
+    }
+    rpc_client_call_close_send(call);
+    bool shown_headers = false;
+    size_t received = 0, bytes = 0;
+    int bad = 0;
+    for (;;) {
+        void *data;
+        size_t len;
+        if (rpc_client_call_recv(c, call, &data, &len) != 0)
+            break;
+        if (o->verbose && !shown_headers) {
+            print_md("Response headers received:", rpc_client_call_headers(c, call));
+            printf("\nResponse contents:\n");
+            shown_headers = true;
+        }
+        char err[1024];
+        received++;
+        bytes += len;
+        if (o->fmt == CLI_FORMAT_TEXT && received > 1)
+            fputc(0x1e, stdout); /* grpcurl's record separator */
+        if (cli_json_print(stdout, s->pool, t->out, data, len, o->fmt,
+                           o->emit_defaults, err, sizeof err) != 0) {
+            fprintf(stderr, "Failed to format response message %zu: %s\n",
+                    received, err);
+            bad = 1;
+        }
+        free(data);
+        fflush(stdout);
+    }
+    int status = rpc_client_call_finish(c, call);
+    if (status < 0)
+        status = RPC_STATUS_UNKNOWN;
+    if (o->verbose) {
+        if (!shown_headers)
+            print_md("Response headers received:", rpc_client_call_headers(c, call));
+        print_md("Response trailers received:", rpc_client_call_trailers(call));
+        printf("Sent %zu request%s and received %zu response%s\n", sent,
+               sent == 1 ? "" : "s", received, received == 1 ? "" : "s");
+        if (o->verbose > 1)
+            printf("Timing Data: %.3f ms total; estimated response size: %zu bytes\n",
+                   (double)(ctx_now() - t0) / 1e6, bytes);
+    }
+    if (status != 0)
+        print_error(call, status);
+    rpc_client_call_free(call);
+    return status ? exit_for(status) : bad ? EXIT_FAIL : 0;
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+static int run(struct opts *o, rpc_client_channel_t *ch)
+{
+    struct schema s = {.pool = cli_pool_new()};
+    int rc = s.pool ? 0 : EXIT_FAIL;
+    ctx_t *c = NULL;
+    if (rc == 0)
+        c = o->timeout > 0 ? ctx_with_timeout(root, o->timeout) : ctx_with_cancel(root);
+    if (c == NULL)
+        rc = EXIT_FAIL;
+    if (rc == 0 && load_sources(o, s.pool) != 0)
+        rc = EXIT_FAIL;
+    if (rc == 0 && ch && !o->nprotos && !o->nprotosets) {
+        s.refl = cli_refl_new(c, ch, o->md_refl);
+        if (s.refl == NULL)
+            rc = EXIT_FAIL;
+    }
+    if (rc == 0 && strcmp(o->verb, "list") == 0) {
+        rc = do_list(o, &s);
+    } else if (rc == 0 && strcmp(o->verb, "describe") == 0) {
+        rc = do_describe(o, &s);
+    } else if (rc == 0) {
+        struct target t;
+        memset(&t, 0, sizeof t);
+        cli_buf_t *reqs = NULL;
+        size_t nreq = 0;
+        rc = find_method(&s, o->symbol, &t);
+        cli_refl_free(s.refl); /* done with reflection: close its stream */
+        s.refl = NULL;
+        if (rc == 0)
+            rc = build_requests(o, &s, &t, &reqs, &nreq);
+        if (rc == 0 && o->repeat > 0 &&
+            (t.m->client_streaming || t.m->server_streaming)) {
+            fprintf(stderr, "--repeat supports unary methods only\n");
+            rc = EXIT_USAGE;
+        } else if (rc == 0 && o->repeat > 0) {
+            rc = exit_for(cli_repeat(root, ch, t.path, o->md_rpc, reqs[0].b,
+                                     reqs[0].n, o->repeat, o->concurrency,
+                                     o->timeout));
+        }
+        else if (rc == 0)
+            rc = one_call(o, &s, c, ch, &t, reqs, nreq);
+        for (size_t i = 0; i < nreq; i++)
+            free(reqs[i].b);
+        free(reqs);
+    }
+    cli_refl_free(s.refl);
+    ctx_release(c);
+    cli_pool_free(s.pool);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     struct opts o = {0};
-    o.md = rpc_metadata_new();
-    int rc = parse_args(argc, argv, &o);
-    if (rc != 0) {
-        rpc_metadata_free(o.md);
-        return rc;
-    }
-    if (o.list) {
-        cli_methods_list(stdout);
-        rpc_metadata_free(o.md);
-        return 0;
-    }
-    const cli_method_t *m = cli_methods_find(o.method);
-    if (m == NULL) {
-        fprintf(stderr, "Unknown method %s (try '%s %s list')\n", o.method,
-                prog, o.target);
-        rpc_metadata_free(o.md);
+    o.md_rpc = rpc_metadata_new();
+    o.md_refl = rpc_metadata_new();
+    if (o.md_rpc == NULL || o.md_refl == NULL)
         return EXIT_FAIL;
+    int rc = parse_args(argc, argv, &o);
+    if (rc == 0 && o.user_agent) {
+        char ua[512];
+        snprintf(ua, sizeof ua, "%s rpcurl/%s", o.user_agent, RPCURL_VERSION);
+        if (rpc_metadata_add(o.md_rpc, "user-agent", ua, strlen(ua)) != 0 ||
+            rpc_metadata_add(o.md_refl, "user-agent", ua, strlen(ua)) != 0)
+            rc = usage_error("invalid -user-agent: %s", o.user_agent);
     }
-
-    /* Requests from -d: one message (empty when no data) for unary and
-     * server streaming; any number for client streaming and bidi. */
-    char *stdin_data = NULL;
-    const char *p = o.data ? o.data : "";
-    if (o.data && strcmp(o.data, "@") == 0)
-        p = stdin_data = read_all(stdin);
-    ProtobufCMessage *reqs[1024];
-    size_t nreq = 0;
-    char err[256];
-    rc = 0;
-    while (p && !cli_json_at_end(p) && nreq < 1024) {
-        reqs[nreq] = cli_json_parse(m->input, &p, err, sizeof err);
-        if (reqs[nreq] == NULL) {
-            fprintf(stderr, "Error parsing request data: %s\n", err);
-            rc = EXIT_USAGE;
-            break;
-        }
-        nreq++;
-    }
-    free(stdin_data);
-    bool single = m->kind == CLI_UNARY || m->kind == CLI_SERVER_STREAM;
-    if (rc == 0 && single && nreq > 1)
-        rc = usage_error("Method takes exactly one request message.%s", "");
-    if (rc == 0 && single && nreq == 0) {
-        reqs[0] = malloc(m->input->sizeof_message);
-        if (reqs[0] == NULL) {
-            rc = EXIT_FAIL;
-        } else {
-            m->input->message_init(reqs[0]);
-            nreq = 1;
-        }
-    }
+    if (rc == 0 && o.target == NULL && strcmp(o.verb, "invoke") == 0)
+        rc = usage_error("an address is needed to invoke %s", o.symbol);
     if (rc != 0) {
-        for (size_t i = 0; i < nreq; i++)
-            protobuf_c_message_free_unpacked(reqs[i], NULL);
-        rpc_metadata_free(o.md);
+        rpc_metadata_free(o.md_rpc);
+        rpc_metadata_free(o.md_refl);
         return rc;
     }
 
@@ -594,30 +1040,14 @@ int main(int argc, char **argv)
     pthread_create(&sig_th, NULL, signal_thread, &set);
     pthread_detach(sig_th);
 
-    rpc_client_options_t *co = rpc_client_options_new();
-    if (o.connect_timeout > 0)
-        rpc_client_options_set_connect_timeout(co, o.connect_timeout);
-    if (o.max_msg > 0)
-        rpc_client_options_set_max_recv_message(co, o.max_msg);
-    rpc_client_channel_t *ch;
-    rc = rpc_client_channel_new(o.target, co, &ch);
-    rpc_client_options_free(co);
-    if (rc != 0) {
-        fprintf(stderr, "Failed to dial target host \"%s\": %s\n", o.target,
-                rpc_strerror(rc));
-        for (size_t i = 0; i < nreq; i++)
-            protobuf_c_message_free_unpacked(reqs[i], NULL);
-        rpc_metadata_free(o.md);
-        return EXIT_FAIL;
-    }
-    if (o.repeat > 0)
-        rc = repeat_mode(&o, ch, m, reqs[0]);
-    else
-        rc = one_call(&o, ch, m, reqs, nreq);
+    rpc_client_channel_t *ch = NULL;
+    if (o.target && open_channel(&o, &o.tls, &ch) != 0)
+        rc = EXIT_FAIL;
+    if (rc == 0)
+        rc = run(&o, ch);
     rpc_client_channel_free(ch);
-    for (size_t i = 0; i < nreq; i++)
-        protobuf_c_message_free_unpacked(reqs[i], NULL);
-    rpc_metadata_free(o.md);
+    rpc_metadata_free(o.md_rpc);
+    rpc_metadata_free(o.md_refl);
     fflush(stdout);
     return rc;
 }

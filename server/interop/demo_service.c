@@ -10,17 +10,19 @@
  * wait for a thread of the same pool (that is how fan-out deadlocks).
  *
  * Counters are relaxed atomics; GetStats is a non-blocking handler (it
- * runs on the loop thread and reads them).
+ * runs on the loop thread and reads them).  Handler types, registration
+ * and send helpers are generated from demo/v1/demo.proto.
  */
 #include "interop_service.h"
 
-#include "demo/v1/demo.pb-c.h"
+#include "demo/v1/demo.rpc.h"
 
 #include <ctx/group.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 struct demo_service {
+    demo_v1_demo_handlers_t handlers; /* registered: lives as long */
     ctx_pool_t *pool;
     atomic_llong handlers_started, handlers_cancelled;
     atomic_llong subtasks_started, subtasks_cancelled;
@@ -55,11 +57,10 @@ static void count_cause(demo_service_t *d, ctx_t *ctx)
         atomic_fetch_add(&d->cause[i], 1);
 }
 
-static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
-                  void *ud)
+static int fanout(ctx_t *ctx, rpc_call_t *call,
+                  const Demo__V1__FanoutRequest *req, void *ud)
 {
     demo_service_t *d = ud;
-    const Demo__V1__FanoutRequest *req = (const void *)m;
     if (req->tasks < 0 || req->tasks > 64 || req->sleep_ms < 0) {
         rpc_call_set_status_message(call, "tasks must be 0..64, sleep_ms >= 0");
         return RPC_STATUS_INVALID_ARGUMENT;
@@ -95,7 +96,7 @@ static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
         Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
         rsp.tasks_done = started;
         rsp.payload = req->payload;
-        if (rpc_call_send(call, &rsp.base) != 0) {
+        if (demo_v1_demo_fanout_send(call, &rsp) != 0) {
             count_cause(d, ctx);
             status = rpc_cause_status(ctx_cause(ctx));
         }
@@ -105,11 +106,10 @@ out:
     return status;
 }
 
-static int ticks(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
-                 void *ud)
+static int ticks(ctx_t *ctx, rpc_call_t *call,
+                 const Demo__V1__TickRequest *req, void *ud)
 {
     demo_service_t *d = ud;
-    const Demo__V1__TickRequest *req = (const void *)m;
     atomic_fetch_add(&d->handlers_started, 1);
     atomic_fetch_add(&d->inflight, 1);
     int status = RPC_STATUS_OK;
@@ -119,7 +119,7 @@ static int ticks(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
             break;
         Demo__V1__Tick t = DEMO__V1__TICK__INIT;
         t.seq = i;
-        if (rpc_call_send(call, &t.base) != 0)
+        if (demo_v1_demo_ticks_send(call, &t) != 0)
             break;
     }
     if (ctx_err(ctx) != 0) {
@@ -130,8 +130,8 @@ static int ticks(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
     return status;
 }
 
-static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
-                     void *ud)
+static int get_stats(ctx_t *ctx, rpc_call_t *call,
+                     const Demo__V1__StatsRequest *req, void *ud)
 {
     demo_service_t *d = ud;
     Demo__V1__Stats s = DEMO__V1__STATS__INIT;
@@ -146,8 +146,8 @@ static int get_stats(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
     s.cause_keepalive = atomic_load(&d->cause[4]);
     s.inflight = atomic_load(&d->inflight);
     s.subtasks_inflight = atomic_load(&d->subtasks_inflight);
-    return rpc_call_send(call, &s.base) == 0 ? RPC_STATUS_OK
-                                              : RPC_STATUS_INTERNAL;
+    return demo_v1_demo_get_stats_send(call, &s) == 0 ? RPC_STATUS_OK
+                                                      : RPC_STATUS_INTERNAL;
 }
 
 demo_service_t *demo_service_new(int subtask_threads)
@@ -170,16 +170,14 @@ demo_service_t *demo_service_new(int subtask_threads)
 
 int demo_register(rpc_server_t *s, demo_service_t *d)
 {
-    const ProtobufCServiceDescriptor *svc = &demo__v1__demo__descriptor;
-    int rc = rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
-                                   fanout, d);
-    if (rc == 0)
-        rc = rpc_server_add_method(s, svc, "Ticks", RPC_SERVER_STREAMING,
-                                   RPC_BLOCKING, ticks, d);
-    if (rc == 0)
-        rc = rpc_server_add_method(s, svc, "GetStats", RPC_UNARY,
-                                   RPC_NONBLOCKING, get_stats, d);
-    return rc;
+    d->handlers = (demo_v1_demo_handlers_t){
+        .fanout = fanout,
+        .ticks = ticks,
+        .get_stats = get_stats,
+        .style.get_stats = RPC_NONBLOCKING,
+        .user_data = d,
+    };
+    return demo_v1_demo_register(s, &d->handlers);
 }
 
 void demo_service_print(demo_service_t *d, FILE *out)

@@ -4,11 +4,15 @@
  *
  *   interop_server --port=N [--host=ADDR] [--loops=N] [--workers=N]
  *                  [--keepalive_ms=N] [--keepalive_timeout_ms=N]
+ *                  [--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N]
+ *                  [--max_connections=N] [--max_pending_handshakes=N]
  *                  [--admin_port=N [--admin_host=ADDR]] [--access_log=PATH|-]
  *
  * --port=0 picks a free port.  Once listening it prints one line,
  * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
- * it down gracefully (1 s grace), prints the demo service's counters
+ * it down gracefully: the listener closes at once, calls in flight get
+ * --grace_ms (default 10000) to finish, then the rest are cancelled
+ * (RPC_CAUSE_SHUTDOWN).  It then prints the demo service's counters
  * ("demo stats: ...") and exits 0.  --admin_port serves /metrics and /ctxz
  * (127.0.0.1 unless --admin_host; 0 picks a port) and prints "admin on
  * port N" after the listening line; --access_log writes JSON lines there
@@ -19,6 +23,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+/* Generated at build time (proto/CMakeLists.txt, rpc_embed_descriptors):
+ * register the served .proto files for server reflection. */
+int rpc_descriptors_register(rpc_server_t *s);
+int rpc_demo_descriptors_register(rpc_server_t *s);
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +51,7 @@ static int opt_int(const char *arg, const char *name, long *out)
 int main(int argc, char **argv)
 {
     long port = -1, loops = 0, workers = 64, ka = -1, kat = -1;
+    long grace = 10000, stall = -1, blocked = 0, conns = 0, pending = 0;
     const char *host = "127.0.0.1";
     long admin_port = -1; /* observe */
     const char *admin_host = "127.0.0.1", *access_log = NULL;
@@ -51,6 +61,11 @@ int main(int argc, char **argv)
             opt_int(a, "--workers", &workers) ||
             opt_int(a, "--keepalive_ms", &ka) ||
             opt_int(a, "--keepalive_timeout_ms", &kat) ||
+            opt_int(a, "--grace_ms", &grace) ||
+            opt_int(a, "--send_stall_ms", &stall) ||
+            opt_int(a, "--max_blocked_sends", &blocked) ||
+            opt_int(a, "--max_connections", &conns) ||
+            opt_int(a, "--max_pending_handshakes", &pending) ||
             opt_int(a, "--admin_port", &admin_port))
             continue;
         if (strncmp(a, "--admin_host=", 13) == 0) { /* observe */
@@ -68,6 +83,8 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: interop_server --port=N [--host=ADDR] [--loops=N] "
                     "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N] "
+                    "[--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N] "
+                    "[--max_connections=N] [--max_pending_handshakes=N] "
                     "[--admin_port=N] [--admin_host=ADDR] [--access_log=PATH]\n");
             return 2;
         }
@@ -96,8 +113,15 @@ int main(int argc, char **argv)
         (rc = rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, workers)) ||
         (ka >= 0 && (rc = rpc_server_set_option(s, RPC_SERVER_KEEPALIVE_TIME_MS, ka))) ||
         (kat > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_KEEPALIVE_TIMEOUT_MS, kat))) ||
+        (stall >= 0 && (rc = rpc_server_set_option(s, RPC_SERVER_SEND_STALL_TIMEOUT_MS, stall))) ||
+        (blocked > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_BLOCKED_SENDS, blocked))) ||
+        (conns > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_CONNECTIONS, conns))) ||
+        (pending > 0 && (rc = rpc_server_set_option(s, RPC_SERVER_MAX_PENDING_HANDSHAKES, pending))) ||
         (rc = interop_register(s)) || (rc = demo_register(s, demo)) ||
-        (rc = rpc_server_add_health(s))) {
+        (rc = rpc_server_add_health(s)) ||
+        (rc = rpc_descriptors_register(s)) ||
+        (rc = rpc_demo_descriptors_register(s)) ||
+        (rc = rpc_server_add_reflection(s))) {
         fprintf(stderr, "interop_server: setup: %s\n", rpc_strerror(rc));
         return 1;
     }
@@ -132,7 +156,7 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "interop_server: signal %d, shutting down\n", sig);
-    rpc_server_shutdown(s, CTX_SECOND);
+    rpc_server_shutdown(s, grace * CTX_MS);
     /* Every handler and sub-task has returned: the counters are final. */
     demo_service_print(demo, stdout);
     fflush(stdout);

@@ -16,19 +16,17 @@
  * says so, else INVALID_ARGUMENT (as the C++ reference server checks);
  * response_compressed / ResponseParameters.compressed turn compression of
  * the next responses on or off (gzip, or deflate if that is all the client
- * accepts).
+ * accepts).  Handlers, their registration and the typed send/recv helpers
+ * are generated from grpc/testing/test.proto (protoc-gen-rpc-c).
  */
 #include "interop_service.h"
 
-#include "grpc/testing/empty.pb-c.h"
-#include "grpc/testing/messages.pb-c.h"
-#include "grpc/testing/test.pb-c.h"
+#include "grpc/testing/test.rpc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const ProtobufCServiceDescriptor *const svc =
-    &grpc__testing__test_service__descriptor;
+typedef Grpc__Testing__StreamingOutputCallRequest output_request_t;
 
 /* Copies the echo metadata keys from the request to the response. */
 static void echo_metadata(rpc_call_t *call)
@@ -80,18 +78,18 @@ static int make_payload(Grpc__Testing__Payload *p, int32_t size)
     return p->body.data ? 0 : -1;
 }
 
-static int empty_call(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
-                      void *ud)
+static int empty_call(ctx_t *ctx, rpc_call_t *call,
+                      const Grpc__Testing__Empty *req, void *ud)
 {
     Grpc__Testing__Empty rsp = GRPC__TESTING__EMPTY__INIT;
-    return rpc_call_send(call, &rsp.base) == 0 ? RPC_STATUS_OK
-                                                : RPC_STATUS_CANCELLED;
+    return grpc_testing_test_service_empty_call_send(call, &rsp) == 0
+               ? RPC_STATUS_OK
+               : RPC_STATUS_CANCELLED;
 }
 
-static int unary_call(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
-                      void *ud)
+static int unary_call(ctx_t *ctx, rpc_call_t *call,
+                      const Grpc__Testing__SimpleRequest *req, void *ud)
 {
-    const Grpc__Testing__SimpleRequest *req = (const void *)m;
     echo_metadata(call);
     if (req->response_status && req->response_status->code != 0)
         return echo_status(call, req->response_status);
@@ -108,7 +106,7 @@ static int unary_call(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
     if (make_payload(&p, req->response_size) != 0)
         return RPC_STATUS_RESOURCE_EXHAUSTED;
     rsp.payload = &p;
-    int rc = rpc_call_send(call, &rsp.base);
+    int rc = grpc_testing_test_service_unary_call_send(call, &rsp);
     free(p.body.data);
     return rc == 0 ? RPC_STATUS_OK : rpc_cause_status(ctx_cause(ctx));
 }
@@ -133,7 +131,8 @@ static int send_params(ctx_t *ctx, rpc_call_t *call,
         if (make_payload(&p, rp->size) != 0)
             return RPC_STATUS_RESOURCE_EXHAUSTED;
         rsp.payload = &p;
-        int rc = rpc_call_send(call, &rsp.base);
+        /* The streaming methods share this response type and path. */
+        int rc = grpc_testing_test_service_streaming_output_call_send(call, &rsp);
         free(p.body.data);
         if (rc != 0)
             return rpc_cause_status(ctx_cause(ctx));
@@ -142,9 +141,8 @@ static int send_params(ctx_t *ctx, rpc_call_t *call,
 }
 
 static int streaming_output(ctx_t *ctx, rpc_call_t *call,
-                            const ProtobufCMessage *m, void *ud)
+                            const output_request_t *req, void *ud)
 {
-    const Grpc__Testing__StreamingOutputCallRequest *req = (const void *)m;
     echo_metadata(call);
     int st = send_params(ctx, call, req->response_parameters,
                          req->n_response_parameters);
@@ -153,70 +151,65 @@ static int streaming_output(ctx_t *ctx, rpc_call_t *call,
     return echo_status(call, req->response_status);
 }
 
-static int streaming_input(ctx_t *ctx, rpc_call_t *call,
-                           const ProtobufCMessage *unused, void *ud)
+static int streaming_input(ctx_t *ctx, rpc_call_t *call, void *ud)
 {
     int32_t total = 0;
     for (;;) {
-        ProtobufCMessage *m;
-        int rc = rpc_call_recv(call, &m);
+        Grpc__Testing__StreamingInputCallRequest *req;
+        int rc = grpc_testing_test_service_streaming_input_call_recv(call, &req);
         if (rc == RPC_ERR_EOF)
             break;
         if (rc == RPC_ERR_MALFORMED)
             return RPC_STATUS_INTERNAL;
         if (rc != 0)
             return rpc_cause_status(ctx_cause(ctx));
-        Grpc__Testing__StreamingInputCallRequest *req = (void *)m;
         int st = check_compressed(call, req->expect_compressed);
         if (req->payload)
             total += (int32_t)req->payload->body.len;
-        protobuf_c_message_free_unpacked(m, NULL);
+        grpc__testing__streaming_input_call_request__free_unpacked(req, NULL);
         if (st != RPC_STATUS_OK)
             return st;
     }
     Grpc__Testing__StreamingInputCallResponse rsp =
         GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;
     rsp.aggregated_payload_size = total;
-    return rpc_call_send(call, &rsp.base) == 0
+    return grpc_testing_test_service_streaming_input_call_send(call, &rsp) == 0
                ? RPC_STATUS_OK
                : rpc_cause_status(ctx_cause(ctx));
 }
 
-static int full_duplex(ctx_t *ctx, rpc_call_t *call,
-                       const ProtobufCMessage *unused, void *ud)
+static int full_duplex(ctx_t *ctx, rpc_call_t *call, void *ud)
 {
     echo_metadata(call);
     for (;;) {
-        ProtobufCMessage *m;
-        int rc = rpc_call_recv(call, &m);
+        output_request_t *req;
+        int rc = grpc_testing_test_service_full_duplex_call_recv(call, &req);
         if (rc == RPC_ERR_EOF)
             return RPC_STATUS_OK;
         if (rc == RPC_ERR_MALFORMED)
             return RPC_STATUS_INTERNAL;
         if (rc != 0)
             return rpc_cause_status(ctx_cause(ctx));
-        Grpc__Testing__StreamingOutputCallRequest *req = (void *)m;
         int st = RPC_STATUS_OK;
         if (req->response_status && req->response_status->code != 0)
             st = echo_status(call, req->response_status);
         else
             st = send_params(ctx, call, req->response_parameters,
                              req->n_response_parameters);
-        protobuf_c_message_free_unpacked(m, NULL);
+        grpc__testing__streaming_output_call_request__free_unpacked(req, NULL);
         if (st != RPC_STATUS_OK)
             return st;
     }
 }
 
-static int half_duplex(ctx_t *ctx, rpc_call_t *call,
-                       const ProtobufCMessage *unused, void *ud)
+static int half_duplex(ctx_t *ctx, rpc_call_t *call, void *ud)
 {
-    ProtobufCMessage **held = NULL;
+    output_request_t **held = NULL;
     size_t n = 0, cap = 0;
     int st = RPC_STATUS_OK;
     for (;;) {
-        ProtobufCMessage *m;
-        int rc = rpc_call_recv(call, &m);
+        output_request_t *m;
+        int rc = grpc_testing_test_service_half_duplex_call_recv(call, &m);
         if (rc == RPC_ERR_EOF)
             break;
         if (rc != 0) {
@@ -226,9 +219,9 @@ static int half_duplex(ctx_t *ctx, rpc_call_t *call,
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
-            ProtobufCMessage **v = realloc(held, cap * sizeof *v);
+            output_request_t **v = realloc(held, cap * sizeof *v);
             if (v == NULL) {
-                protobuf_c_message_free_unpacked(m, NULL);
+                grpc__testing__streaming_output_call_request__free_unpacked(m, NULL);
                 st = RPC_STATUS_RESOURCE_EXHAUSTED;
                 break;
             }
@@ -237,36 +230,27 @@ static int half_duplex(ctx_t *ctx, rpc_call_t *call,
         held[n++] = m;
     }
     for (size_t i = 0; i < n; i++) {
-        Grpc__Testing__StreamingOutputCallRequest *req = (void *)held[i];
         if (st == RPC_STATUS_OK)
-            st = send_params(ctx, call, req->response_parameters,
-                             req->n_response_parameters);
-        protobuf_c_message_free_unpacked(held[i], NULL);
+            st = send_params(ctx, call, held[i]->response_parameters,
+                             held[i]->n_response_parameters);
+        grpc__testing__streaming_output_call_request__free_unpacked(held[i], NULL);
     }
     free(held);
     return st;
 }
 
+/* UnimplementedCall stays NULL: it must answer UNIMPLEMENTED. */
+static const grpc_testing_test_service_handlers_t handlers = {
+    .empty_call = empty_call,
+    .unary_call = unary_call,
+    .cacheable_unary_call = unary_call,
+    .streaming_output_call = streaming_output,
+    .streaming_input_call = streaming_input,
+    .full_duplex_call = full_duplex,
+    .half_duplex_call = half_duplex,
+};
+
 int interop_register(rpc_server_t *s)
 {
-    struct {
-        const char *name;
-        rpc_method_kind_t kind;
-        rpc_handler_fn fn;
-    } m[] = {
-        {"EmptyCall", RPC_UNARY, empty_call},
-        {"UnaryCall", RPC_UNARY, unary_call},
-        {"CacheableUnaryCall", RPC_UNARY, unary_call},
-        {"StreamingOutputCall", RPC_SERVER_STREAMING, streaming_output},
-        {"StreamingInputCall", RPC_CLIENT_STREAMING, streaming_input},
-        {"FullDuplexCall", RPC_BIDI_STREAMING, full_duplex},
-        {"HalfDuplexCall", RPC_BIDI_STREAMING, half_duplex},
-    };
-    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
-        int rc = rpc_server_add_method(s, svc, m[i].name, m[i].kind,
-                                       RPC_BLOCKING, m[i].fn, NULL);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    return grpc_testing_test_service_register(s, &handlers);
 }

@@ -19,20 +19,56 @@
 #include <errno.h>
 #include <event2/thread.h>
 #include <netdb.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* A token bucket shared by every thread: now is CLOCK_MONOTONIC ns, the
+ * bucket allows `rate` events per second with bursts of `burst`.  GCRA:
+ * *tat is the theoretical arrival time of the next event; an event is
+ * allowed when tat is at most burst intervals ahead of now.  Lock-free. */
+bool srv_rate_allow(atomic_int_fast64_t *tat, int64_t now, int64_t rate,
+                    int64_t burst)
+{
+    int64_t interval = CTX_SECOND / (rate > 0 ? rate : 1);
+    int64_t old = atomic_load_explicit(tat, memory_order_relaxed);
+    for (;;) {
+        int64_t base = old > now ? old : now;
+        if (base - now > burst * interval)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(tat, &old, base + interval,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Log lines: 20 a second, bursts of 50, process-wide; what is dropped is
+ * counted and reported with the next line that gets through, so a flood
+ * of bad input (a PING or reset storm) cannot flood the log. */
+static atomic_int_fast64_t log_tat;
+static atomic_int_fast64_t log_dropped;
+
 void srv_log(const char *fmt, ...)
 {
+    if (!srv_rate_allow(&log_tat, ctx_now(), 20, 50)) {
+        atomic_fetch_add_explicit(&log_dropped, 1, memory_order_relaxed);
+        return;
+    }
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    int64_t dropped = atomic_exchange(&log_dropped, 0);
+    if (dropped > 0)
+        fprintf(stderr, "rpc_server: (%lld log lines suppressed)\n",
+                (long long)dropped);
     fprintf(stderr, "rpc_server: %s\n", buf);
 }
 
@@ -58,6 +94,7 @@ int rpc_cause_status(int cause)
     case RPC_CAUSE_DEADLINE: return RPC_STATUS_DEADLINE_EXCEEDED;
     case RPC_CAUSE_SHUTDOWN: return RPC_STATUS_UNAVAILABLE;
     case RPC_CAUSE_PROTOCOL: return RPC_STATUS_INTERNAL;
+    case RPC_CAUSE_STALLED: return RPC_STATUS_RESOURCE_EXHAUSTED;
     default: return RPC_STATUS_UNKNOWN;
     }
 }
@@ -86,6 +123,11 @@ rpc_server_t *rpc_server_new(void)
     s->o.idle_ns = 300 * CTX_SECOND;
     s->o.write_timeout_ns = 30 * CTX_SECOND;
     s->o.send_buffer = 1024 * 1024;
+    s->o.send_stall_ns = 20 * CTX_SECOND;
+    s->o.max_blocked_sends = 16;
+    s->o.max_conns = 0; /* the fd limit, at start */
+    s->o.max_pending_hs = 256;
+    s->o.max_resets_per_sec = 2000;
     s->port = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -125,6 +167,19 @@ int rpc_server_set_option(rpc_server_t *s, rpc_server_opt_t opt, int64_t v)
     case RPC_SERVER_SEND_BUFFER:
         if (v == 0) return RPC_ERR_INVAL;
         s->o.send_buffer = (size_t)v; break;
+    case RPC_SERVER_SEND_STALL_TIMEOUT_MS: s->o.send_stall_ns = v * CTX_MS; break;
+    case RPC_SERVER_MAX_BLOCKED_SENDS:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_blocked_sends = (int)v; break;
+    case RPC_SERVER_MAX_CONNECTIONS:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_conns = (int)v; break;
+    case RPC_SERVER_MAX_PENDING_HANDSHAKES:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_pending_hs = (int)v; break;
+    case RPC_SERVER_MAX_RESETS_PER_SEC:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_resets_per_sec = (int)v; break;
     default: return RPC_ERR_INVAL;
     }
     return 0;
@@ -182,9 +237,6 @@ int rpc_server_add_method(rpc_server_t *s,
 {
     if (s == NULL || svc == NULL || method == NULL || fn == NULL ||
         kind > RPC_BIDI_STREAMING || style > RPC_NONBLOCKING)
-        return RPC_ERR_INVAL;
-    if (style == RPC_NONBLOCKING &&
-        (kind == RPC_CLIENT_STREAMING || kind == RPC_BIDI_STREAMING))
         return RPC_ERR_INVAL;
     if (s->state != SRV_NEW)
         return RPC_ERR_STATE;
@@ -278,14 +330,24 @@ int rpc_server_port(const rpc_server_t *s)
     return s ? s->port : -1;
 }
 
+/* The CPUs this process may run on (its affinity mask, as Go sizes
+ * GOMAXPROCS): a server pinned to one core gets one loop. */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 int rpc_server_start(rpc_server_t *s)
 {
     if (s == NULL)
         return RPC_ERR_INVAL;
     if (s->state != SRV_NEW || s->nlisten == 0)
         return RPC_ERR_STATE;
-    int n = s->o.loop_threads > 0 ? s->o.loop_threads
-                                  : ctx_pool_default_threads();
+    int n = s->o.loop_threads > 0 ? s->o.loop_threads : usable_cpus();
     if (s->pool == NULL) {
         ctx_pool_options_t po;
         ctx_pool_options_init(&po);
@@ -296,6 +358,12 @@ int rpc_server_start(rpc_server_t *s)
         if (s->pool == NULL)
             return RPC_ERR_NOMEM;
         s->own_pool = 1;
+    }
+    if (s->o.max_conns == 0) {
+        struct rlimit rl;
+        rlim_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        s->o.max_conns = lim > 64 + 16 && lim < (rlim_t)INT32_MAX
+                             ? (int)(lim - 64) : lim >= (rlim_t)INT32_MAX ? INT32_MAX : 16;
     }
     int rc = srv_loop_start_all(s, n);
     if (rc != 0)
@@ -449,6 +517,7 @@ void rpc_server_free(rpc_server_t *s)
         free(s->methods[i].path);
     free(s->methods);
     srv_health_free(s->health);
+    srv_reflection_free(s->reflection);
     if (s->own_pool)
         ctx_pool_destroy(s->pool);
     ctx_release(s->root);

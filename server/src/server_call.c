@@ -59,6 +59,7 @@
 
 static void consume(struct rpc_call *call, size_t more);
 static void dispatch(struct rpc_call *call);
+static void track_over_locked(struct rpc_call *call);
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -334,10 +335,13 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
         else
             ctx_cancel_cause(call->req_ctx, cause);
         decide_from_ctx(call);
+        if (call->evented)
+            srv_call_events(call); /* on_done */
     }
     stop_watch(call);
     pthread_mutex_lock(&call->mu);
     free_queues_locked(call);
+    track_over_locked(call);
     advance_locked(call, SRV_CALL_CLOSED);
     int status = call->status;
     int sent = call->sent_msgs; /* observe */
@@ -349,6 +353,39 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
 }
 
 /* ---- response production (loop thread) ---------------------------------- */
+
+/* Tracks whether the call has more output queued than the send buffer
+ * (call->mu held; loop thread), for the connection's count of blocked
+ * senders and the stall check. */
+static void track_over_locked(struct rpc_call *call)
+{
+    int over = call->out_bytes > call->s->o.send_buffer;
+    if (over == call->over || call->conn == NULL)
+        return;
+    call->over = over;
+    call->conn->nover += over ? 1 : -1;
+    if (over)
+        call->out_progress_ns = ctx_now();
+}
+
+void srv_call_stall(struct rpc_call *call, const char *msg)
+{
+    struct srv_conn *c = call->conn;
+    if (c == NULL || state_of(call) >= SRV_CALL_ENDED)
+        return;
+    srv_log("%s from %s: %s", call->path, c->peer, msg);
+    srv_call_end(call, RPC_STATUS_RESOURCE_EXHAUSTED, msg, RPC_CAUSE_STALLED);
+    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_CANCEL);
+}
+
+void srv_call_sweep(struct rpc_call *call, int64_t now)
+{
+    int64_t limit = call->s->o.send_stall_ns;
+    if (call->over && limit > 0 && now - call->out_progress_ns > limit)
+        srv_call_stall(call, "peer took none of the call's output within the "
+                             "send stall timeout");
+}
 
 static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
                        size_t length, uint32_t *flags,
@@ -375,6 +412,9 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
     size_t before = call->out_bytes;
     call->out_bytes -= n;
     call->obs.bytes_out += n; /* observe */
+    if (n > 0)
+        call->out_progress_ns = ctx_now();
+    track_over_locked(call);
     if (before > call->s->o.send_buffer / 2 &&
         call->out_bytes <= call->s->o.send_buffer / 2)
         pthread_cond_broadcast(&call->cv);
@@ -382,7 +422,11 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
     int status = call->status;
     if (end)
         advance_locked(call, SRV_CALL_ENDED);
+    int ready = call->ev_ready_wanted &&
+                call->out_bytes <= call->s->o.send_buffer / 2;
     pthread_mutex_unlock(&call->mu);
+    if (ready)
+        srv_loop_notify(call); /* on_ready, from the pump */
     if (end) {
         /* FINAL: status, message and trailers no longer change. */
         rpc__nv_t b;
@@ -418,6 +462,11 @@ void srv_call_pump(struct rpc_call *call)
     if (st < SRV_CALL_FINAL && ctx_err(call->req_ctx) != 0 &&
         ctx_cause(call->req_ctx) != RPC_CAUSE_FINISHED)
         decide_from_ctx(call);
+    if (call->evented) {
+        srv_call_events(call);
+        if (call->conn == NULL || state_of(call) >= SRV_CALL_ENDED)
+            return;
+    }
     pthread_mutex_lock(&call->mu);
     int final = state_of(call) >= SRV_CALL_FINAL;
     int has_out = call->outq != NULL;
@@ -430,7 +479,14 @@ void srv_call_pump(struct rpc_call *call)
     }
     if (!call->headers_sent && final && !has_out)
         advance_locked(call, SRV_CALL_ENDED); /* Trailers-Only below */
+    int was_over = call->over;
+    track_over_locked(call);
     pthread_mutex_unlock(&call->mu);
+    if (!was_over && call->over && c->nover > call->s->o.max_blocked_sends) {
+        srv_call_stall(call, "too many calls of this connection blocked on "
+                             "output the peer does not read");
+        return;
+    }
 
     if (!call->headers_sent) {
         if (!has_out && !final)
@@ -545,8 +601,8 @@ static void handler_done(int err, bool ran, void *arg, void *user_data)
 static void run_nonblocking(struct rpc_call *call)
 {
     const struct srv_method *m = call->m;
-    ProtobufCMessage *req = decode_request(call);
-    if (req == NULL) {
+    ProtobufCMessage *req = NULL;
+    if (!srv_method_streaming_in(m) && (req = decode_request(call)) == NULL) {
         srv_call_pump(call);
         return;
     }
@@ -556,13 +612,91 @@ static void run_nonblocking(struct rpc_call *call)
     int status = m->fn(call->vctx, call, req, m->user_data);
     call->on_loop_handler = 0;
     if (status != RPC_PENDING) {
+        call->evented = 0;
         srv_call_complete(call, status);
         call->nb_req = NULL;
-        protobuf_c_message_free_unpacked(req, NULL);
+        if (req)
+            protobuf_c_message_free_unpacked(req, NULL);
         srv_call_pump(call);
         srv_call_release(call);
     } else {
-        srv_call_pump(call); /* what it sent before returning RPC_PENDING */
+        srv_call_pump(call); /* what it sent before returning RPC_PENDING,
+                                and the events already due */
+    }
+}
+
+/* ---- event-driven calls (loop thread) -------------------------------------- */
+
+int rpc_call_set_events(rpc_call_t *call, const rpc_call_events_t *ev,
+                        void *user_data)
+{
+    if (call == NULL || ev == NULL)
+        return RPC_ERR_INVAL;
+    if (!call->on_loop_handler || !srv_call_on_loop_thread(call) ||
+        state_of(call) >= SRV_CALL_FINAL)
+        return RPC_ERR_STATE;
+    call->ev = *ev;
+    call->ev_ud = user_data;
+    call->evented = 1;
+    return 0;
+}
+
+void srv_call_events(struct rpc_call *call)
+{
+    /* Each step re-checks `evented`: an event may finish the call. */
+    while (call->evented && state_of(call) < SRV_CALL_FINAL) {
+        pthread_mutex_lock(&call->mu);
+        struct in_msg *m = call->inq;
+        if (m != NULL) {
+            call->inq = m->next;
+            if (call->inq == NULL)
+                call->inq_tail = NULL;
+            call->inq_bytes -= m->len + RPC__FRAME_HDR;
+        }
+        int eof = call->in_eof && call->inq == NULL;
+        pthread_mutex_unlock(&call->mu);
+        if (m == NULL) {
+            if (eof && !call->ev_half_closed) {
+                call->ev_half_closed = 1;
+                if (call->ev.on_half_close)
+                    call->ev.on_half_close(call, call->ev_ud);
+            }
+            break;
+        }
+        ProtobufCMessage *msg = NULL;
+        int rc = srv_call_decode(call, m->flag, m->data, m->len, &msg);
+        free(m);
+        if (rc != 0) {
+            srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
+            srv_call_end(call, rc == RPC_ERR_TOO_LARGE
+                                   ? RPC_STATUS_RESOURCE_EXHAUSTED
+                                   : RPC_STATUS_INTERNAL,
+                         rc == RPC_ERR_TOO_LARGE
+                             ? "decompressed message larger than max"
+                             : "could not decode request",
+                         RPC_CAUSE_PROTOCOL);
+            break;
+        }
+        if (call->ev.on_message)
+            call->ev.on_message(call, msg, call->ev_ud);
+        else
+            protobuf_c_message_free_unpacked(msg, NULL);
+    }
+    if (call->evented && call->ev_ready_wanted && state_of(call) < SRV_CALL_FINAL) {
+        pthread_mutex_lock(&call->mu);
+        int ready = call->out_bytes <= call->s->o.send_buffer / 2;
+        pthread_mutex_unlock(&call->mu);
+        if (ready) {
+            call->ev_ready_wanted = 0;
+            if (call->ev.on_ready)
+                call->ev.on_ready(call, call->ev_ud);
+        }
+    }
+    if (call->evented && state_of(call) >= SRV_CALL_FINAL &&
+        ctx_cause(call->req_ctx) != RPC_CAUSE_FINISHED) {
+        call->evented = 0; /* on_done is the last event */
+        if (call->ev.on_done)
+            call->ev.on_done(call, call->ev_ud);
     }
 }
 
@@ -667,8 +801,13 @@ void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
     call->obs.bytes_in += len; /* observe */
     int rc = rpc__frame_feed(&call->dec, data, len, on_message, call);
     consume(call, len);
-    if (rc == 0)
+    if (rc == 0) {
+        if (call->evented) {
+            srv_call_events(call);
+            consume(call, 0); /* what the events took */
+        }
         return;
+    }
     char msg[128];
     int status = RPC_STATUS_INTERNAL;
     switch (rc) {
@@ -713,6 +852,8 @@ void srv_call_remote_close(struct rpc_call *call)
         call->in_eof = 1;
         pthread_cond_broadcast(&call->cv);
         pthread_mutex_unlock(&call->mu);
+        if (call->evented)
+            srv_call_events(call);
         return;
     }
     if (call->nreq != 1) {

@@ -189,6 +189,12 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
     free(o);
     /* From the non-blocking handler running inline on the loop, the loop
      * pumps as soon as it returns; from anywhere else, wake the loop. */
+    if (rc == 0 && loop && call->evented) {
+        pthread_mutex_lock(&call->mu);
+        if (call->out_bytes > call->s->o.send_buffer)
+            call->ev_ready_wanted = 1;
+        pthread_mutex_unlock(&call->mu);
+    }
     if (notify && !(loop && call->on_loop_handler))
         srv_loop_notify(call);
     return rc;
@@ -266,6 +272,13 @@ int rpc_call_finish(rpc_call_t *call, int status, const char *msg)
 {
     if (call == NULL)
         return RPC_ERR_INVAL;
+    if (call->evented) {
+        /* An event-driven call finishes on its loop (its events are
+         * loop-only): from anywhere else, events could still be running. */
+        if (!srv_call_on_loop_thread(call))
+            return RPC_ERR_STATE;
+        call->evented = 0;
+    }
     int rc = 0;
     if (msg)
         rc = rpc_call_set_status_message(call, msg);

@@ -141,6 +141,13 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
         return 0;
     struct srv_head *h = &c->head;
     head_clear(h);
+    if ((uint32_t)c->ncalls >= c->s->o.max_streams) {
+        /* Past the limit we advertised: refuse this stream alone (the
+         * client may retry it), keep the connection and its calls. */
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0; /* head.stream_id is 0: its headers are ignored */
+    }
     h->stream_id = frame->hd.stream_id;
     h->timeout_ns = -1;
     h->accept_mask = 1u << RPC__ENC_IDENTITY;
@@ -148,6 +155,40 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
     if (c->idle_timer)
         evtimer_del(c->idle_timer);
     return 0;
+}
+
+/* Header bytes a connection may make us decode per second.  HPACK lets a
+ * few wire bytes expand into large headers (a bomb); a connection past
+ * this budget is costing the loop more than its share, whatever the
+ * header list limit says about each request: GOAWAY ENHANCE_YOUR_CALM. */
+#define HEADER_BUDGET_PER_SEC (32u * 1024 * 1024)
+
+static void calm_down(struct srv_conn *c, const char *why)
+{
+    srv_log("%s: %s, closing (GOAWAY ENHANCE_YOUR_CALM)", c->peer, why);
+    if (c->closing)
+        return;
+    c->closing = 1;
+    nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->sess),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why,
+                          strlen(why));
+    rpc__h2_close_after_flush(c->h2);
+}
+
+static int over_header_budget(struct srv_conn *c, size_t bytes)
+{
+    int64_t now = c->last_recv_ns;
+    if (now - c->hdr_window_ns > CTX_SECOND) {
+        c->hdr_window_ns = now;
+        c->hdr_window_bytes = 0;
+    }
+    c->hdr_window_bytes += bytes;
+    if (c->hdr_window_bytes <= HEADER_BUDGET_PER_SEC)
+        return 0;
+    if (!c->closing)
+        calm_down(c, "header decoding over budget");
+    return 1;
 }
 
 static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
@@ -161,6 +202,8 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
         frame->hd.stream_id != h->stream_id)
         return 0; /* client trailers carry nothing we use */
     h->bytes += namelen + valuelen + 32;
+    if (over_header_budget(c, namelen + valuelen + 32))
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* closes; GOAWAY queued */
     if (h->bytes > c->s->o.max_header_list) {
         set_bad(h, RPC_STATUS_RESOURCE_EXHAUSTED,
                 "request header list too large", 0);
@@ -346,6 +389,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
         }
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->got_settings) {
             c->got_settings = 1;
+            c->lp->npending--;
             if (c->hs_timer)
                 evtimer_del(c->hs_timer);
             arm_idle(c);
@@ -388,6 +432,15 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
         call = call_of(c, frame->hd.stream_id);
         if (call && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             srv_call_remote_close(call);
+        break;
+    case NGHTTP2_RST_STREAM:
+        /* Resets cost us a call each (Rapid Reset).  nghttp2 limits them
+         * per connection; this bucket limits them for the whole server,
+         * so many connections cannot add up to a flood. */
+        if (!srv_rate_allow(&c->s->rst_tat, c->last_recv_ns,
+                            c->s->o.max_resets_per_sec,
+                            2 * (int64_t)c->s->o.max_resets_per_sec))
+            calm_down(c, "too many stream resets");
         break;
     default:
         break;
@@ -497,6 +550,46 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* Writes the server's first frames (SETTINGS, WINDOW_UPDATE) to bev
+ * itself, telling the client MAX_CONCURRENT_STREAMS = max_streams while
+ * the nghttp2 session was given no limit.  nghttp2 treats a client over
+ * its acknowledged limit as a connection error (GOAWAY PROTOCOL_ERROR),
+ * which would kill every call on the connection; RFC 9113 5.1.2 allows
+ * refusing the extra streams alone, which on_begin_headers() does.
+ * Returns 0 or -1. */
+static int send_preface(nghttp2_session *sess, struct bufferevent *bev,
+                        uint32_t max_streams)
+{
+    const uint8_t *data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(sess, &data)) > 0) {
+        uint8_t *buf = malloc((size_t)n);
+        if (buf == NULL)
+            return -1;
+        memcpy(buf, data, (size_t)n);
+        for (size_t off = 0; off + 9 <= (size_t)n;) {
+            size_t len = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 |
+                         buf[off + 2];
+            if (buf[off + 3] == NGHTTP2_SETTINGS && !(buf[off + 4] & 1))
+                for (size_t e = off + 9; e + 6 <= off + 9 + len && e + 6 <= (size_t)n;
+                     e += 6)
+                    if (buf[e] == 0 &&
+                        buf[e + 1] == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+                        buf[e + 2] = (uint8_t)(max_streams >> 24);
+                        buf[e + 3] = (uint8_t)(max_streams >> 16);
+                        buf[e + 4] = (uint8_t)(max_streams >> 8);
+                        buf[e + 5] = (uint8_t)max_streams;
+                    }
+            off += 9 + len;
+        }
+        int rc = bufferevent_write(bev, buf, (size_t)n);
+        free(buf);
+        if (rc != 0)
+            return -1;
+    }
+    return n < 0 ? -1 : 0;
+}
+
 static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
 {
     struct srv_conn *c = user_data;
@@ -505,6 +598,8 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
     if (reason == RPC__H2_PROTOCOL)
         srv_log("%s: %s, connection closed", c->peer,
                 rpc__h2_close_reason_name(reason));
+    if (!c->got_settings)
+        lp->npending--;
     ctx_cancel_cause(c->ctx, cause);
     while (c->calls) {
         struct rpc_call *call = c->calls;
@@ -530,9 +625,34 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
     srv_loop_conn_gone(lp);
 }
 
+/* Makes room for one more connection in its handshake: past the loop's
+ * share of the cap, the oldest connection still in its handshake is
+ * closed, so silent connections cannot hold descriptors (and new clients)
+ * hostage for the whole handshake timeout. */
+static void evict_pending(struct srv_loop *lp)
+{
+    rpc_server_t *s = lp->s;
+    int cap = s->o.max_pending_hs / s->nloops;
+    if (cap < 1)
+        cap = 1;
+    if (lp->npending < cap)
+        return;
+    struct srv_conn *oldest = NULL;
+    for (struct srv_conn *c = lp->conns; c; c = c->next)
+        if (!c->got_settings && !c->closing)
+            oldest = c; /* the list is newest first */
+    if (oldest == NULL)
+        return;
+    srv_log("%s: handshake not done and %d others waiting, closing it",
+            oldest->peer, lp->npending - 1);
+    oldest->closing = 1;
+    rpc__h2_close_now(oldest->h2, RPC__H2_TIMEOUT);
+}
+
 void srv_conn_accept(struct srv_loop *lp, int fd)
 {
     rpc_server_t *s = lp->s;
+    evict_pending(lp);
     struct srv_conn *c = calloc(1, sizeof *c);
     struct bufferevent *bev = NULL;
     nghttp2_session_callbacks *cbs = NULL;
@@ -555,9 +675,14 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    /* Streams above the limit are refused (REFUSED_STREAM) by nghttp2 even
-     * before the client has acknowledged our SETTINGS. */
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    /* nghttp2's own Rapid Reset bucket (1,000 burst, 33/s per connection)
+     * ends a connection whose client cancels more than 33 calls a second
+     * for long (GOAWAY, every call on it failing UNAVAILABLE): too strict
+     * for a busy client that cancels or times out legitimately.  Resets
+     * are budgeted server-wide instead (on_frame_recv); this only stops
+     * a single connection's flood early. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 20000, 2000);
     /* Inbound flow control is ours (see on_data_chunk). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     int rv = nghttp2_session_server_new2(&sess, cbs, c, opt);
@@ -567,14 +692,18 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     opt = NULL;
     if (rv != 0)
         goto fail;
+    /* nghttp2 keeps no stream limit; send_preface() advertises ours. */
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->o.max_streams},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         0xffffffffu},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->o.max_header_list},
     };
     nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, iv, 3);
     nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, 0,
                                           16 * 1024 * 1024);
+    if (send_preface(sess, bev, s->o.max_streams) != 0)
+        goto fail;
     c->sess = sess;
     c->h2 = rpc__h2_new(bev, sess, 0, conn_closed, c);
     if (c->h2 == NULL) {
@@ -590,6 +719,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     if (!c->ka_timer || !c->ack_timer || !c->hs_timer || !c->idle_timer) {
         /* Close through the normal path, which frees the timers made. */
         lp->nconns++;
+        lp->npending++;
         c->next = lp->conns;
         lp->conns = c;
         srv_stat_add(s, RPC_STAT_CONNECTIONS, 1);
@@ -616,6 +746,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
         lp->conns->prev = c;
     lp->conns = c;
     lp->nconns++;
+    lp->npending++;
     srv_stat_add(s, RPC_STAT_CONNECTIONS, 1);
     srv_stat_add(s, RPC_STAT_CONNECTIONS_TOTAL, 1);
     rpc__h2_flush(c->h2);
@@ -641,6 +772,17 @@ void srv_conn_flush(struct srv_conn *c)
 {
     if (c && c->h2)
         rpc__h2_flush(c->h2);
+}
+
+void srv_conn_sweep(struct srv_loop *lp, int64_t now)
+{
+    for (struct srv_conn *c = lp->conns; c; c = c->next) {
+        if (c->nover == 0)
+            continue;
+        for (struct rpc_call *call = c->calls; call; call = call->next)
+            srv_call_sweep(call, now);
+        rpc__h2_flush(c->h2);
+    }
 }
 
 /* Graceful drain (gRFC A9, what grpc-go does): a first GOAWAY with the

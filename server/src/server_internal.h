@@ -81,6 +81,11 @@ struct srv_opts {
     int64_t idle_ns;
     int64_t write_timeout_ns;
     size_t send_buffer;
+    int64_t send_stall_ns;
+    int max_blocked_sends;
+    int max_conns;
+    int max_pending_hs;
+    int max_resets_per_sec;
 };
 
 struct srv_health;
@@ -89,7 +94,7 @@ struct srv_loop;
 enum srv_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 
 /* Causes are RPC_CAUSE_* = 0x5250001 + i; their counters are indexed by i. */
-#define SRV_NCAUSES 7
+#define SRV_NCAUSES 8
 #define SRV_CAUSE_INDEX(c) ((c) - RPC_CAUSE_CLIENT_CANCEL)
 
 struct rpc_server {
@@ -106,17 +111,20 @@ struct rpc_server {
     int nloops;
     atomic_uint next_loop;    /* round-robin for accepted connections */
     struct srv_health *health;
+    struct srv_reflection *reflection; /* server_reflection.c; before start */
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* signalled when calls_active drops */
     enum srv_state state;     /* [mu] */
     atomic_int_fast64_t stats[RPC_STAT_CALLS_REJECTED + 1];
     atomic_int_fast64_t by_status[17];
     atomic_int_fast64_t by_cause[SRV_NCAUSES];
+    atomic_int_fast64_t rst_tat;  /* server-wide RST_STREAM bucket */
     struct srv_obs *obs;      /* observe: interceptors, metrics, admin,
                                  access log (server_observe.h); NULL when
                                  none; set before start, then read-only */
 };
 
+void srv_reflection_free(struct srv_reflection *r); /* server_reflection.c */
 void srv_stat_add(rpc_server_t *s, rpc_server_stat_t st, int64_t d);
 /* Counts one ended request: by final status, and by the cause its request
  * context ended with (0: it had none, it was rejected at its headers). */
@@ -124,8 +132,13 @@ void srv_stat_ended(rpc_server_t *s, int status, int cause);
 const struct srv_method *srv_find_method(const rpc_server_t *s,
                                          const char *path, size_t len);
 void srv_call_freed(rpc_server_t *s);
-/* Logs one line to stderr (bad input is logged once, here). */
+/* Logs one line to stderr (bad input is logged once, here), at most 20 a
+ * second with bursts of 50; the lines dropped are counted in the next. */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Token bucket (GCRA) on *tat: true if one more event is allowed now at
+ * `rate` per second with bursts of `burst`.  Any thread, lock-free. */
+bool srv_rate_allow(atomic_int_fast64_t *tat, int64_t now, int64_t rate,
+                    int64_t burst);
 
 /* ---- loops (server_loop.c) --------------------------------------------- */
 
@@ -155,6 +168,10 @@ struct srv_loop {
     unsigned flush_epoch;     /* one flush per connection per wake-up */
     struct event *stop_timer;
     struct event *accept_retry; /* re-enables listeners after EMFILE */
+    struct event *sweep;      /* once a second: stalled calls */
+    int npending;             /* connections still in their handshake */
+    int spare_fd;             /* /dev/null, given up to shed a connection
+                                 when accept() runs out of descriptors */
 };
 
 /* Creates the loops and their threads (loop 0 owns the listeners).
@@ -208,6 +225,7 @@ struct srv_conn {
     struct srv_head head;     /* the header block being received */
     struct rpc_call *calls;   /* open streams, doubly linked */
     int ncalls;
+    int nover;                /* calls with `over` set */
     struct event *ka_timer, *ack_timer, *hs_timer, *idle_timer;
     int64_t last_recv_ns;
     int64_t settings_sent_ns; /* our first SETTINGS, for the first RTT */
@@ -215,6 +233,8 @@ struct srv_conn {
     int64_t rtt_ns;           /* latest measured round trip (0: none yet) */
     int ping_outstanding;
     int64_t last_client_ping_ns;
+    int64_t hdr_window_ns;    /* start of the current 1 s header budget */
+    size_t hdr_window_bytes;  /* header bytes decoded in it */
     int strikes;
     int got_settings;
     int closing;              /* final GOAWAY sent or closing */
@@ -235,6 +255,8 @@ void srv_conn_abort_all(struct srv_loop *lp);
 void srv_conn_close_all(struct srv_loop *lp);
 /* Loop thread: flush the connection's output (after handler activity). */
 void srv_conn_flush(struct srv_conn *c);
+/* Loop thread, once a second: ends calls whose peer stopped reading. */
+void srv_conn_sweep(struct srv_loop *lp, int64_t now);
 
 /* ---- calls (server_call.c) ------------------------------------------------ */
 
@@ -301,10 +323,19 @@ struct rpc_call {
     size_t unconsumed;        /* stream bytes not yet given back to the
                                  peer's flow-control window */
     int headers_sent;
+    int over;                 /* more than send_buffer queued when last
+                                 looked at (its sender may be blocked) */
+    int64_t out_progress_ns;  /* the peer last took output, or `over` began */
     int provider;             /* a data provider is attached */
     int deferred;             /* the provider returned DEFERRED */
     int ready_queued;         /* [loop->mu] on the loop's ready list */
     struct rpc_call *ready_next; /* [loop->mu] */
+    /* loop-only, event-driven calls (rpc_call_set_events): */
+    rpc_call_events_t ev;
+    void *ev_ud;
+    int evented;              /* events set, call not finished */
+    int ev_ready_wanted;      /* output went over the buffer since on_ready */
+    int ev_half_closed;       /* on_half_close delivered */
     /* handler thread: */
     int last_in_compressed;   /* see rpc_call_received_compressed() */
     int on_loop_handler;      /* running a non-blocking handler now */
@@ -351,6 +382,15 @@ void srv_call_end(struct rpc_call *call, int status, const char *msg,
  * connection unlinks the call first. */
 void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
                             int conn_cause);
+/* Loop thread: ends a call whose peer does not take its output (cause
+ * RPC_CAUSE_STALLED, RESOURCE_EXHAUSTED with `msg`) and resets its stream,
+ * whose closed flow-control window would hold the trailers back. */
+void srv_call_stall(struct rpc_call *call, const char *msg);
+/* Loop thread: delivers the events an event-driven call is due (queued
+ * messages, half-close, on_ready, on_done). */
+void srv_call_events(struct rpc_call *call);
+/* Loop thread: the stall check of the periodic sweep. */
+void srv_call_sweep(struct rpc_call *call, int64_t now);
 /* Loop thread: news from the mailbox -- the request context ended, the
  * handler produced output or finished, the handler took messages.
  * Decides, produces and ends the response as far as it can. */

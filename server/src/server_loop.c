@@ -25,6 +25,7 @@
 #include "server_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,6 +35,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 {
     struct srv_loop *lp0 = arg;
     rpc_server_t *s = lp0->s;
+    if (rpc_server_stat(s, RPC_STAT_CONNECTIONS) >= s->o.max_conns) {
+        srv_log("connection limit (%d) reached, closing a new connection",
+                s->o.max_conns);
+        close(fd);
+        return;
+    }
     unsigned i = atomic_fetch_add(&s->next_loop, 1) % (unsigned)s->nloops;
     if (i == 0) {
         srv_conn_accept(lp0, fd);
@@ -67,6 +74,16 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     srv_log("accept failed: %s; pausing accepts for 100 ms",
             evutil_socket_error_to_string(err));
+    if ((err == EMFILE || err == ENFILE) && lp->spare_fd >= 0) {
+        /* Give up the spare descriptor to take the waiting connection
+         * and close it at once: that client is refused now instead of
+         * hanging in the backlog. */
+        close(lp->spare_fd);
+        int fd = accept(evconnlistener_get_fd(l), NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        lp->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
     for (int i = 0; i < lp->nlisteners; i++)
         evconnlistener_disable(lp->listeners[i]);
     struct timeval tv = {0, 100000};
@@ -80,6 +97,11 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
         return;
     for (int i = 0; i < lp->nlisteners; i++)
         evconnlistener_enable(lp->listeners[i]);
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_conn_sweep(arg, ctx_now());
 }
 
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -167,9 +189,12 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (calls != stackv)
         free(calls);
     if (cmds & LOOP_CMD_DRAIN) {
+        /* Close the listening sockets at once: a new client's connect is
+         * refused now instead of sitting in the backlog until exit. */
         lp->draining = 1;
         for (int i = 0; i < lp->nlisteners; i++)
-            evconnlistener_disable(lp->listeners[i]);
+            evconnlistener_free(lp->listeners[i]);
+        lp->nlisteners = 0;
         srv_conn_drain_all(lp);
     }
     if (cmds & LOOP_CMD_ABORT) {
@@ -250,10 +275,14 @@ void srv_loop_free_all(rpc_server_t *s)
             event_free(lp->stop_timer);
         if (lp->accept_retry)
             event_free(lp->accept_retry);
+        if (lp->sweep)
+            event_free(lp->sweep);
         if (lp->base)
             event_base_free(lp->base);
         for (size_t k = 0; k < lp->ninbox; k++)
             close(lp->inbox[k]);
+        if (lp->spare_fd >= 0)
+            close(lp->spare_fd);
         free(lp->inbox);
         pthread_mutex_destroy(&lp->mu);
     }
@@ -268,6 +297,8 @@ int srv_loop_start_all(rpc_server_t *s, int n)
     if (s->loops == NULL)
         return RPC_ERR_NOMEM;
     s->nloops = n;
+    for (int i = 0; i < n; i++)
+        s->loops[i].spare_fd = -1;
     struct event_config *cfg = event_config_new();
     if (cfg == NULL)
         return RPC_ERR_NOMEM;
@@ -277,13 +308,19 @@ int srv_loop_start_all(rpc_server_t *s, int n)
         struct srv_loop *lp = &s->loops[i];
         lp->s = s;
         lp->idx = i;
+        lp->spare_fd = i == 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
         pthread_mutex_init(&lp->mu, NULL);
         lp->base = event_base_new_with_config(cfg);
         if (lp->base == NULL ||
             (lp->wake = event_new(lp->base, -1, 0, wake_cb, lp)) == NULL ||
             (lp->stop_timer = evtimer_new(lp->base, stop_timer_cb, lp)) == NULL ||
-            (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL)
+            (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL ||
+            (lp->sweep = event_new(lp->base, -1, EV_PERSIST, sweep_cb, lp)) == NULL)
             rc = RPC_ERR_NOMEM;
+        else {
+            struct timeval tv = {1, 0};
+            event_add(lp->sweep, &tv);
+        }
     }
     event_config_free(cfg);
     for (int j = 0; rc == 0 && j < s->nlisten; j++) {

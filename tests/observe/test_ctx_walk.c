@@ -11,6 +11,7 @@
 #include <ctx/ctx.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -102,7 +103,7 @@ static void test_shape(void **state)
 #define NREQ 64
 static ctx_t *groot;
 static atomic_int stop_walk;
-static atomic_long walked;
+static atomic_long walked, walks;
 
 static int count_cb(const ctx_node_info_t *i, void *ud)
 {
@@ -115,8 +116,10 @@ static int count_cb(const ctx_node_info_t *i, void *ud)
 static void *walker(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&stop_walk))
+    while (!atomic_load(&stop_walk)) {
         atomic_fetch_add(&walked, (long)ctx_walk(groot, 1000, count_cb, NULL));
+        atomic_fetch_add(&walks, 1);
+    }
     return NULL;
 }
 
@@ -132,8 +135,13 @@ static void test_race(void **state)
         }
         pthread_t t[4];
         atomic_store(&stop_walk, 0);
+        long w0 = atomic_load(&walks);
         for (int i = 0; i < 4; i++)
             pthread_create(&t[i], NULL, walker, NULL);
+        /* The walkers are running before the cancels start (bounded). */
+        int64_t end = ctx_now() + 10 * CTX_SECOND;
+        while (atomic_load(&walks) < w0 + 4 && ctx_now() < end)
+            sched_yield();
         for (int i = 0; i < NREQ; i++) {
             ctx_cancel(req[i]);
             for (int k = 0; k < 4; k++)

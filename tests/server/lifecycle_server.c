@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     int64_t by_status = 0, by_cause = rpc_server_stat(s, RPC_STAT_CALLS_REJECTED);
     for (int st = 0; st <= 16; st++)
         by_status += rpc_server_stat_status(s, st);
-    for (int c = RPC_CAUSE_CLIENT_CANCEL; c <= RPC_CAUSE_PROTOCOL; c++)
+    for (int c = RPC_CAUSE_CLIENT_CANCEL; c <= RPC_CAUSE_STALLED; c++)
         by_cause += rpc_server_stat_cause(s, c);
     int ok = total == by_status && total == by_cause &&
              total == rpc_server_stat(s, RPC_STAT_CALLS_OK) +

@@ -85,8 +85,9 @@ def main():
                              "--test_case=" + a.test_case], timeout=240).returncode
     finally:
         stop_server(p)
-    # Shutdown with a call in flight, on a server of its own.
-    p, port = start_server(a.server)
+    # Shutdown with a call in flight, on a server of its own (a grace much
+    # shorter than the call, so the call is cancelled with SHUTDOWN).
+    p, port = start_server(a.server, ["--grace_ms=200"])
     try:
         rc2 = subprocess.run([sys.executable, os.path.join(here, "interop_py.py"),
                               "--gen_dir=" + a.gen_dir, "--server_port=" + port,

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,6 @@ static void test_api_errors(void **state)
     assert_int_equal(rpc_server_set_option(s, RPC_SERVER_MAX_HEADER_LIST, 10), RPC_ERR_INVAL);
     assert_int_equal(rpc_server_add_method(s, svc, "NoSuch", RPC_UNARY, RPC_BLOCKING,
                                            noop, NULL), RPC_ERR_INVAL);
-    assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_BIDI_STREAMING,
-                                           RPC_NONBLOCKING, noop, NULL), RPC_ERR_INVAL);
     assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
                                            NULL, NULL), RPC_ERR_INVAL);
     assert_int_equal(rpc_server_add_method(s, svc, "Fanout", RPC_UNARY, RPC_BLOCKING,
@@ -104,12 +103,98 @@ static int twice(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
     return RPC_STATUS_OK;
 }
 
+/* ---- event-driven bidi calls: no thread held while waiting ------------- */
+
+static atomic_int ev_done, ev_done_cause_ok;
+
+static void ev_message(rpc_call_t *call, ProtobufCMessage *msg, void *ud)
+{
+    Demo__V1__FanoutRequest *req = (Demo__V1__FanoutRequest *)msg;
+    Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
+    rsp.tasks_done = req->tasks + 1;
+    rpc_call_send(call, &rsp.base);
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void ev_half_close(rpc_call_t *call, void *ud)
+{
+    rpc_call_finish(call, RPC_STATUS_OK, NULL);
+}
+
+static void ev_on_done(rpc_call_t *call, void *ud)
+{
+    if (ctx_cause(rpc_call_ctx(call)) == RPC_CAUSE_CLIENT_CANCEL &&
+        ctx_err(rpc_call_ctx(call)) == CTX_CANCELED)
+        atomic_fetch_add(&ev_done_cause_ok, 1);
+    atomic_fetch_add(&ev_done, 1);
+    assert_int_equal(rpc_call_finish(call, RPC_STATUS_CANCELLED, NULL), RPC_ERR_CLOSED);
+}
+
+static int ev_handler(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                      void *ud)
+{
+    static const rpc_call_events_t ev = {ev_message, ev_half_close, NULL,
+                                         ev_on_done};
+    assert_null(req);
+    assert_int_equal(rpc_call_set_events(call, &ev, NULL), 0);
+    return RPC_PENDING;
+}
+
+static int all_got_reply(h2t_t *c, void *arg)
+{
+    for (int i = 0; i < c->nstreams; i++)
+        if (c->streams[i].data_len < 7)
+            return 0;
+    return 1;
+}
+
+static rpc_server_t *start(const char *method, rpc_method_kind_t kind,
+                           rpc_handler_style_t style, rpc_handler_fn fn, void *ud);
+
+static void test_events_bidi(void **state)
+{
+    /* One worker thread: 50 open bidi calls hold none of it. */
+    rpc_server_t *s = start("Fanout", RPC_BIDI_STREAMING, RPC_NONBLOCKING,
+                            ev_handler, NULL);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    /* FanoutRequest{tasks: 41}: the reply says 42. */
+    const uint8_t msg[] = {0x08, 41};
+    int done = h2t_call(&c, "/demo.v1.Demo/Fanout", msg, sizeof msg, 1, NULL);
+    assert_int_equal(h2t_flush(&c), 0);
+    assert_int_equal(h2t_run(&c, 5000, h2t_closed, &done), 0);
+    assert_int_equal(c.streams[done].grpc_status, RPC_STATUS_OK);
+    assert_int_equal(c.streams[done].data_len, 7);
+    assert_int_equal(c.streams[done].data[6], 42);
+    h2t_close(&c);
+
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(h2t_call(&c, "/demo.v1.Demo/Fanout", msg, sizeof msg, 0,
+                                  NULL), i);
+    assert_int_equal(h2t_flush(&c), 0);
+    assert_int_equal(h2t_run(&c, 5000, all_got_reply, NULL), 0);
+    atomic_store(&ev_done, 0);
+    atomic_store(&ev_done_cause_ok, 0);
+    for (int i = 0; i < 50; i++)
+        nghttp2_submit_rst_stream(c.sess, NGHTTP2_FLAG_NONE, c.streams[i].id,
+                                  NGHTTP2_CANCEL);
+    assert_int_equal(h2t_flush(&c), 0);
+    for (int i = 0; i < 5000 && rpc_server_stat(s, RPC_STAT_CALLS_ACTIVE) > 0; i++)
+        ctx_wait(ctx_background(), CTX_MS);
+    assert_int_equal(rpc_server_stat(s, RPC_STAT_CALLS_ACTIVE), 0);
+    assert_int_equal(atomic_load(&ev_done), 50);
+    assert_int_equal(atomic_load(&ev_done_cause_ok), 50);
+    h2t_close(&c);
+    rpc_server_free(s);
+}
+
 static rpc_server_t *start(const char *method, rpc_method_kind_t kind,
                            rpc_handler_style_t style, rpc_handler_fn fn, void *ud)
 {
     rpc_server_t *s = rpc_server_new();
     rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 1);
-    rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, 2);
+    rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, 1);
     rpc_server_set_option(s, RPC_SERVER_SEND_BUFFER, 128 * 1024);
     assert_int_equal(rpc_server_add_method(s, &demo__v1__demo__descriptor, method,
                                            kind, style, fn, ud), 0);
@@ -397,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_nonblocking_finish_elsewhere),
         cmocka_unit_test(test_unary_cardinality),
+        cmocka_unit_test(test_events_bidi),
         cmocka_unit_test(test_peer_stops_reading),
         cmocka_unit_test(test_inbound_flow_control),
         cmocka_unit_test(test_graceful_drain),

@@ -323,7 +323,7 @@ static int64_t sum_cause(rpc_server_t *s)
     static const int causes[] = {
         RPC_CAUSE_CLIENT_CANCEL, RPC_CAUSE_PEER_GONE, RPC_CAUSE_DEADLINE,
         RPC_CAUSE_SHUTDOWN,      RPC_CAUSE_KEEPALIVE, RPC_CAUSE_FINISHED,
-        RPC_CAUSE_PROTOCOL};
+        RPC_CAUSE_PROTOCOL,      RPC_CAUSE_STALLED};
     int64_t n = 0;
     for (size_t i = 0; i < sizeof causes / sizeof *causes; i++)
         n += rpc_server_stat_cause(s, causes[i]);

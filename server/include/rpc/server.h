@@ -29,6 +29,7 @@
  *   disconnect / keepalive    CTX_CANCELED           RPC_CAUSE_PEER_GONE / _KEEPALIVE
  *   shutdown (after grace)    CTX_CANCELED           RPC_CAUSE_SHUTDOWN
  *   bad input on the stream   CTX_CANCELED           RPC_CAUSE_PROTOCOL
+ *   peer not reading output   CTX_CANCELED           RPC_CAUSE_STALLED
  *   the handler returned      CTX_CANCELED           RPC_CAUSE_FINISHED
  *
  * The request context's own deadline is the only deadline timer.  When the
@@ -102,7 +103,8 @@ typedef struct rpc_call rpc_call_t;
     X(SHUTDOWN, 0x5250004, "server shutting down")                            \
     X(KEEPALIVE, 0x5250005, "peer stopped answering keepalive pings")         \
     X(FINISHED, 0x5250006, "call completed")                                  \
-    X(PROTOCOL, 0x5250007, "bad input from the peer")
+    X(PROTOCOL, 0x5250007, "bad input from the peer")                      \
+    X(STALLED, 0x5250008, "peer stopped reading (flow control)")
 
 enum {
 #define RPC__CAUSE_ENUM(name, num, text) RPC_CAUSE_##name = num,
@@ -116,7 +118,8 @@ RPC_API const char *rpc_cause_text(int cause);
 
 /* The gRPC status a cause stands for: CLIENT_CANCEL, PEER_GONE, KEEPALIVE
  * -> CANCELLED; DEADLINE -> DEADLINE_EXCEEDED; SHUTDOWN -> UNAVAILABLE;
- * PROTOCOL -> INTERNAL; FINISHED, 0 -> OK; anything else -> UNKNOWN. */
+ * PROTOCOL -> INTERNAL; STALLED -> RESOURCE_EXHAUSTED; FINISHED, 0 -> OK;
+ * anything else -> UNKNOWN. */
 RPC_API int rpc_cause_status(int cause);
 
 /* ---- server lifecycle -------------------------------------------------- */
@@ -127,7 +130,8 @@ RPC_API rpc_server_t *rpc_server_new(void);
 
 /* Options, settable before rpc_server_start() (RPC_ERR_STATE after). */
 typedef enum rpc_server_opt {
-    RPC_SERVER_LOOP_THREADS = 1,    /* event loops; 0: one per CPU (default) */
+    RPC_SERVER_LOOP_THREADS = 1,    /* event loops; 0: one per CPU the process
+                                       may run on (affinity; default) */
     RPC_SERVER_WORKER_THREADS,      /* own pool's threads; default 32 */
     RPC_SERVER_MAX_RECV_MESSAGE,    /* bytes; default 4 MiB */
     RPC_SERVER_MAX_CONCURRENT_STREAMS, /* per connection; default 100 */
@@ -145,6 +149,26 @@ typedef enum rpc_server_opt {
                                        output this long is dropped; 30000 */
     RPC_SERVER_SEND_BUFFER,         /* bytes a blocking handler may queue
                                        before rpc_call_send() waits; 1 MiB */
+    RPC_SERVER_SEND_STALL_TIMEOUT_MS, /* a call whose queued output the peer
+                                       has not taken any of for this long
+                                       (flow-control window closed) ends
+                                       with RPC_CAUSE_STALLED; 20000; 0:
+                                       never */
+    RPC_SERVER_MAX_BLOCKED_SENDS,   /* calls of one connection that may have
+                                       more than SEND_BUFFER queued (their
+                                       handlers blocked in rpc_call_send)
+                                       at once; past it the newest ends
+                                       with RPC_CAUSE_STALLED at once; 16 */
+    RPC_SERVER_MAX_CONNECTIONS,     /* open connections; a connection past
+                                       it is closed at accept; default: the
+                                       fd soft limit minus 64 */
+    RPC_SERVER_MAX_PENDING_HANDSHAKES, /* connections that have not sent
+                                       their preface and SETTINGS yet; a new
+                                       one past it evicts the oldest; 256 */
+    RPC_SERVER_MAX_RESETS_PER_SEC,  /* RST_STREAMs the whole server takes
+                                       per second (burst: 2x); a connection
+                                       that resets past it is closed with
+                                       GOAWAY ENHANCE_YOUR_CALM; 2000 */
 } rpc_server_opt_t;
 
 /* Sets one option.  Returns 0, RPC_ERR_INVAL (unknown option, negative
@@ -245,8 +269,9 @@ typedef enum rpc_handler_style {
     RPC_BLOCKING = 0,
     /* Runs on the call's loop thread and must not block.  Returns a status
      * to complete at once, or RPC_PENDING to complete later with
-     * rpc_call_finish() from any thread.  Unary and server-streaming
-     * methods only. */
+     * rpc_call_finish().  Any kind: a client-streaming or bidi handler
+     * gets req NULL and receives its messages as events
+     * (rpc_call_set_events()), holding no thread while it waits. */
     RPC_NONBLOCKING = 1,
 } rpc_handler_style_t;
 
@@ -376,6 +401,71 @@ RPC_API int rpc_call_set_compression(rpc_call_t *call, bool on);
  * or RPC_ERR_CLOSED when the call had already been answered (deadline,
  * cancel): the status is dropped but the call is still released. */
 RPC_API int rpc_call_finish(rpc_call_t *call, int status, const char *msg);
+
+/* ---- event-driven calls (no thread held while waiting) ------------------
+ *
+ * A non-blocking handler (RPC_NONBLOCKING) of any kind may drive its call
+ * by events: it calls rpc_call_set_events() and returns RPC_PENDING.  The
+ * events then run on the call's loop thread, one at a time, never under a
+ * library lock; they must not block, and may call rpc_call_send() (which
+ * never blocks there: output past RPC_SERVER_SEND_BUFFER is queued, and
+ * on_ready says when the peer has taken it down to half) and
+ * rpc_call_finish().  No event runs after rpc_call_finish() returns, and an
+ * event-driven call must be finished on its loop thread (from an event, or
+ * from the handler itself), so its user_data can be freed right after.
+ *
+ *   on_message     a request message (client-streaming and bidi methods),
+ *                  decoded; the callee owns it (protobuf_c_message_free_-
+ *                  unpacked).  An undecodable one ends the call INTERNAL.
+ *   on_half_close  the client has sent its last message.
+ *   on_ready       queued output dropped below half the send buffer.
+ *   on_done        the request context ended before the call was finished
+ *                  (deadline, cancel, disconnect, shutdown): ctx_cause(ctx)
+ *                  says why, the answer is already decided, and the handler
+ *                  must still call rpc_call_finish() to release the call.
+ *
+ * Any member may be NULL.  Messages that arrived before the events were
+ * set are delivered first. */
+typedef struct rpc_call_events {
+    void (*on_message)(rpc_call_t *call, struct ProtobufCMessage *msg,
+                       void *user_data);
+    void (*on_half_close)(rpc_call_t *call, void *user_data);
+    void (*on_ready)(rpc_call_t *call, void *user_data);
+    void (*on_done)(rpc_call_t *call, void *user_data);
+} rpc_call_events_t;
+
+/* Sets the call's events (copied) and their user_data.  Only from a
+ * non-blocking handler, on its loop thread, before it returns RPC_PENDING.
+ * Returns 0, RPC_ERR_INVAL or RPC_ERR_STATE (not a non-blocking handler on
+ * its loop, or the call already answered). */
+RPC_API int rpc_call_set_events(rpc_call_t *call, const rpc_call_events_t *ev,
+                                void *user_data);
+
+/* ---- server reflection (grpc.reflection.v1 and v1alpha) ---------------- */
+
+/* Registers a serialized google.protobuf.FileDescriptorProto under its file
+ * name ("kv/v1/kv.proto") for server reflection.  bytes are borrowed and must
+ * outlive the server (generated code passes static arrays); they are parsed
+ * here, so bytes that are not a FileDescriptorProto fail at once.  Before
+ * start, from the thread that sets the server up.  Registering a name again
+ * is a no-op returning 0.  Returns 0, RPC_ERR_INVAL (NULL or empty name,
+ * undecodable bytes), RPC_ERR_STATE (server started) or RPC_ERR_NOMEM. */
+RPC_API int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
+                                           const uint8_t *bytes, size_t len);
+
+/* Registers grpc.reflection.v1.ServerReflection and
+ * grpc.reflection.v1alpha.ServerReflection (ServerReflectionInfo, a
+ * blocking bidi handler on the worker pool), answering from the
+ * descriptors registered with rpc_server_add_file_descriptor() (and its
+ * own: the two reflection files and grpc/health/v1/health.proto for
+ * rpc_server_add_health()).  list_services lists every service with a
+ * registered method (sorted, both reflection services included), whether
+ * or not its file was registered; file requests answer the file and its
+ * transitive imports not yet sent on the stream; an unknown name gets an
+ * error_response NOT_FOUND and the stream stays open.  Before start.
+ * Returns 0, RPC_ERR_INVAL, RPC_ERR_STATE, RPC_ERR_EXISTS (added twice)
+ * or RPC_ERR_NOMEM. */
+RPC_API int rpc_server_add_reflection(rpc_server_t *s);
 
 /* ---- observability: interceptors, admin endpoint, access log ------------
  *
