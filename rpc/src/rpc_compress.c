@@ -69,7 +69,7 @@ int rpc__compress(int enc, const uint8_t *in, size_t len, uint8_t **out,
                      8, Z_DEFAULT_STRATEGY) != Z_OK)
         return RPC_ERR_NOMEM;
     size_t cap = deflateBound(&z, (uLong)len);
-    uint8_t *buf = malloc(cap ? cap : 1);
+    uint8_t *buf = rpc__malloc(cap ? cap : 1);
     if (buf == NULL) {
         deflateEnd(&z);
         return RPC_ERR_NOMEM;
@@ -99,7 +99,7 @@ int rpc__decompress(int enc, const uint8_t *in, size_t len, size_t max,
     if (inflateInit2(&z, window_bits(enc)) != Z_OK)
         return RPC_ERR_NOMEM;
     size_t cap = len * 4 + 64 < max ? len * 4 + 64 : max + 1;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = rpc__malloc(cap);
     int rc = buf ? 0 : RPC_ERR_NOMEM;
     z.next_in = (Bytef *)in;
     z.avail_in = (uInt)len;
@@ -121,7 +121,7 @@ int rpc__decompress(int enc, const uint8_t *in, size_t len, size_t max,
             rc = zr == Z_MEM_ERROR ? RPC_ERR_NOMEM : RPC_ERR_MALFORMED;
         } else if (z.avail_out == 0) {
             size_t ncap = cap * 2 < max + 1 ? cap * 2 : max + 1;
-            uint8_t *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+            uint8_t *nb = ncap > cap ? rpc__realloc(buf, ncap) : NULL;
             if (nb == NULL)
                 rc = ncap > cap ? RPC_ERR_NOMEM : RPC_ERR_TOO_LARGE;
             else {

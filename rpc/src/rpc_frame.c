@@ -112,7 +112,7 @@ int rpc__frame_feed(rpc__frame_decoder_t *d, const uint8_t *data, size_t len,
             continue;
         }
         if (d->buf == NULL) {
-            d->buf = malloc(d->msg_len);
+            d->buf = rpc__malloc(d->msg_len);
             if (d->buf == NULL) {
                 rc = RPC_ERR_NOMEM;
                 goto fail;

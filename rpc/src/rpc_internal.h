@@ -156,4 +156,43 @@ int rpc__metadata_add_wire(rpc_metadata_t *md, const char *key,
 /* True when key[0..len) is a valid metadata key. */
 int rpc__metadata_key_valid(const char *key, size_t len);
 
+/* ---- allocation, with fault injection -----------------------------------
+ *
+ * Every allocation in rpc/, server/ and client/ goes through these (nghttp2,
+ * libevent and libctx have allocators of their own), so a test can fail
+ * each one of a call's life in turn. */
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+extern _Atomic long rpc__alloc_fail_countdown;
+/* True when this allocation is the one to fail (counts down). */
+int rpc__alloc_should_fail(void);
+static inline int rpc__alloc_fails(void)
+{
+    return __builtin_expect(atomic_load_explicit(&rpc__alloc_fail_countdown,
+                                                 memory_order_relaxed) != 0, 0) &&
+           rpc__alloc_should_fail();
+}
+static inline void *rpc__malloc(size_t n)
+{
+    return rpc__alloc_fails() ? NULL : malloc(n);
+}
+static inline void *rpc__calloc(size_t n, size_t size)
+{
+    return rpc__alloc_fails() ? NULL : calloc(n, size);
+}
+static inline void *rpc__realloc(void *p, size_t n)
+{
+    return rpc__alloc_fails() ? NULL : realloc(p, n);
+}
+char *rpc__strdup(const char *s);
+char *rpc__strndup(const char *s, size_t n);
+
+/* Test hook: the n-th allocation rpc/server/client make from now on fails
+ * (1: the next one), and every one after it succeeds again; 0 disables.
+ * Returns how many of the countdown were left (0 once the failure has
+ * happened).  Any thread. */
+RPC_API long rpc__test_fail_alloc(long n);
+
 #endif /* RPC_INTERNAL_H */

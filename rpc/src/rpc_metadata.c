@@ -38,7 +38,7 @@ const char rpc__request_info_key = 0;
 
 rpc_metadata_t *rpc_metadata_new(void)
 {
-    rpc_metadata_t *md = calloc(1, sizeof(rpc_metadata_t));
+    rpc_metadata_t *md = rpc__calloc(1, sizeof(rpc_metadata_t));
     if (md != NULL) {
         md->v = md->inl;
         md->cap = sizeof md->inl / sizeof *md->inl;
@@ -85,8 +85,8 @@ static int add(rpc_metadata_t *md, const char *key, size_t key_len,
 {
     if (md->n == md->cap) {
         size_t cap = md->cap * 2;
-        struct md_entry **v = md->v == md->inl ? malloc(cap * sizeof *v)
-                                               : realloc(md->v, cap * sizeof *v);
+        struct md_entry **v = md->v == md->inl ? rpc__malloc(cap * sizeof *v)
+                                               : rpc__realloc(md->v, cap * sizeof *v);
         if (v == NULL)
             return RPC_ERR_NOMEM;
         if (md->v == md->inl)
@@ -94,7 +94,7 @@ static int add(rpc_metadata_t *md, const char *key, size_t key_len,
         md->v = v;
         md->cap = cap;
     }
-    struct md_entry *e = malloc(sizeof *e + key_len + len + 2);
+    struct md_entry *e = rpc__malloc(sizeof *e + key_len + len + 2);
     if (e == NULL)
         return RPC_ERR_NOMEM;
     e->key_len = key_len;
@@ -157,7 +157,7 @@ int rpc__metadata_add_wire(rpc_metadata_t *md, const char *key,
             plen--;
         uint8_t stackbuf[256];
         size_t max = rpc__base64_decoded_max(plen);
-        uint8_t *buf = max <= sizeof stackbuf ? stackbuf : malloc(max);
+        uint8_t *buf = max <= sizeof stackbuf ? stackbuf : rpc__malloc(max);
         if (buf == NULL)
             return RPC_ERR_NOMEM;
         long n = rpc__base64_decode(piece, plen, buf);
@@ -221,7 +221,7 @@ ctx_t *rpc__ctx_with_request_info(ctx_t *parent, rpc_metadata_t *md,
     size_t ml = method ? strlen(method) + 1 : 0;
     size_t pl = peer ? strlen(peer) + 1 : 0;
     /* One allocation: the struct, then the two strings. */
-    rpc__request_info_t *info = malloc(sizeof *info + ml + pl);
+    rpc__request_info_t *info = rpc__malloc(sizeof *info + ml + pl);
     if (info == NULL) {
         errno = ENOMEM;
         return NULL;

@@ -23,7 +23,7 @@ void rpc__nv_init(rpc__nv_t *b)
 static int grow(void **arr, size_t *cap, size_t elem, const void *stack)
 {
     size_t ncap = *cap * 2;
-    void *v = malloc(ncap * elem);
+    void *v = rpc__malloc(ncap * elem);
     if (v == NULL)
         return -1;
     memcpy(v, *arr, *cap * elem);
@@ -70,7 +70,7 @@ void rpc__nv_add_metadata(rpc__nv_t *b, const rpc_metadata_t *md)
     size_t len;
     for (size_t i = 0; rpc_metadata_at(md, i, &k, &v, &len); i++) {
         if (rpc_metadata_key_is_binary(k)) {
-            char *enc = malloc(rpc__base64_encoded_len(len) + 1);
+            char *enc = rpc__malloc(rpc__base64_encoded_len(len) + 1);
             size_t elen = enc ? rpc__base64_encode(v, len, enc) : 0;
             add_owned(b, k, enc, elen);
         } else {
@@ -91,7 +91,7 @@ void rpc__nv_add_status(rpc__nv_t *b, int status, const char *msg)
     rpc__nv_add(b, "grpc-status", b->status, (size_t)n);
     if (msg && *msg) {
         size_t len = strlen(msg);
-        char *enc = malloc(rpc__percent_encoded_len(msg, len) + 1);
+        char *enc = rpc__malloc(rpc__percent_encoded_len(msg, len) + 1);
         size_t elen = enc ? rpc__percent_encode(msg, len, enc) : 0;
         add_owned(b, "grpc-message", enc, elen);
     }

@@ -102,7 +102,7 @@ int rpc_cause_status(int cause)
 rpc_server_t *rpc_server_new(void)
 {
     rpc__libevent_init();
-    rpc_server_t *s = calloc(1, sizeof *s);
+    rpc_server_t *s = rpc__calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     s->root = ctx_with_cancel(ctx_background());
@@ -247,7 +247,7 @@ int rpc_server_add_method(rpc_server_t *s,
     if (md == NULL)
         return RPC_ERR_INVAL;
     size_t plen = strlen(svc->name) + strlen(method) + 3;
-    char *path = malloc(plen);
+    char *path = rpc__malloc(plen);
     if (path == NULL)
         return RPC_ERR_NOMEM;
     snprintf(path, plen, "/%s/%s", svc->name, method);
@@ -257,7 +257,7 @@ int rpc_server_add_method(rpc_server_t *s,
     }
     if (s->nmethods == s->capmethods) {
         size_t cap = s->capmethods ? s->capmethods * 2 : 16;
-        struct srv_method *v = realloc(s->methods, cap * sizeof *v);
+        struct srv_method *v = rpc__realloc(s->methods, cap * sizeof *v);
         if (v == NULL) {
             free(path);
             return RPC_ERR_NOMEM;

@@ -95,7 +95,7 @@ int srv_call_decide_locked(struct rpc_call *call, int status, const char *msg,
     call->status = status;
     if (msg != NULL) {
         free(call->status_msg);
-        call->status_msg = strdup(msg);
+        call->status_msg = rpc__strdup(msg);
     }
     if (drop_output) {
         /* A message nghttp2 has started sending cannot be cut. */
@@ -155,7 +155,7 @@ static void stop_watch(struct rpc_call *call)
 
 struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
 {
-    struct rpc_call *call = calloc(1, sizeof *call);
+    struct rpc_call *call = rpc__calloc(1, sizeof *call);
     if (call == NULL)
         return NULL;
     atomic_init(&call->refs, 1); /* the stream's */
@@ -185,6 +185,8 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
     if (call->req_ctx != NULL)
         call->vctx = rpc__ctx_with_request_info(call->req_ctx, h->md,
                                                 call->path, c->peer);
+    if (call->vctx != NULL)
+        h->md = NULL; /* owned by the value node now */
     ctx_after_t *w = NULL;
     if (call->vctx != NULL) {
         atomic_init(&call->refs, 2); /* + the watcher's */
@@ -199,7 +201,6 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
         free(call);
         return NULL;
     }
-    h->md = NULL; /* owned by the value node now */
     atomic_store(&call->watch, w);
     srv_stat_add(c->s, RPC_STAT_CALLS_ACTIVE, 1);
     srv_obs_call_new(call, c); /* observe */
@@ -523,6 +524,27 @@ void srv_call_pump(struct rpc_call *call)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* The peer, for log lines (the value node keeps it). */
+static const char *peer_of(struct rpc_call *call)
+{
+    const rpc__request_info_t *info = rpc__request_info(call->vctx);
+    return info && info->peer ? info->peer : "?";
+}
+
+static void *pb_alloc(void *unused, size_t size)
+{
+    return rpc__malloc(size);
+}
+
+static void pb_free(void *unused, void *p)
+{
+    free(p);
+}
+
+/* Requests are unpacked through rpc__malloc (fault injection); they are
+ * freed with protobuf_c_message_free_unpacked(msg, NULL) like any other. */
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
 int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                     size_t len, ProtobufCMessage **out)
 {
@@ -534,17 +556,18 @@ int srv_call_decode(struct rpc_call *call, int flag, const uint8_t *data,
                                  &plain, &plen);
         if (rc != 0) {
             srv_log("%s from %s: %s compressed message: %s", call->path,
-                    rpc_call_peer(call), rpc__encoding_name(call->req_enc),
+                    peer_of(call), rpc__encoding_name(call->req_enc),
                     rpc_strerror(rc));
             return rc == RPC_ERR_TOO_LARGE ? rc : RPC_ERR_MALFORMED;
         }
         data = plain;
     }
-    *out = protobuf_c_message_unpack(call->m->desc->input, NULL, plen, data);
+    *out = protobuf_c_message_unpack(call->m->desc->input, &pb_allocator, plen,
+                                     data);
     free(plain);
     if (*out == NULL) {
         srv_log("%s from %s: undecodable request message", call->path,
-                rpc_call_peer(call));
+                peer_of(call));
         return RPC_ERR_MALFORMED;
     }
     return 0;
@@ -715,7 +738,7 @@ static void dispatch(struct rpc_call *call)
     if (rc != 0) {
         atomic_fetch_sub(&call->refs, 1);
         srv_log("%s from %s: worker pool full, call refused", call->path,
-                rpc_call_peer(call));
+                peer_of(call));
         srv_call_end(call, RPC_STATUS_RESOURCE_EXHAUSTED,
                      "server overloaded: worker queue full", 0);
     }
@@ -733,14 +756,14 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
         if (++call->nreq > 1)
             return RPC_ERR_STATE;
         call->req_flag = flag;
-        call->req = malloc(len ? len : 1);
+        call->req = rpc__malloc(len ? len : 1);
         if (call->req == NULL)
             return RPC_ERR_NOMEM;
         memcpy(call->req, data, len);
         call->req_len = len;
         return 0;
     }
-    struct in_msg *m = malloc(sizeof *m + len);
+    struct in_msg *m = rpc__malloc(sizeof *m + len);
     if (m == NULL)
         return RPC_ERR_NOMEM;
     m->next = NULL;
@@ -815,8 +838,9 @@ void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
         status = RPC_STATUS_RESOURCE_EXHAUSTED;
         snprintf(msg, sizeof msg,
                  "received message larger than max (%u vs. %u)",
-                 (unsigned)(call->dec.hdr[1] << 24 | call->dec.hdr[2] << 16 |
-                            call->dec.hdr[3] << 8 | call->dec.hdr[4]),
+                 (unsigned)((uint32_t)call->dec.hdr[1] << 24 |
+                            (uint32_t)call->dec.hdr[2] << 16 |
+                            (uint32_t)call->dec.hdr[3] << 8 | call->dec.hdr[4]),
                  (unsigned)call->s->o.max_recv);
         break;
     case RPC_ERR_UNSUPPORTED:

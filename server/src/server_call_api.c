@@ -94,7 +94,7 @@ int rpc_call_set_status_message(rpc_call_t *call, const char *msg)
 {
     if (call == NULL)
         return RPC_ERR_INVAL;
-    char *copy = msg ? strdup(msg) : NULL;
+    char *copy = msg ? rpc__strdup(msg) : NULL;
     if (msg && copy == NULL)
         return RPC_ERR_NOMEM;
     pthread_mutex_lock(&call->mu);
@@ -128,7 +128,7 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
                   ? call->send_enc : 0;
     struct out_chunk *o;
     if (enc) {
-        uint8_t *plain = malloc(len ? len : 1), *z;
+        uint8_t *plain = rpc__malloc(len ? len : 1), *z;
         size_t zl;
         if (plain == NULL)
             return RPC_ERR_NOMEM;
@@ -137,7 +137,7 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
         free(plain);
         if (zrc != 0)
             return zrc;
-        o = malloc(sizeof *o + RPC__FRAME_HDR + zl);
+        o = rpc__malloc(sizeof *o + RPC__FRAME_HDR + zl);
         if (o == NULL) {
             free(z);
             return RPC_ERR_NOMEM;
@@ -147,7 +147,7 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
         free(z);
         len = zl;
     } else {
-        o = malloc(sizeof *o + RPC__FRAME_HDR + len);
+        o = rpc__malloc(sizeof *o + RPC__FRAME_HDR + len);
         if (o == NULL)
             return RPC_ERR_NOMEM;
         rpc__frame_header(o->data, 0, (uint32_t)len);

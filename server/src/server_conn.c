@@ -222,7 +222,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame,
             if (h->m != NULL) {
                 h->path = h->m->path;
             } else {
-                h->path = strndup((const char *)value, valuelen);
+                h->path = rpc__strndup((const char *)value, valuelen);
                 h->path_owned = h->path != NULL;
             }
         }
@@ -563,7 +563,7 @@ static int send_preface(nghttp2_session *sess, struct bufferevent *bev,
     const uint8_t *data;
     ssize_t n;
     while ((n = nghttp2_session_mem_send(sess, &data)) > 0) {
-        uint8_t *buf = malloc((size_t)n);
+        uint8_t *buf = rpc__malloc((size_t)n);
         if (buf == NULL)
             return -1;
         memcpy(buf, data, (size_t)n);
@@ -622,7 +622,8 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
     ctx_release(c->ctx);
     srv_stat_add(c->s, RPC_STAT_CONNECTIONS, -1);
     free(c);
-    srv_loop_conn_gone(lp);
+    if (lp->stopping && lp->nconns == 0)
+        event_base_loopbreak(lp->base); /* the loop's last connection */
 }
 
 /* Makes room for one more connection in its handshake: past the loop's
@@ -653,7 +654,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
 {
     rpc_server_t *s = lp->s;
     evict_pending(lp);
-    struct srv_conn *c = calloc(1, sizeof *c);
+    struct srv_conn *c = rpc__calloc(1, sizeof *c);
     struct bufferevent *bev = NULL;
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;

@@ -97,7 +97,7 @@ static int watch(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
     struct srv_health *h = ud;
     const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
     const char *name = r->service ? r->service : "";
-    struct watcher *w = calloc(1, sizeof *w + strlen(name) + 1);
+    struct watcher *w = rpc__calloc(1, sizeof *w + strlen(name) + 1);
     if (w == NULL)
         return RPC_STATUS_RESOURCE_EXHAUSTED;
     strcpy(w->name, name);
@@ -130,7 +130,7 @@ int rpc_server_add_health(rpc_server_t *s)
         return RPC_ERR_INVAL;
     if (s->state != SRV_NEW || s->health)
         return RPC_ERR_STATE;
-    struct srv_health *h = calloc(1, sizeof *h);
+    struct srv_health *h = rpc__calloc(1, sizeof *h);
     if (h == NULL)
         return RPC_ERR_NOMEM;
     pthread_mutex_init(&h->mu, NULL);
@@ -157,7 +157,7 @@ int rpc_server_set_health(rpc_server_t *s, const char *service,
     pthread_mutex_lock(&h->mu);
     struct entry *e = find(h, service);
     if (e == NULL) {
-        e = malloc(sizeof *e + strlen(service) + 1);
+        e = rpc__malloc(sizeof *e + strlen(service) + 1);
         if (e == NULL) {
             pthread_mutex_unlock(&h->mu);
             return RPC_ERR_NOMEM;
@@ -189,10 +189,10 @@ void srv_health_all_not_serving(rpc_server_t *s)
     size_t n = 0;
     for (struct entry *e = h->entries; e; e = e->next)
         n++;
-    char **names = calloc(n ? n : 1, sizeof *names);
+    char **names = rpc__calloc(n ? n : 1, sizeof *names);
     n = 0;
     for (struct entry *e = h->entries; e && names; e = e->next)
-        names[n++] = strdup(e->name);
+        names[n++] = rpc__strdup(e->name);
     pthread_mutex_unlock(&h->mu);
     for (size_t i = 0; i < n; i++) {
         if (names[i])

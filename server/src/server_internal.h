@@ -187,8 +187,6 @@ void srv_loop_free_all(rpc_server_t *s);
 /* Queues call on its loop's ready list (taking a reference) and wakes the
  * loop, which then runs srv_call_pump(call).  Any thread. */
 void srv_loop_notify(struct rpc_call *call);
-/* Loop thread: a connection was freed (the loop may exit when stopping). */
-void srv_loop_conn_gone(struct srv_loop *lp);
 
 /* ---- connections (server_conn.c) ----------------------------------------- */
 

@@ -50,7 +50,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     pthread_mutex_lock(&lp->mu);
     if (lp->ninbox == lp->capinbox) {
         size_t cap = lp->capinbox ? lp->capinbox * 2 : 16;
-        int *v = realloc(lp->inbox, cap * sizeof *v);
+        int *v = rpc__realloc(lp->inbox, cap * sizeof *v);
         if (v == NULL) {
             pthread_mutex_unlock(&lp->mu);
             close(fd);
@@ -115,11 +115,6 @@ static void maybe_exit(struct srv_loop *lp)
         event_base_loopbreak(lp->base);
 }
 
-void srv_loop_conn_gone(struct srv_loop *lp)
-{
-    maybe_exit(lp);
-}
-
 /* Takes the ready list into calls[] (the caller's array, grown on the
  * heap past cap) under loop->mu.  The list is copied out while the lock
  * is held: once a call's ready_queued is cleared, another thread may
@@ -131,7 +126,7 @@ static size_t take_ready(struct srv_loop *lp, struct rpc_call ***callsp,
     size_t n = 0;
     for (struct rpc_call *c = lp->ready; c; c = c->ready_next) {
         if (n == cap) {
-            struct rpc_call **v = malloc(2 * cap * sizeof *v);
+            struct rpc_call **v = rpc__malloc(2 * cap * sizeof *v);
             if (v == NULL)
                 break; /* the rest stay queued for the next wake-up */
             memcpy(v, calls, n * sizeof *v);
@@ -293,7 +288,7 @@ void srv_loop_free_all(rpc_server_t *s)
 
 int srv_loop_start_all(rpc_server_t *s, int n)
 {
-    s->loops = calloc((size_t)n, sizeof *s->loops);
+    s->loops = rpc__calloc((size_t)n, sizeof *s->loops);
     if (s->loops == NULL)
         return RPC_ERR_NOMEM;
     s->nloops = n;

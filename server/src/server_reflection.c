@@ -87,7 +87,7 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
     if (n < *cap)
         return 0;
     size_t c = *cap ? *cap * 2 : 32;
-    void *nv = realloc(*v, c * size);
+    void *nv = rpc__realloc(*v, c * size);
     if (nv == NULL)
         return RPC_ERR_NOMEM;
     *v = nv;
@@ -98,7 +98,7 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 static struct srv_reflection *registry(rpc_server_t *s)
 {
     if (s->reflection == NULL)
-        s->reflection = calloc(1, sizeof *s->reflection);
+        s->reflection = rpc__calloc(1, sizeof *s->reflection);
     return s->reflection;
 }
 
@@ -126,7 +126,7 @@ void srv_reflection_free(struct srv_reflection *r)
 static char *join(const char *scope, const char *name)
 {
     size_t a = strlen(scope), b = strlen(name ? name : "");
-    char *s = malloc(a + b + 2);
+    char *s = rpc__malloc(a + b + 2);
     if (s == NULL)
         return NULL;
     if (a) {
@@ -161,7 +161,7 @@ static int add_exts(struct srv_reflection *r, field_t **f, size_t n,
         if (grow((void **)&r->exts, &r->capexts, r->nexts, sizeof *r->exts))
             return RPC_ERR_NOMEM;
         const char *e = f[i]->extendee;
-        char *copy = strdup(e[0] == '.' ? e + 1 : e);
+        char *copy = rpc__strdup(e[0] == '.' ? e + 1 : e);
         if (copy == NULL)
             return RPC_ERR_NOMEM;
         r->exts[r->nexts++] = (struct rext){
@@ -258,7 +258,7 @@ int rpc_server_add_file_descriptor(rpc_server_t *s, const char *name,
                                                                 bytes);
     if (fd == NULL)
         return RPC_ERR_INVAL; /* not a FileDescriptorProto (or no memory) */
-    char *copy = strdup(name);
+    char *copy = rpc__strdup(name);
     if (copy == NULL ||
         grow((void **)&r->files, &r->capfiles, r->nfiles, sizeof *r->files)) {
         free(copy);
@@ -355,14 +355,14 @@ static int cmp_str(const void *a, const void *b)
 /* The service names of the method table, sorted, unique (malloc'ed). */
 static int list_services(const rpc_server_t *s, char ***out, size_t *n)
 {
-    char **names = calloc(s->nmethods ? s->nmethods : 1, sizeof *names);
+    char **names = rpc__calloc(s->nmethods ? s->nmethods : 1, sizeof *names);
     if (names == NULL)
         return RPC_ERR_NOMEM;
     size_t k = 0;
     for (size_t i = 0; i < s->nmethods; i++) {
         const char *p = s->methods[i].path + 1, *slash = strrchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        names[k] = strndup(p, len);
+        names[k] = rpc__strndup(p, len);
         if (names[k] == NULL) {
             while (k)
                 free(names[--k]);
@@ -415,8 +415,8 @@ static int answer(struct stream *st, rpc_call_t *call, req_t *q)
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
         if (list_services(st->s, &names, &nnames) != 0)
             return RPC_STATUS_RESOURCE_EXHAUSTED;
-        svcs = calloc(nnames + 1, sizeof *svcs);
-        svcp = calloc(nnames + 1, sizeof *svcp);
+        svcs = rpc__calloc(nnames + 1, sizeof *svcs);
+        svcp = rpc__calloc(nnames + 1, sizeof *svcp);
         if (svcs == NULL || svcp == NULL) {
             for (size_t i = 0; i < nnames; i++)
                 free(names[i]);
@@ -485,7 +485,7 @@ static int answer(struct stream *st, rpc_call_t *call, req_t *q)
             set_error(&rsp, &er, RPC_STATUS_NOT_FOUND, msg);
             break;
         }
-        int32_t *nums = calloc(r->nexts + 1, sizeof *nums);
+        int32_t *nums = rpc__calloc(r->nexts + 1, sizeof *nums);
         if (nums == NULL)
             return RPC_STATUS_RESOURCE_EXHAUSTED;
         size_t n = 0;
@@ -523,9 +523,9 @@ static int reflection_info(ctx_t *ctx, rpc_call_t *call,
     rpc_server_t *s = ud;
     struct stream st = {.r = s->reflection, .s = s};
     size_t n = st.r->nfiles ? st.r->nfiles : 1;
-    st.sent = calloc(n, 1);
-    st.queue = calloc(n, sizeof *st.queue);
-    st.out = calloc(n, sizeof *st.out);
+    st.sent = rpc__calloc(n, 1);
+    st.queue = rpc__calloc(n, sizeof *st.queue);
+    st.out = rpc__calloc(n, sizeof *st.out);
     int status = RPC_STATUS_OK;
     if (st.sent == NULL || st.queue == NULL || st.out == NULL)
         status = RPC_STATUS_RESOURCE_EXHAUSTED;
