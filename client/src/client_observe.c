@@ -121,7 +121,7 @@ int rpc__client_obs_propagate(rpc_client_call_t *call, const char *k,
 
 rpc_client_observer_t *rpc_client_observer_new(void)
 {
-    rpc_client_observer_t *ob = calloc(1, sizeof *ob);
+    rpc_client_observer_t *ob = rpc__calloc(1, sizeof *ob);
     if (ob != NULL)
         atomic_init(&ob->next_id, 1);
     return ob;
@@ -149,7 +149,7 @@ int rpc_client_observer_add_interceptor(rpc_client_observer_t *ob,
 {
     if (ob == NULL || ic == NULL)
         return RPC_ERR_INVAL;
-    struct cic *n = realloc(ob->ics, (ob->nics + 1) * sizeof *n);
+    struct cic *n = rpc__realloc(ob->ics, (ob->nics + 1) * sizeof *n);
     if (n == NULL)
         return RPC_ERR_NOMEM;
     n[ob->nics].ic = *ic;
@@ -191,8 +191,8 @@ static struct obs_cmethod *slot_of(rpc_client_observer_t *ob, const char *path,
         struct obs_cmethod *m = atomic_load_explicit(s, memory_order_acquire);
         while (m == NULL) {
             if (fresh == NULL) {
-                fresh = calloc(1, sizeof *fresh);
-                if (fresh == NULL || (fresh->path = strdup(path)) == NULL) {
+                fresh = rpc__calloc(1, sizeof *fresh);
+                if (fresh == NULL || (fresh->path = rpc__strdup(path)) == NULL) {
                     free(fresh);
                     return NULL;
                 }
@@ -393,7 +393,7 @@ static void sbf(struct sb *b, const char *fmt, ...)
         size_t cap = b->cap ? b->cap * 2 : 8192;
         while (cap < b->len + (size_t)n + 1)
             cap *= 2;
-        char *q = realloc(b->p, cap);
+        char *q = rpc__realloc(b->p, cap);
         if (q == NULL)
             return;
         b->p = q;

@@ -26,6 +26,7 @@
  *   bytes_in bytes_out msgs_in msgs_out
  */
 #include "rpc_alog.h"
+#include "rpc_internal.h" /* rpc__calloc: fault injection */
 
 #include <ctx/ctx.h>
 
@@ -321,10 +322,10 @@ static void *writer(void *arg)
 
 rpc__alog_t *rpc__alog_new(int fd)
 {
-    rpc__alog_t *a = calloc(1, sizeof *a);
+    rpc__alog_t *a = rpc__calloc(1, sizeof *a);
     if (a == NULL)
         return NULL;
-    a->slots = calloc(ALOG_SLOTS, sizeof *a->slots);
+    a->slots = rpc__calloc(ALOG_SLOTS, sizeof *a->slots);
     if (a->slots == NULL) {
         free(a);
         errno = ENOMEM;

@@ -80,7 +80,7 @@ int rpc_server_enable_access_log(rpc_server_t *s, int fd)
         return rc;
     if (o->alog != NULL)
         return RPC_ERR_STATE;
-    struct obs_alog *a = calloc(1, sizeof *a);
+    struct obs_alog *a = rpc__calloc(1, sizeof *a);
     if (a == NULL || (a->ring = rpc__alog_new(fd)) == NULL) {
         free(a);
         return RPC_ERR_NOMEM;

@@ -112,7 +112,7 @@ static int collect(const ctx_node_info_t *i, void *ud)
     struct zview *v = w->v;
     if (v->nn == v->capn) {
         size_t cap = v->capn ? v->capn * 2 : 256;
-        struct znode *n = realloc(v->n, cap * sizeof *n);
+        struct znode *n = rpc__realloc(v->n, cap * sizeof *n);
         if (n == NULL)
             return 1;
         v->n = n;
@@ -129,7 +129,7 @@ static int add_conn(struct zview *v, const void *id)
             return (int)i;
     if (v->nc == v->capc) {
         size_t cap = v->capc ? v->capc * 2 : 16;
-        struct zconn *c = realloc(v->c, cap * sizeof *c);
+        struct zconn *c = rpc__realloc(v->c, cap * sizeof *c);
         if (c == NULL)
             return -1;
         v->c = c;
@@ -184,8 +184,8 @@ static int gather(struct srv_obs *o, struct zview *v)
 {
     memset(v, 0, sizeof *v);
     v->now = ctx_now();
-    struct rpc_call **calls = malloc(ZMAX_REQ * sizeof *calls);
-    v->r = calloc(ZMAX_REQ, sizeof *v->r);
+    struct rpc_call **calls = rpc__malloc(ZMAX_REQ * sizeof *calls);
+    v->r = rpc__calloc(ZMAX_REQ, sizeof *v->r);
     if (calls == NULL || v->r == NULL) {
         free(calls);
         return -1;
@@ -226,9 +226,9 @@ static int gather(struct srv_obs *o, struct zview *v)
     if (v->root_nodes == ZMAX_NODES)
         v->truncated = 1;
     size_t nroot = v->nn;
-    struct znode **idx = malloc((nroot ? nroot : 1) * sizeof *idx);
-    struct znode **ridx = malloc((v->nr ? v->nr : 1) * sizeof *ridx);
-    struct znode *rkeys = calloc(v->nr ? v->nr : 1, sizeof *rkeys);
+    struct znode **idx = rpc__malloc((nroot ? nroot : 1) * sizeof *idx);
+    struct znode **ridx = rpc__malloc((v->nr ? v->nr : 1) * sizeof *ridx);
+    struct znode *rkeys = rpc__calloc(v->nr ? v->nr : 1, sizeof *rkeys);
     if (idx && ridx && rkeys) {
         /* Requests by context pointer (keys reuse struct znode). */
         for (size_t i = 0; i < v->nr; i++) {
@@ -578,7 +578,7 @@ static void serve_metrics(struct obs_admin *a, struct evbuffer *b)
     if (fn == NULL)
         return;
     size_t need = fn(NULL, 0, a->extra_ud);
-    char *t = malloc(need + 1);
+    char *t = rpc__malloc(need + 1);
     if (t == NULL)
         return;
     size_t got = fn(t, need + 1, a->extra_ud);
@@ -668,7 +668,7 @@ int rpc_server_enable_admin(rpc_server_t *s, const char *host, int port)
         return rc;
     if (o->admin != NULL)
         return RPC_ERR_STATE;
-    struct obs_admin *a = calloc(1, sizeof *a);
+    struct obs_admin *a = rpc__calloc(1, sizeof *a);
     if (a == NULL)
         return RPC_ERR_NOMEM;
     a->o = o;

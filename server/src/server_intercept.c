@@ -112,7 +112,7 @@ int obs_get(rpc_server_t *s, struct srv_obs **out)
     if (started)
         return RPC_ERR_STATE;
     if (s->obs == NULL) {
-        struct srv_obs *o = calloc(1, sizeof *o);
+        struct srv_obs *o = rpc__calloc(1, sizeof *o);
         if (o == NULL)
             return RPC_ERR_NOMEM;
         o->s = s;
@@ -137,7 +137,7 @@ int rpc_server_add_interceptor(rpc_server_t *s,
     int rc = obs_get(s, &o);
     if (rc != 0)
         return rc;
-    struct obs_ic *n = realloc(o->ics, (o->nics + 1) * sizeof *n);
+    struct obs_ic *n = rpc__realloc(o->ics, (o->nics + 1) * sizeof *n);
     if (n == NULL)
         return RPC_ERR_NOMEM;
     n[o->nics].ic = *ic;
@@ -159,7 +159,7 @@ struct obs_method *obs_methods(struct srv_obs *o)
     if (!running) /* methods may still be added */
         return NULL;
     /* Methods are fixed from start on: whoever comes first builds it. */
-    mm = calloc(s->nmethods ? s->nmethods : 1, sizeof *mm);
+    mm = rpc__calloc(s->nmethods ? s->nmethods : 1, sizeof *mm);
     if (mm == NULL)
         return NULL;
     struct obs_method *expected = NULL;

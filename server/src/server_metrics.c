@@ -95,7 +95,7 @@ static char *labels_of(const struct srv_method *m)
         return NULL;
     method_labels(t, m);
     evbuffer_add(t, "", 1);
-    char *s = strdup((const char *)evbuffer_pullup(t, -1));
+    char *s = rpc__strdup((const char *)evbuffer_pullup(t, -1));
     evbuffer_free(t);
     return s;
 }
@@ -114,7 +114,7 @@ void obs_metrics_render(struct srv_obs *o, struct evbuffer *b)
     rpc_server_t *s = o->s;
     struct obs_method *mm = obs_methods(o);
     size_t n = mm ? o->nmm : 0;
-    char **lab = calloc(n ? n : 1, sizeof *lab);
+    char **lab = rpc__calloc(n ? n : 1, sizeof *lab);
     for (size_t i = 0; lab && i < n; i++)
         lab[i] = labels_of(&s->methods[i]);
 #define EACH_METHOD for (size_t i = 0; lab && i < n; i++) if (lab[i])
