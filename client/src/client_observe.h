@@ -21,6 +21,8 @@ struct rpc__ccall_obs {
     atomic_uint_fast64_t msgs_out, bytes_out; /* user threads */
     uint64_t bytes_in;           /* loop */
     char trace_id[33], span_id[17], parent_span_id[17]; /* set before start */
+    char request_id[64];         /* x-request-id sent, copied at start (the
+                                    metadata is freed once on the wire) */
 };
 
 /* Propagation of key k (value v, n bytes) from the call's context: for
