@@ -353,6 +353,9 @@ void rpc__call_run_ops(rpc_client_call_t *call, unsigned ops)
         else if (deadline_passed(call))
             rpc__call_complete(call, RPC_STATUS_DEADLINE_EXCEEDED,
                                "deadline exceeded before the call was sent");
+        else if (call->obs.refused) /* observe */
+            rpc__call_complete(call, call->obs.refused,
+                               "refused by a client interceptor");
         else
             rpc__client_dispatch(call);
         c = call->conn;

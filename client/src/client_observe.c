@@ -275,9 +275,13 @@ void rpc__client_obs_start(rpc_client_call_t *call)
     rpc_client_call_info_t info;
     fill(call, &info);
     info.metadata = call->md;
-    for (size_t k = 0; k < ob->nics; k++)
-        if (ob->ics[k].ic.on_start)
-            ob->ics[k].ic.on_start(&info, ob->ics[k].user_data);
+    for (size_t k = 0; k < ob->nics && call->obs.refused == 0; k++) {
+        if (ob->ics[k].ic.on_start == NULL)
+            continue;
+        int st = ob->ics[k].ic.on_start(&info, ob->ics[k].user_data);
+        if (st != 0) /* the loop fails the call at its start op */
+            call->obs.refused = st > 0 && st <= 16 ? st : RPC_STATUS_UNKNOWN;
+    }
 }
 
 void rpc__client_obs_sent(rpc_client_call_t *call, size_t len)

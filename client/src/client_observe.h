@@ -20,6 +20,7 @@ struct rpc__ccall_obs {
     struct obs_cmethod *m;       /* the observer's method slot, or NULL */
     atomic_uint_fast64_t msgs_out, bytes_out; /* user threads */
     uint64_t bytes_in;           /* loop */
+    int refused;                 /* an on_start's status (set at start) */
     char trace_id[33], span_id[17], parent_span_id[17]; /* set before start */
     char request_id[64];         /* x-request-id sent, copied at start (the
                                     metadata is freed once on the wire) */

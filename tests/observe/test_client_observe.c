@@ -1,7 +1,8 @@
 /* Tests for client_observe.c: a new span per hop (the propagated
  * traceparent keeps its trace id and gets a fresh parent-id that the
  * server sees), the observer's grpc_client_* metrics and interceptor
- * order, and the client's access-log line naming both spans; then the
+ * order, a call refused by a client interceptor (never sent), and the
+ * client's access-log lines naming both spans; then the
  * same observer's text served through a server's /metrics
  * (rpc_server_admin_add_metrics). */
 #include <setjmp.h>
@@ -38,12 +39,16 @@ static int handler(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req, vo
     return RPC_STATUS_OK;
 }
 
-static void on_start(const rpc_client_call_info_t *i, void *ud)
+static int on_start(const rpc_client_call_info_t *i, void *ud)
 {
     pthread_mutex_lock(&mu);
     strcat(order, (const char *)ud);
     strcat(order, "+");
     pthread_mutex_unlock(&mu);
+    /* A refuses calls whose context carries x-deny. */
+    if (strcmp(ud, "A") == 0 && rpc_metadata_get(i->ctx, "x-deny", NULL))
+        return RPC_STATUS_PERMISSION_DENIED;
+    return 0;
 }
 static void on_end(const rpc_client_call_info_t *i, void *ud)
 {
@@ -125,13 +130,37 @@ static void test_span_per_hop(void **state)
     assert_true(obs_sample(m, "grpc_server_started_total{" L "}") == 1);
     free(m);
 
+    /* Refused by the client's interceptor A: B's on_start is skipped, the
+     * call fails locally, the server never sees it, every on_end runs. */
+    pthread_mutex_lock(&mu);
+    order[0] = '\0';
+    pthread_mutex_unlock(&mu);
+    rpc_metadata_t *dmd = rpc_metadata_new();
+    rpc_metadata_add(dmd, "x-deny", "1", 1);
+    ctx_t *deny = rpc_ctx_with_metadata(ctx, dmd);
+    st = rpc_client_unary(deny, ch, "/demo.v1.Demo/Fanout", NULL, "", 0, &call);
+    assert_int_equal(st, RPC_STATUS_PERMISSION_DENIED);
+    assert_string_equal(rpc_client_call_message(call), "refused by a client interceptor");
+    rpc_client_call_free(call);
+    assert_int_equal(obs_wait_int(&mu, &cv, &ends, 2, 5000), 0);
+    pthread_mutex_lock(&mu);
+    assert_string_equal(order, "A+B-A-");
+    pthread_mutex_unlock(&mu);
+    m = obs_http_get(rpc_server_admin_port(s), "/metrics", &code, 5000);
+    assert_non_null(m);
+    assert_true(obs_sample(m, "grpc_server_started_total{" L "}") == 1);
+    assert_true(obs_sample(m, "grpc_client_handled_total{" L
+                              ",grpc_code=\"PermissionDenied\"}") == 1);
+    free(m);
+    ctx_release(deny);
+
     rpc_client_channel_free(ch);
     rpc_client_observer_free(ob); /* writes the log out */
     char buf[4096];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     assert_true(n > 0);
     buf[n] = '\0';
-    assert_int_equal(obs_count(buf, "\n"), 1);
+    assert_int_equal(obs_count(buf, "\n"), 2);
     assert_non_null(strstr(buf, "\"side\":\"client\""));
     assert_non_null(strstr(buf, "\"request_id\":\"hop-1\""));
     char want[160];

@@ -351,8 +351,12 @@ typedef struct rpc_client_call_info {
 
 typedef struct rpc_client_interceptor {
     /* The call is starting (the caller's thread, inside
-     * rpc_client_call_start() or rpc_client_unary()).  Observe only. */
-    void (*on_start)(const rpc_client_call_info_t *info, void *user_data);
+     * rpc_client_call_start() or rpc_client_unary()).  Returns 0 to send
+     * it, or an RPC_STATUS_* to fail it locally, before anything is sent:
+     * the call then ends with that status and the message "refused by a
+     * client interceptor", later interceptors' on_start are skipped, and
+     * every on_end still runs.  An out-of-range value fails it UNKNOWN. */
+    int (*on_start)(const rpc_client_call_info_t *info, void *user_data);
     /* The call has its final status (the channel's loop thread; must not
      * block or call back into the channel). */
     void (*on_end)(const rpc_client_call_info_t *info, void *user_data);
