@@ -1,5 +1,6 @@
 /* Tests for server_intercept.c, server_metrics.c and server_accesslog.c:
- * the interceptor chain's order, a refusal with a clear status, an
+ * the interceptor chain's order, a refusal with a clear status (unary,
+ * and bidi at its headers), an
  * out-of-range status from an interceptor, on_end for every call with its
  * final status and cause (completion, refusal, deadline, client cancel),
  * and the same calls as /metrics and the access log count them. */
@@ -95,6 +96,25 @@ static int fanout(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
     return RPC_STATUS_OK;
 }
 
+/* Bidi (Ticks registered as RPC_BIDI_STREAMING): one Tick per request
+ * message until the client half-closes. */
+static int bidi(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+    pthread_mutex_lock(&G.mu);
+    G.handlers++;
+    pthread_cond_broadcast(&G.cv);
+    pthread_mutex_unlock(&G.mu);
+    ProtobufCMessage *m;
+    int n = 0, rc;
+    while ((rc = rpc_call_recv(call, &m)) == 0) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        Demo__V1__Tick t = DEMO__V1__TICK__INIT;
+        t.seq = ++n;
+        rpc_call_send(call, &t.base);
+    }
+    return rc == RPC_ERR_EOF ? RPC_STATUS_OK : rpc_cause_status(ctx_cause(ctx));
+}
+
 static rpc_server_t *srv;
 static int port, log_fd;
 static char log_path[64];
@@ -109,6 +129,9 @@ static int setup(void **state)
     rpc_server_set_option(srv, RPC_SERVER_WORKER_THREADS, 4);
     assert_int_equal(rpc_server_add_method(srv, &demo__v1__demo__descriptor, "Fanout",
                                            RPC_UNARY, RPC_BLOCKING, fanout, NULL), 0);
+    assert_int_equal(rpc_server_add_method(srv, &demo__v1__demo__descriptor, "Ticks",
+                                           RPC_BIDI_STREAMING, RPC_BLOCKING, bidi, NULL),
+                     0);
     rpc_server_interceptor_t a = {a_start, a_end}, b = {b_start, b_end},
                              c = {c_start, c_end};
     assert_int_equal(rpc_server_add_interceptor(srv, &a, NULL), 0);
@@ -282,6 +305,60 @@ static char *read_log(void)
     return buf;
 }
 
+/* Streaming: a bidi call is intercepted at its headers (before any
+ * message); a refusal there answers at once, and an accepted call's
+ * messages are counted both ways. */
+static void test_bidi(void **state)
+{
+    h2t_t c;
+    Demo__V1__TickRequest tr = DEMO__V1__TICK_REQUEST__INIT;
+    tr.count = 1;
+    uint8_t body[16];
+    size_t len = demo__v1__tick_request__pack(&tr, body);
+    pthread_mutex_lock(&G.mu);
+    int ends0 = G.ends, handlers0 = G.handlers;
+    G.order[0] = '\0';
+    pthread_mutex_unlock(&G.mu);
+    assert_int_equal(h2t_connect(&c, port), 0);
+    int s1 = h2t_call(&c, "/demo.v1.Demo/Ticks", body, len, 1, "x-request-id", "bidi-denied",
+                      NULL);
+    assert_int_equal(h2t_flush(&c), 0);
+    assert_int_equal(h2t_run(&c, 5000, h2t_closed, &s1), 0);
+    assert_int_equal(c.streams[s1].grpc_status, RPC_STATUS_UNAUTHENTICATED);
+    assert_string_equal(c.streams[s1].grpc_message, "missing or bad token");
+    assert_int_equal(obs_wait_int(&G.mu, &G.cv, &G.ends, ends0 + 1, 5000), 0);
+    pthread_mutex_lock(&G.mu);
+    assert_string_equal(G.order, "A+B+C-B-A-");
+    assert_int_equal(G.handlers, handlers0);
+    G.order[0] = '\0';
+    pthread_mutex_unlock(&G.mu);
+
+    int s2 = h2t_call(&c, "/demo.v1.Demo/Ticks", body, len, 1, "authorization",
+                      "Bearer good", "x-request-id", "bidi-ok", NULL);
+    assert_int_equal(h2t_flush(&c), 0);
+    assert_int_equal(h2t_run(&c, 5000, h2t_closed, &s2), 0);
+    assert_int_equal(c.streams[s2].grpc_status, RPC_STATUS_OK);
+    assert_int_equal(obs_wait_int(&G.mu, &G.cv, &G.ends, ends0 + 2, 5000), 0);
+    pthread_mutex_lock(&G.mu);
+    assert_string_equal(G.order, "A+B+C+C-B-A-");
+    assert_int_equal(G.handlers, handlers0 + 1);
+    pthread_mutex_unlock(&G.mu);
+    h2t_close(&c);
+
+    int code = 0;
+    char *m = obs_http_get(rpc_server_admin_port(srv), "/metrics", &code, 5000);
+    assert_non_null(m);
+#define B "grpc_type=\"bidi_stream\",grpc_service=\"demo.v1.Demo\",grpc_method=\"Ticks\""
+    assert_true(obs_sample(m, "grpc_server_started_total{" B "}") == 2);
+    assert_true(obs_sample(m, "grpc_server_handled_total{" B ",grpc_code=\"OK\"}") == 1);
+    assert_true(obs_sample(m, "grpc_server_handled_total{" B
+                              ",grpc_code=\"Unauthenticated\"}") == 1);
+    /* the accepted call's message (the refused one's is dropped unread) */
+    assert_true(obs_sample(m, "grpc_server_msg_received_total{" B "}") == 1);
+    assert_true(obs_sample(m, "grpc_server_msg_sent_total{" B "}") == 1);
+    free(m);
+}
+
 /* The access log: one JSON line per call, from the writer thread. */
 static void test_log_lines(void **state)
 {
@@ -289,14 +366,16 @@ static void test_log_lines(void **state)
     char *t = NULL;
     for (int i = 0; i < 1000; i++) {
         t = read_log();
-        if (t && obs_count(t, "\n") >= 5)
+        if (t && obs_count(t, "\n") >= 7)
             break;
         struct pollfd none;
         poll(&none, 0, 5);
     }
     assert_non_null(t);
-    assert_int_equal(obs_count(t, "\n"), 5);
-    assert_int_equal(obs_count(t, "\"side\":\"server\""), 5);
+    assert_int_equal(obs_count(t, "\n"), 7);
+    assert_int_equal(obs_count(t, "\"side\":\"server\""), 7);
+    assert_non_null(strstr(t, "\"request_id\":\"bidi-ok\",\"trace_id\":\"\",\"span_id\":\"\","
+                              "\"parent_span_id\":\"\",\"bytes_in\":"));
     assert_non_null(strstr(t, "\"request_id\":\"ok-1\""));
     assert_non_null(strstr(t, "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
                               "\"span_id\":\"00f067aa0ba902b7\""));
@@ -314,6 +393,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_bidi),
         cmocka_unit_test(test_log_lines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
