@@ -127,16 +127,26 @@ static void put_str(char **p, char *end, const char *s)
     char *o = *p;
     if (o < end)
         *o++ = '"';
-    for (; *s && o + 7 < end; s++) {
+    while (*s && o + 7 < end) {
+        /* a run of characters that need no escaping, copied at once */
+        size_t n = 0;
+        while (s[n] && (unsigned char)s[n] >= 0x20 && s[n] != '"' && s[n] != '\\')
+            n++;
+        if (n > (size_t)(end - o) - 7)
+            n = (size_t)(end - o) - 7;
+        memcpy(o, s, n);
+        o += n;
+        s += n;
         unsigned char ch = (unsigned char)*s;
+        if (ch == 0 || o + 7 >= end)
+            break;
         if (ch == '"' || ch == '\\') {
             *o++ = '\\';
             *o++ = (char)ch;
-        } else if (ch < 0x20) {
-            o += snprintf(o, (size_t)(end - o), "\\u%04x", ch);
         } else {
-            *o++ = (char)ch;
+            o += snprintf(o, (size_t)(end - o), "\\u%04x", ch);
         }
+        s++;
     }
     if (o < end)
         *o++ = '"';

@@ -203,7 +203,7 @@ static void test_chain(void **state)
     /* 2: refused by B: C's on_start and the handler never run, the client
      * gets B's status and message, every on_end still runs. */
     int s2 = h2t_call(&c, "/demo.v1.Demo/Fanout", body, len, 1, "x-request-id",
-                      "denied-2", NULL);
+                      "de\"nied\\2", NULL); /* escaped in the log */
     assert_int_equal(h2t_flush(&c), 0);
     assert_int_equal(h2t_run(&c, 5000, h2t_closed, &s2), 0);
     assert_int_equal(c.streams[s2].grpc_status, RPC_STATUS_UNAUTHENTICATED);
@@ -386,6 +386,7 @@ static void test_log_lines(void **state)
     assert_non_null(strstr(t, "\"deadline_ms\":100.000"));
     assert_non_null(strstr(t, "\"cause\":\"client_cancel\""));
     assert_non_null(strstr(t, "\"method\":\"/demo.v1.Demo/Fanout\""));
+    assert_non_null(strstr(t, "\"request_id\":\"de\\\"nied\\\\2\""));
     assert_int_equal(rpc_server_access_log_dropped(srv), 0);
 }
 
