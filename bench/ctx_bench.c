@@ -27,14 +27,15 @@
  * peak) are global atomics updated only while g_count_on is set, so timed
  * passes pay one relaxed load per call and nothing more.
  *
- * Threads: the main thread, plus one worker for the 2-thread row, one
+ * Threads: the main thread, plus 1-7 workers for the shared-parent rows, one
  * waiter per wake-up row and one watcher in the order study.  The library
  * starts its own timer thread on the first deadline; ctx_shutdown() joins
  * it before exit.
  *
  * Usage: ctx_bench [--quick] [--tsv] [--rows=NAME,...] [--list]
  * Names are row names (see --list) or groups: single (rows for one core),
- * dual (parallel2 and the wake rows: two cores), wake, order, all.
+ * dual (parallel2, shared1..shared8 and the wake rows: two cores), wake,
+ * order, all.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -423,8 +424,11 @@ static void row_deep_10000(bench_t *b)
     free(chain);
 }
 
-/* Two threads creating and cancelling children of one shared parent;
- * ns/op = wall time / total ops (Go's RunParallel). */
+/* K threads creating and cancelling children of one shared parent;
+ * ns/op = wall time / total ops (Go's RunParallel).  parallel2 is K = 2;
+ * shared1..shared8 are K = 1, 2, 4, 8 on the CPUs the process may use
+ * (more threads than CPUs measure preemption inside the critical
+ * sections, the case a sharded parent is for). */
 struct par {
     ctx_t *parent;
     uint64_t n;
@@ -449,25 +453,37 @@ static void *par_worker(void *arg)
     return NULL;
 }
 
-static void row_parallel2(bench_t *b)
+static void row_shared(bench_t *b, int k)
 {
+    enum { MAXK = 8 };
     _Atomic int go = 0;
     ctx_t *p = must(ctx_with_cancel(ctx_background()), "ctx_with_cancel");
-    struct par w = {p, b->n / 2, &go};
-    pthread_t t;
-    if ((errno = pthread_create(&t, NULL, par_worker, &w)) != 0)
-        die("pthread_create");
+    struct par w[MAXK];
+    pthread_t t[MAXK];
+    uint64_t share = b->n / (uint64_t)k;
+    for (int i = 1; i < k; i++) {
+        w[i] = (struct par){p, share, &go};
+        if ((errno = pthread_create(&t[i], NULL, par_worker, &w[i])) != 0)
+            die("pthread_create");
+    }
     b_start(b);
     atomic_store_explicit(&go, 1, memory_order_release);
-    par_loop(p, b->n - b->n / 2);
-    pthread_join(t, NULL);
+    par_loop(p, b->n - share * (uint64_t)(k - 1));
+    for (int i = 1; i < k; i++)
+        pthread_join(t[i], NULL);
     b_stop(b);
     if (ctx_debug_children(p) != 0)
-        fprintf(stderr, "ctx_bench: parallel2: %zu children left linked\n",
-                ctx_debug_children(p));
+        fprintf(stderr, "ctx_bench: shared parent, %d threads: %zu children "
+                        "left linked\n", k, ctx_debug_children(p));
     ctx_cancel(p);
     ctx_release(p);
 }
+
+static void row_parallel2(bench_t *b) { row_shared(b, 2); }
+static void row_shared1(bench_t *b) { row_shared(b, 1); }
+static void row_shared2(bench_t *b) { row_shared(b, 2); }
+static void row_shared4(bench_t *b) { row_shared(b, 4); }
+static void row_shared8(bench_t *b) { row_shared(b, 8); }
 
 struct row {
     const char *name;
@@ -488,6 +504,10 @@ static const struct row g_rows[] = {
     {"fanout_100000", "cancel fan-out, 100,000 children (per child)", row_fanout_100000, 0},
     {"deep_10000", "cancel root of a 10,000-deep chain (per node)", row_deep_10000, 0},
     {"parallel2", "2 threads: create+cancel children of one parent", row_parallel2, 1},
+    {"shared1", "1 thread: create+cancel children of one parent", row_shared1, 1},
+    {"shared2", "2 threads: create+cancel children of one parent", row_shared2, 1},
+    {"shared4", "4 threads: create+cancel children of one parent", row_shared4, 1},
+    {"shared8", "8 threads: create+cancel children of one parent", row_shared8, 1},
 };
 #define NROWS (sizeof g_rows / sizeof g_rows[0])
 
@@ -1198,7 +1218,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--quick] [--tsv] [--rows=NAME|GROUP,...] [--list]\n"
-                    "groups: single, dual (parallel2 + wake rows), wake, order, all\n",
+                    "groups: single, dual (parallel2, sharedN + wake rows), wake, order, all\n",
                     argv[0]);
             return 2;
         }

@@ -6,8 +6,9 @@
 # build dir), then runs C and Go alternately REPS times:
 #
 #   one-core rows   taskset -c 1, Go with GOMAXPROCS=1
-#   two-core rows   taskset -c 0,1, Go with GOMAXPROCS=2 (the 2-thread row
-#                   and the wake-up rows)
+#   two-core rows   taskset -c 0,1, Go with GOMAXPROCS=2 (the 2-thread row,
+#                   the shared-parent rows for 1, 2, 4, 8 threads, and the
+#                   wake-up rows)
 #
 # and prints a markdown table of the medians (also written to
 # bench/results/ctx.md), followed by the breadth-first/depth-first study
@@ -79,7 +80,7 @@ for rep in $(seq 1 "$REPS"); do
     echo "== rep $rep/$REPS: C, two cores" >&2
     taskset -c 0,1 "$CB" "${CFLAGS_Q[@]}" --tsv --rows=dual >"$TMP/c2.$rep"
     echo "== rep $rep/$REPS: Go, two cores" >&2
-    GOMAXPROCS=2 taskset -c 0,1 "$GT" -test.run '^$' -test.bench '^BenchmarkParallel2$' \
+    GOMAXPROCS=2 taskset -c 0,1 "$GT" -test.run '^$' -test.bench '^Benchmark(Parallel2|Shared[1248])$' \
         -test.benchmem -test.benchtime "$GO_BENCHTIME" >"$TMP/go2.$rep"
     GOMAXPROCS=2 taskset -c 0,1 "$GT" -test.run '^$' -test.bench '^BenchmarkWakeup$' \
         -test.benchmem -test.benchtime "${WAKE_REPS}x" >>"$TMP/go2.$rep"
@@ -111,6 +112,10 @@ ROWS = [  # C name, Go benchmark, label
     ("fanout_100000", "Fanout100000", "cancel fan-out, 100,000 children (per child)"),
     ("deep_10000", "DeepChain10000", "cancel root of a 10,000-deep chain (per node)"),
     ("parallel2", "Parallel2", "2 threads create+cancel children of one parent (per op)"),
+    ("shared1", "Shared1", "shared parent, 1 thread (per op, 2 CPUs)"),
+    ("shared2", "Shared2", "shared parent, 2 threads (per op, 2 CPUs)"),
+    ("shared4", "Shared4", "shared parent, 4 threads (per op, 2 CPUs)"),
+    ("shared8", "Shared8", "shared parent, 8 threads (per op, 2 CPUs)"),
 ]
 
 def read(path):
@@ -224,7 +229,10 @@ EOF
     echo
     echo "One-core rows: \`taskset -c 1 ctx_bench --rows=single\` and"
     echo "\`GOMAXPROCS=1 taskset -c 1 go_ctx.test -test.bench ... -test.benchmem -test.benchtime $GO_BENCHTIME\`;"
-    echo "two-core rows (2 threads, wake-up): \`taskset -c 0,1\`, \`GOMAXPROCS=2\`."
+    echo "two-core rows (2 threads, wake-up, shared parent): \`taskset -c 0,1\`, \`GOMAXPROCS=2\`."
+    echo "Shared-parent rows: K threads (C) or K goroutines (Go) create and cancel children"
+    echo "of one parent; this machine has $(nproc) CPU(s), so K > 2 measures threads preempted"
+    echo "inside the registration, not more parallelism."
     echo "libctx B/op and allocs/op: requested bytes and calls of malloc/calloc/realloc"
     echo "(interposed in ctx_bench), counted during the timed part only, as Go's -benchmem."
     echo "Fan-out and chain rows time the cancel only (setup excluded on both sides), per node."

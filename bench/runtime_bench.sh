@@ -101,6 +101,26 @@ ROWS = [
      "`ctx_group_wait`", "`g.Wait()`"),
     ("fanout_q_wait", "fan-out 10k, N=2 pool: group wait returns",
      "2 blocked + 9,998 queued (skipped at pickup)", "n/a"),
+    ("cpu_one_2", "CPU per task, one at a time, pool of 2",
+     "process CPU / tasks; growing pool; 20 us between tasks", "n/a"),
+    ("cpu_one_64", "CPU per task, one at a time, pool of 64", "must match the row above", "n/a"),
+    ("cpu_one_256", "CPU per task, one at a time, pool of 256", "must match the row above", "n/a"),
+    ("cpu_burst_2", "CPU per task, bursts of 1,000, pool of 2", "", "n/a"),
+    ("cpu_burst_64", "CPU per task, bursts of 1,000, pool of 64", "", "n/a"),
+    ("cpu_burst_256", "CPU per task, bursts of 1,000, pool of 256", "", "n/a"),
+    ("threads_2", "most threads, pool of 2 (bursts)", "growth under pure CPU bursts", "n/a"),
+    ("starve_p50", "submit-to-start, pool of 2 with 4 tasks blocked, p50",
+     "the pool grows past its blocked workers", "n/a"),
+    ("starve_p99", "submit-to-start, pool of 2 with 4 tasks blocked, p99", "", "n/a"),
+    ("wake400_p50", "cancel 200 contexts, 2 tasks parked in `ctx_wait` on each: last returns, p50",
+     "400 pool threads", "n/a"),
+    ("wake400_p99", "same, p99", "", "n/a"),
+    ("wake400_floor_p50", "floor: 400 bare threads, 200 FUTEX_WAKEs: last runs, p50",
+     "no libctx: the kernel's cost on this machine", "n/a"),
+    ("wake400_floor_p99", "floor, p99", "", "n/a"),
+    ("deadline_p50", "1 ms deadline -> `ctx_wait` returns, p50 after the deadline",
+     "the waiter's own timer: it expires the context itself", "n/a"),
+    ("deadline_p99", "same, p99", "", "n/a"),
 ]
 
 def fmt(v, unit):
@@ -110,6 +130,8 @@ def fmt(v, unit):
         return f"{v/1000:.1f} ms" if v >= 10000 else f"{v:.0f} µs"
     if unit == "tasks/s":
         return f"{v/1e6:.2f} M/s"
+    if unit == "threads":
+        return f"{v:.0f}"
     return f"{v} {unit}"
 
 print("| measurement | libctx (C) | Go 1.19 | C / Go | C side | Go side |")
@@ -146,7 +168,7 @@ EOF
     echo "- Latency is measured from just before the submit call to the first"
     echo "  line of the task, one task at a time (the submitter waits for each"
     echo "  to start).  A C pool worker that has just run a task polls the"
-    echo "  queue for 50 us before it sleeps on a condition variable (at most"
+    echo "  queue for 10 us before it parks on its own futex word (at most"
     echo "  max(1, CPUs/2) poll at once, Go's bound on spinning Ms), so back-"
     echo "  to-back submits reach a polling worker; after 200 us of quiet the"
     echo "  workers sleep and a submit costs a futex wake and a thread switch."
@@ -170,5 +192,15 @@ EOF
     echo "  used on either side."
     echo "- The load average after the run includes the C fan-out's own"
     echo "  10,000 runnable threads (a spike right after each cancel)."
+    echo "- The rows up to fanout_q_wait use fixed pools (max_threads ="
+    echo "  threads); the rows after them use growing pools (the default)."
+    echo "  CPU per task is the whole process's CPU time (submitter included)"
+    echo "  divided by the tasks; it must not depend on the pool's size: a"
+    echo "  task wakes the most recently parked thread, and only when no"
+    echo "  thread is polling or on its way."
+    echo "- wake400: 400 threads woken on $(nproc) CPUs cost what the floor row"
+    echo "  costs (kernel wake-ups and switches); the way under it is not to"
+    echo "  park a thread per sub-task (ctx_after_func, see cancel_latency's"
+    echo "  events style)."
 } >"$OUT"
 cat "$OUT"

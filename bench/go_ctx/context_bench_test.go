@@ -16,6 +16,7 @@ package ctxbench
 import (
 	"context"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 )
@@ -180,6 +181,41 @@ func BenchmarkParallel2(b *testing.B) {
 		}
 	})
 }
+
+// K goroutines (run with GOMAXPROCS=2: the machine's two cores) creating
+// and cancelling children of one shared parent, b.N ops in all, split
+// evenly; ns/op = wall time / total ops.  The same rows as ctx_bench's
+// shared1..shared8.
+func benchShared(b *testing.B, k int) {
+	parent, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	share := b.N / k
+	for i := 0; i < k; i++ {
+		n := share
+		if i == 0 {
+			n = b.N - share*(k-1)
+		}
+		wg.Add(1)
+		go func(n int) {
+			defer wg.Done()
+			<-start
+			for j := 0; j < n; j++ {
+				_, cancel := context.WithCancel(parent)
+				cancel()
+			}
+		}(n)
+	}
+	b.ResetTimer()
+	close(start)
+	wg.Wait()
+}
+
+func BenchmarkShared1(b *testing.B) { benchShared(b, 1) }
+func BenchmarkShared2(b *testing.B) { benchShared(b, 2) }
+func BenchmarkShared4(b *testing.B) { benchShared(b, 4) }
+func BenchmarkShared8(b *testing.B) { benchShared(b, 8) }
 
 // A goroutine blocked on <-ctx.Done(); time from just before cancel() to
 // its first instruction after the receive.  The canceller then blocks on

@@ -8,6 +8,10 @@
  * reference keeps the whole ancestry alive (each child owns a reference on
  * its parent).
  *
+ * A CANCEL child of a CANCEL parent takes its reference on the parent in
+ * ctx__register() (in a shard when the parent is sharded); every other
+ * node takes it here with ctx_retain().
+ *
  * Release is a loop, not a recursion: freeing a node drops its reference on
  * its parent, which may free the parent, and so on up a chain of any depth.
  *
@@ -97,14 +101,14 @@ static struct ctx *cancel_node_new(struct ctx *parent)
     n->kind = CTX_KIND_CANCEL;
     atomic_init(&n->linked, 0);
     n->flags = 0;
-    n->pad_ = 0;
+    n->shard = 0;
     n->parent = parent;
     n->canc = n;
     atomic_init(&n->u.c.word, 0);
     atomic_init(&n->u.c.lock, 0);
     n->u.c.cause = 0;
     atomic_init(&n->u.c.heap_idx, -1);
-    n->u.c.children = NULL;
+    atomic_init(&n->u.c.kids, 0);
     n->u.c.next = n->u.c.prev = NULL;
     n->u.c.deadline = INT64_MAX;
     n->u.c.timer_cause = 0;
@@ -117,15 +121,20 @@ static struct ctx *cancel_node_new(struct ctx *parent)
     return n;
 }
 
-/* Links a fresh node under its parent's registry; a node whose registry
- * is already done is born done with the registry's error and cause. */
+/* Takes n's reference on its parent and links n under its parent's
+ * registry; a node whose registry is already done is born done with the
+ * registry's error and cause.  When the parent is the registry itself, the
+ * registration takes the reference (maybe in a shard, see ctx_internal.h). */
 static void link_or_inherit(struct ctx *n)
 {
     struct ctx *reg = n->parent->canc;
+    int take_ref = reg != NULL && reg == n->parent;
+    if (!take_ref)
+        ctx_retain(n->parent);
     if (!reg)
         return;
     int cause = 0;
-    uint32_t err = ctx__register(reg, n, &cause);
+    uint32_t err = ctx__register(reg, n, &cause, take_ref);
     if (err)
         ctx__cancel(n, err, cause, 0);
 }
@@ -160,7 +169,6 @@ static ctx_t *with_deadline(ctx_t *parent, int64_t deadline, int cause,
             return NULL;
         }
     }
-    ctx_retain(parent);
     link_or_inherit(n);
     if (own && !arm && deadline != INT64_MAX)
         ctx__cancel(n, CTX_DEADLINE_EXCEEDED, cause, 1);
@@ -221,7 +229,7 @@ static struct ctx *plain_node(ctx_t *parent, enum ctx_kind kind, size_t size)
     n->kind = (uint8_t)kind;
     atomic_init(&n->linked, 0);
     n->flags = 0;
-    n->pad_ = 0;
+    n->shard = 0;
     n->parent = ctx_retain(parent);
     n->canc = kind == CTX_KIND_WITHOUT ? NULL : parent->canc;
     return n;
@@ -263,9 +271,17 @@ void ctx_release(ctx_t *c)
     while (c && c->kind != CTX_KIND_ROOT) {
         /* acq_rel rather than release + fence: same code on x86, and
          * ThreadSanitizer understands it. */
-        if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-            return;
+        uint32_t old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+        if (old != 1) {
+            /* Down to the bias of a sharded node: only children's
+             * references in its shards are left; fold them into refs. */
+            if (old != CTX__SHARD_BIAS + 1 || c->kind != CTX_KIND_CANCEL ||
+                !ctx__shards_of(c) ||
+                !ctx__shards_collapse(c))
+                return;
+        }
         struct ctx *parent = c->parent;
+        uint8_t shard = c->shard;
         switch (c->kind) {
         case CTX_KIND_CANCEL:
             if (c->flags & CTX__F_TIMER)
@@ -274,8 +290,11 @@ void ctx_release(ctx_t *c)
         case CTX_KIND_AFTER:
             if (atomic_load_explicit(&c->linked, memory_order_acquire))
                 ctx__unregister(c);
-            if (c->kind == CTX_KIND_CANCEL && c->u.c.fd >= 0)
-                close(c->u.c.fd);
+            if (c->kind == CTX_KIND_CANCEL) {
+                if (c->u.c.fd >= 0)
+                    close(c->u.c.fd);
+                ctx__shards_free(c);
+            }
             break;
         case CTX_KIND_VALUE:
             if (c->u.v.destroy)
@@ -285,6 +304,10 @@ void ctx_release(ctx_t *c)
             break;
         }
         free(c);
+        /* A reference counted in a live shard is given back there. */
+        if ((shard & CTX__SH_REF) &&
+            ctx__shard_put(parent, (shard & CTX__SH_LIST) - 1u))
+            return;
         c = parent;
     }
 }
@@ -392,9 +415,16 @@ size_t ctx_debug_children(ctx_t *c)
         return 0;
     size_t n = 0;
     ctx__lock(&c->u.c.lock);
-    for (struct ctx *k = c->u.c.children; k; k = k->u.c.next)
+    for (struct ctx *k = ctx__main_head(c); k; k = k->u.c.next)
         n++;
+    struct ctx__shards *sh = ctx__shards_of(c);
     ctx__unlock(&c->u.c.lock);
+    for (unsigned i = 0; sh && i < CTX__NSHARDS; i++) {
+        ctx__lock(&sh->s[i].lock);
+        for (struct ctx *k = sh->s[i].head; k; k = k->u.c.next)
+            n++;
+        ctx__unlock(&sh->s[i].lock);
+    }
     return n;
 }
 

@@ -159,12 +159,13 @@ ctx_after_t *ctx_after_func(ctx_t *c, void (*fn)(void *arg), void *arg)
     n->kind = CTX_KIND_AFTER;
     atomic_init(&n->linked, 0);
     n->flags = 0;
-    n->pad_ = 0;
+    n->shard = 0;
     n->parent = ctx_retain(c);
     n->canc = NULL;
     atomic_init(&n->u.c.word, CTX__AFTER_ARMED);
     atomic_init(&n->u.c.lock, 0);
-    n->u.c.children = n->u.c.next = n->u.c.prev = NULL;
+    n->u.c.next = n->u.c.prev = NULL;
+    atomic_init(&n->u.c.kids, 0);
     atomic_init(&n->u.c.heap_idx, -1);
     n->u.c.fd = -1;
     a->fn = fn;
@@ -173,7 +174,7 @@ ctx_after_t *ctx_after_func(ctx_t *c, void (*fn)(void *arg), void *arg)
     struct ctx *reg = c->canc;
     if (reg) {
         int cause;
-        if (ctx__register(reg, n, &cause)) {
+        if (ctx__register(reg, n, &cause, 0)) {
             atomic_store(&n->u.c.word, CTX__AFTER_FIRED);
             ctx_retain(n);
             ctx__after_fire(n);

@@ -1,40 +1,64 @@
 /*
  * ctx_cancel.c -- the children lists and the cancellation walk.
  *
- * Every CANCEL node keeps an intrusive doubly linked list of the CANCEL and
- * AFTER nodes registered under it (its nearest cancelable descendants), so
- * registration and removal are O(1) and a cancel is O(descendants).  The
- * list links (next/prev) and the `linked` flag of a child belong to the
- * registry's lock while the child is linked.
+ * Every CANCEL node keeps intrusive doubly linked lists of the CANCEL and
+ * AFTER nodes registered under it (its nearest cancelable descendants):
+ * the main list under its main lock, and, once registrations have
+ * contended on that lock, one list per shard under the shard's lock (see
+ * ctx_internal.h).  Registration and removal are O(1) and touch one list
+ * lock; a cancel is O(descendants + shards).  The list links (next/prev)
+ * and the `linked` flag of a child belong to the lock of the list it is
+ * linked in.
  *
  * Cancelling walks the subtree iteratively, with a work list threaded
  * through the same `next` links, so neither the stack nor the heap grows
  * with the depth or the width of the tree:
  *
- *   cancel(c):  lock c; mark c done; finish_children(c); unlock c
- *   finish_children(n), n locked and done:
+ *   cancel(c):  lock c; mark c done; finish_list(c's main list);
+ *               note c's shards; unlock c; wake c's sleepers;
+ *               finish_shards(c)
+ *   finish_shards(n):  for each shard s of n: lock s; finish_list(s); unlock s
+ *   finish_list(l), n done and l's lock held:
  *               for each child k:  unlink k;  lock k (parent before child);
- *               mark k done (cause, done fd, error, futex wake, disarm);
- *               unlock k;  if k has children of its own, queue k (with a
- *               reference) -- its children are finished when it is popped
- *   then, for each queued n:  lock n; finish_children(n); unlock n; release
+ *               mark k done (cause, done fd, error, disarm);  unlock k;
+ *               if threads sleep on k, note k (with a reference) to wake;
+ *               if k has children of its own, queue k (with a reference)
+ *               -- its children are finished when it is popped
+ *   after every unlock of a list lock: wake the noted sleepers (FUTEX_WAKE,
+ *               no lock held), queue the fired AfterFuncs
+ *   then, for each queued n:  lock n; finish_list(n's main list); note
+ *               n's shards; unlock n; finish_shards(n); release n
  *
- * So each node is touched once, at most two locks are held (a node and
- * one child), and a node's children are only ever walked under its own lock
- * (they cannot be freed meanwhile: a dying child unlinks itself under that
- * lock first).  A node on the work list is kept alive by the reference
- * taken for it; its `next` link belongs to the walk (nobody else touches
- * links of an unlinked node).  AfterFunc callbacks are queued to their
- * threads after the locks are dropped; no user code runs in a cancel.
+ * So each node is touched once, at most two locks are held (one list lock
+ * of a node and one child's main lock), and a list is only ever walked
+ * under its own lock (its children cannot be freed meanwhile: a dying
+ * child unlinks itself under that lock first).  A node on the work list is
+ * kept alive by the reference taken for it; its `next` link belongs to
+ * the walk, and so does its `prev` link, which threads the wake list
+ * (nobody else touches links of an unlinked node).  AfterFunc
+ * callbacks are queued to their threads after the locks are dropped; no
+ * user code runs in a cancel.
  *
- * A done node's children stay linked to it until the walk reaches it; new
- * children cannot join (they are born done), leaving ones unlink
- * themselves as usual.
+ * Why no child is missed: a registration reads the parent's error word
+ * under the lock of the list it joins, and the walk finishes every list
+ * after the error was published.  The shard array is published under the
+ * main lock, and the walk reads the pointer under the main lock after
+ * marking, so either the walk sees the shards, or the registration that
+ * published them took the main lock after the mark and sees the error.
+ *
+ * A done node's children stay linked to it until the walk reaches their
+ * list; new children cannot join (they are born done), leaving ones unlink
+ * themselves as usual.  A second cancel of a node that a walk has marked
+ * but not finished returns at once (mark() says it is done): the walk that
+ * marked it finishes its children.
  *
  * Order: breadth-first by default (each level is finished before the next
- * one starts; siblings newest first, the order of the list); depth-first is
- * kept behind ctx__set_cancel_order() for the measurement in the README.
- * Both use the same O(1) extra memory.
+ * one starts; siblings newest first within a list, lists in order: main,
+ * then shards); depth-first is kept behind ctx__set_cancel_order() for the
+ * measurement in the README.  Both use the same O(1) extra memory.
+ *
+ * Sharded references (ctx__shard_put, ctx__shards_collapse) are described
+ * in ctx_internal.h; they live here beside the shards they count in.
  */
 #include "ctx_internal.h"
 
@@ -42,38 +66,137 @@ static int depth_first;
 
 void ctx__set_cancel_order(int df) { depth_first = df != 0; }
 
-uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out)
+/* This thread's shard: threads are dealt shards round-robin on first use,
+ * so up to CTX__NSHARDS registering threads never share a list lock. */
+static unsigned my_shard(void)
 {
-    ctx__lock(&reg->u.c.lock);
-    uint32_t err = atomic_load_explicit(&reg->u.c.word, memory_order_relaxed) &
-                   CTX__ERR_MASK;
-    if (err) {
-        *cause_out = reg->u.c.cause;
-    } else if (n->kind == CTX_KIND_AFTER ||
-               !(atomic_load_explicit(&n->u.c.word, memory_order_acquire) &
-                 CTX__ERR_MASK)) {
-        struct ctx *h = reg->u.c.children;
-        n->u.c.prev = NULL;
-        n->u.c.next = h;
-        if (h)
-            h->u.c.prev = n;
-        reg->u.c.children = n;
-        atomic_store_explicit(&n->linked, 1, memory_order_relaxed);
-    }
-    ctx__unlock(&reg->u.c.lock);
-    return err;
+    static _Atomic unsigned next;
+    static _Thread_local unsigned mine; /* index + 1; 0: not dealt yet */
+    if (__builtin_expect(mine == 0, 0))
+        mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) %
+                   CTX__NSHARDS + 1;
+    return mine - 1;
 }
 
-static void unlink_locked(struct ctx *reg, struct ctx *n)
+/* Gives `reg` its shards (once; under the main lock, see the top of the
+ * file).  Returns them, or NULL when memory is short (then the main list
+ * serves, as before). */
+static struct ctx__shards *grow_shards(struct ctx *reg)
+{
+    struct ctx__shards *sh = NULL;
+    if (posix_memalign((void **)&sh, 64, sizeof *sh) != 0)
+        return NULL;
+    for (unsigned i = 0; i < CTX__NSHARDS; i++) {
+        atomic_init(&sh->s[i].lock, 0);
+        sh->s[i].dead = 0;
+        sh->s[i].count = 0;
+        sh->s[i].head = NULL;
+    }
+    ctx__lock(&reg->u.c.lock);
+    struct ctx__shards *cur = ctx__shards_of(reg);
+    if (!cur) {
+        /* The bias first: a count in a shard must never be the only
+         * thing keeping refs above zero. */
+        atomic_fetch_add_explicit(&reg->refs, CTX__SHARD_BIAS,
+                                  memory_order_relaxed);
+        sh->main = ctx__main_head(reg); /* still under the main lock */
+        atomic_store_explicit(&reg->u.c.kids, (uintptr_t)sh | 1u,
+                              memory_order_release);
+        cur = sh;
+        sh = NULL;
+    }
+    ctx__unlock(&reg->u.c.lock);
+    free(sh);
+    return cur;
+}
+
+/* Links `n` in front of `h`, the head of a list whose lock is held; the
+ * caller makes n the new head. */
+static void link_before(struct ctx *h, struct ctx *n)
+{
+    n->u.c.prev = NULL;
+    n->u.c.next = h;
+    if (h)
+        h->u.c.prev = n;
+    atomic_store_explicit(&n->linked, 1, memory_order_release);
+}
+
+/* Whether `n` should join a list of `reg`, whose word is `w`. */
+static int joins(struct ctx *n, uint32_t w)
+{
+    if (w & CTX__ERR_MASK)
+        return 0;
+    return n->kind == CTX_KIND_AFTER ||
+           !(atomic_load_explicit(&n->u.c.word, memory_order_acquire) &
+             CTX__ERR_MASK);
+}
+
+uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
+                       int take_ref)
+{
+    struct ctx__shards *sh = ctx__shards_of(reg);
+    if (!sh) {
+        uint32_t z = 0;
+        if (!atomic_compare_exchange_strong_explicit(&reg->u.c.lock, &z, 1,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed)) {
+            /* Contended: shard, or wait for the lock if memory is short. */
+            sh = grow_shards(reg);
+            if (!sh)
+                ctx__lock(&reg->u.c.lock);
+        }
+    }
+    if (!sh) {
+        if (take_ref)
+            atomic_fetch_add_explicit(&reg->refs, 1, memory_order_relaxed);
+        uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_relaxed);
+        if (w & CTX__ERR_MASK)
+            *cause_out = reg->u.c.cause;
+        else if (joins(n, w)) {
+            link_before(ctx__main_head(reg), n);
+            ctx__set_main_head(reg, n);
+        }
+        ctx__unlock(&reg->u.c.lock);
+        return w & CTX__ERR_MASK;
+    }
+    unsigned i = my_shard();
+    struct ctx__shard *s = &sh->s[i];
+    ctx__lock(&s->lock);
+    uint8_t where = (uint8_t)(i + 1);
+    if (take_ref) {
+        if (!s->dead) {
+            s->count++;
+            where |= CTX__SH_REF;
+        } else {
+            atomic_fetch_add_explicit(&reg->refs, 1, memory_order_relaxed);
+        }
+    }
+    n->shard = where; /* before `linked` is published */
+    /* Acquire: the cause was written before the error was published. */
+    uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_acquire);
+    if (w & CTX__ERR_MASK)
+        *cause_out = reg->u.c.cause;
+    else if (joins(n, w)) {
+        link_before(s->head, n);
+        s->head = n;
+    }
+    ctx__unlock(&s->lock);
+    return w & CTX__ERR_MASK;
+}
+
+/* Unlinks `n` from the list whose head is `head` (its lock held);
+ * returns the list's new head. */
+static struct ctx *unlink_from(struct ctx *head, struct ctx *n)
 {
     if (n->u.c.prev)
         n->u.c.prev->u.c.next = n->u.c.next;
     else
-        reg->u.c.children = n->u.c.next;
+        head = n->u.c.next;
     if (n->u.c.next)
         n->u.c.next->u.c.prev = n->u.c.prev;
     n->u.c.next = n->u.c.prev = NULL;
     atomic_store_explicit(&n->linked, 0, memory_order_release);
+    return head;
 }
 
 void ctx__unregister(struct ctx *n)
@@ -81,22 +204,80 @@ void ctx__unregister(struct ctx *n)
     if (!atomic_load_explicit(&n->linked, memory_order_acquire))
         return;
     struct ctx *reg = n->parent->canc;
+    unsigned where = n->shard & CTX__SH_LIST;
+    if (where) {
+        struct ctx__shard *s = &ctx__shards_of(reg)->s[where - 1];
+        ctx__lock(&s->lock);
+        if (atomic_load_explicit(&n->linked, memory_order_relaxed))
+            s->head = unlink_from(s->head, n);
+        ctx__unlock(&s->lock);
+        return;
+    }
     ctx__lock(&reg->u.c.lock);
     if (atomic_load_explicit(&n->linked, memory_order_relaxed))
-        unlink_locked(reg, n);
+        ctx__set_main_head(reg, unlink_from(ctx__main_head(reg), n));
     ctx__unlock(&reg->u.c.lock);
 }
 
-/* The work list: singly linked through u.c.next. */
+int ctx__shard_put(struct ctx *p, unsigned i)
+{
+    struct ctx__shard *s = &ctx__shards_of(p)->s[i];
+    ctx__lock(&s->lock);
+    int live = !s->dead;
+    if (live)
+        s->count--;
+    /* After this unlock p may be freed by a collapse at any moment. */
+    ctx__unlock(&s->lock);
+    return live;
+}
+
+int ctx__shards_collapse(struct ctx *p)
+{
+    struct ctx__shards *sh = ctx__shards_of(p);
+    uint32_t sum = 0;
+    for (unsigned i = 0; i < CTX__NSHARDS; i++) {
+        struct ctx__shard *s = &sh->s[i];
+        ctx__lock(&s->lock);
+        if (s->dead) {
+            /* Someone else is collapsing (a tryref brought refs back to
+             * the bias and released it): our decrement is counted. */
+            ctx__unlock(&s->lock);
+            return 0;
+        }
+        s->dead = 1;
+        sum += s->count;
+        s->count = 0;
+        ctx__unlock(&s->lock);
+    }
+    uint32_t drop = CTX__SHARD_BIAS - sum;
+    return atomic_fetch_sub_explicit(&p->refs, drop, memory_order_acq_rel) ==
+           drop;
+}
+
+void ctx__shards_free(struct ctx *p)
+{
+    free(ctx__shards_of(p));
+}
+
+/* The work list, singly linked through u.c.next, and the nodes whose
+ * futex sleepers are still to be woken (each with a reference), through
+ * u.c.prev: both links are free once a node is unlinked. */
 struct work {
     struct ctx *head, *tail;
+    struct ctx *wake;
 };
 
-/* Marks `k` (locked by the caller) done.  Returns 1 if this call did it,
- * 0 if `k` was already done.  The done fd is written before the error is
- * published, so whoever sees the error finds the fd readable (Go: Err
- * implies Done); the PUBLISHING bit set meanwhile makes ctx_err() wait for
- * the error (the fd readable implies Err); futex sleepers are woken after. */
+#define MARKED 1 /* mark(): this call made the node done */
+#define WAKE 2   /* ... and threads sleep on its word: wake them */
+
+/* Marks `k` (locked by the caller) done.  Returns MARKED (| WAKE when
+ * threads sleep in ctx_wait on it) if this call did it, 0 if `k` was
+ * already done.  The done fd is written before the error is published, so
+ * whoever sees the error finds the fd readable (Go: Err implies Done); the
+ * PUBLISHING bit set meanwhile makes ctx_err() wait for the error (the fd
+ * readable implies Err).  The futex sleepers are woken by the caller once
+ * it holds no lock: a woken thread that preempts the canceller must not
+ * find it holding the locks its own release may need. */
 static int mark(struct ctx *k, uint32_t err, int cause)
 {
     if (atomic_load_explicit(&k->u.c.word, memory_order_relaxed) & CTX__ERR_MASK)
@@ -109,25 +290,35 @@ static int mark(struct ctx *k, uint32_t err, int cause)
     }
     uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
                                             memory_order_acq_rel);
-    if (old & CTX__WAITERS)
-        ctx__wake(k);
     if (k->flags & CTX__F_TIMER)
         ctx__timer_disarm(k);
-    return 1;
+    return (old & CTX__WAITERS) ? MARKED | WAKE : MARKED;
 }
 
-/* With `n` locked and already marked: marks every child of `n` done (each
- * under its own lock, nested inside n's: parent before child), unlinks it,
+/* Wakes the sleepers of every node on w's wake list and drops the
+ * references taken for them.  No lock held. */
+static void wake_all(struct work *w)
+{
+    while (w->wake) {
+        struct ctx *k = w->wake;
+        w->wake = k->u.c.prev;
+        k->u.c.prev = NULL;
+        ctx__wake(k);
+        ctx_release(k);
+    }
+}
+
+/* With the lock of one of n's lists held, that list detached (its first
+ * child `k`), and n already marked: marks every child in the list done (each under its own lock, nested inside the list
+ * lock: parent before child), unlinks it,
  * and queues the children that have children of their own (with a
  * reference) on the work list, and fired AfterFuncs on *fire.  A child
  * whose count reached zero is being freed by a thread blocked on n's lock:
  * it is marked and unlinked, which is all that thread needs, and is not
  * queued (a dying node has no children: they would hold references). */
-static void finish_children(struct ctx *n, uint32_t err, int cause,
-                            struct work *w, struct ctx_after **fire)
+static void finish_list(struct ctx *k, uint32_t err, int cause,
+                        struct work *w, struct ctx_after **fire)
 {
-    struct ctx *k = n->u.c.children;
-    n->u.c.children = NULL;
     while (k) {
         struct ctx *next = k->u.c.next;
         if (next)
@@ -145,9 +336,17 @@ static void finish_children(struct ctx *n, uint32_t err, int cause,
             }
         } else {
             ctx__lock(&k->u.c.lock);
-            int queue = mark(k, err, cause) && k->u.c.children != NULL;
+            int m = mark(k, err, cause);
+            int queue = m && atomic_load_explicit(&k->u.c.kids,
+                                                  memory_order_relaxed) != 0;
             ctx__unlock(&k->u.c.lock);
             held = queue && ctx__tryref(k);
+            /* A sleeper holds a reference, so a node with sleepers is not
+             * dying: the reference is for waking it after the locks. */
+            if ((m & WAKE) && ctx__tryref(k)) {
+                k->u.c.prev = w->wake;
+                w->wake = k;
+            }
         }
         /* Last touch of k unless we hold a reference: a dying k that sees
          * linked == 0 frees itself at once. */
@@ -185,18 +384,53 @@ static void fire_all(struct ctx_after *a)
     }
 }
 
+/* Finishes the lists of n's shards (n done; no lock held). */
+static void finish_shards(struct ctx__shards *sh, uint32_t err, int cause,
+                          struct work *w)
+{
+    if (!sh)
+        return;
+    for (unsigned i = 0; i < CTX__NSHARDS; i++) {
+        struct ctx__shard *s = &sh->s[i];
+        struct ctx_after *fire = NULL;
+        ctx__lock(&s->lock);
+        struct ctx *k = s->head;
+        s->head = NULL;
+        finish_list(k, err, cause, w, &fire);
+        ctx__unlock(&s->lock);
+        wake_all(w);
+        fire_all(fire);
+    }
+}
+
+/* Finishes n's main list under n's lock (n done) and returns its shards,
+ * read under the same lock (see the top of the file). */
+static struct ctx__shards *finish_main(struct ctx *n, uint32_t err, int cause,
+                                       struct work *w, struct ctx_after **fire)
+{
+    struct ctx *k = ctx__main_head(n);
+    ctx__set_main_head(n, NULL);
+    finish_list(k, err, cause, w, fire);
+    return ctx__shards_of(n);
+}
+
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
 {
-    struct work w = {NULL, NULL};
+    struct work w = {NULL, NULL, NULL};
     struct ctx_after *fire = NULL;
     ctx__lock(&c->u.c.lock);
-    if (!mark(c, err, cause)) {
+    int m = mark(c, err, cause);
+    if (!m) {
         ctx__unlock(&c->u.c.lock);
         return;
     }
-    finish_children(c, err, cause, &w, &fire);
+    struct ctx__shards *sh = finish_main(c, err, cause, &w, &fire);
     ctx__unlock(&c->u.c.lock);
+    if (m & WAKE) /* the caller's reference keeps c */
+        ctx__wake(c);
+    wake_all(&w);
     fire_all(fire);
+    finish_shards(sh, err, cause, &w);
     if (unlink)
         ctx__unregister(c);
     while (w.head) {
@@ -207,9 +441,11 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
         n->u.c.next = NULL;
         fire = NULL;
         ctx__lock(&n->u.c.lock);
-        finish_children(n, err, cause, &w, &fire);
+        sh = finish_main(n, err, cause, &w, &fire);
         ctx__unlock(&n->u.c.lock);
+        wake_all(&w);
         fire_all(fire);
+        finish_shards(sh, err, cause, &w);
         ctx_release(n);
     }
 }

@@ -17,14 +17,36 @@
  * canc->word.  A CANCEL or AFTER node registers in its parent's `canc`,
  * called its `reg`; value nodes never register (Go: they are transparent).
  *
- * Locks.  Each CANCEL node has a 4-byte futex lock guarding its `children`
- * list and, for every child linked in it, that child's `next`/`prev` links
- * and `linked` flag.  Lock order: parent before child, and only one level
- * deep -- the cancel walk holds a node and one of its children, nothing
- * else ever holds two node locks; creation and release take only the
- * registry's lock.  Leaf locks, taken inside a node lock but never holding
- * one: the timer heap lock (ctx_timer.c) and the AfterFunc queue lock
- * (ctx_after.c).
+ * Locks.  Each CANCEL node has a 4-byte futex lock (`lock`, the "main"
+ * lock) guarding its error word's transitions, its done fd, its `kids`
+ * word (the main children list, and the shards' publication).  A node that many
+ * threads register children under grows a shard array (below); each shard
+ * has its own lock guarding its own children list.  Whichever lock guards
+ * the list a child is linked in also guards that child's `next`/`prev`
+ * links and `linked` flag.  Lock order: a parent's list lock (main or
+ * shard) before a child's main lock, and only one level deep -- the cancel
+ * walk holds one list lock of a node and one child's main lock, nothing
+ * else ever holds two node locks; creation and release take only one list
+ * lock.  Leaf locks, taken inside a node lock but never holding one: the
+ * timer heap lock (ctx_timer.c) and the AfterFunc queue lock (ctx_after.c).
+ *
+ * Shards.  A node starts with one list under its main lock.  The first
+ * registration that finds that lock taken (two threads registering, or one
+ * registering during a cancel) allocates CTX__NSHARDS shards, each on its
+ * own cache line, and publishes them under the main lock in the word that
+ * held the main list's head (`kids`, tagged with bit 0; the head moves into
+ * the shards, still under the main lock), so a node stays 80 bytes; then a
+ * thread registers in "its" shard (a thread-local index).  A CANCEL child
+ * of a sharded CANCEL parent also keeps its reference on the parent in its
+ * shard's `count` instead of the parent's `refs`, so creating and
+ * releasing children from many threads writes no shared cache line.  The
+ * parent's `refs` carries CTX__SHARD_BIAS while the shards hold counts:
+ * when `refs` falls to the bias (no owner left but the children), the
+ * releaser "collapses" the shards -- marks each dead under its lock, sums
+ * their counts into `refs` and drops the bias -- and from then on children
+ * release their reference on `refs` directly.  A child's `shard` byte says
+ * where it is linked (CTX__SH_LIST: shard index + 1, 0 for the main list)
+ * and whether its parent reference is in a shard (CTX__SH_REF).
  * No user code (destroy, AfterFunc) ever runs under any of these locks.
  */
 #ifndef CTX_INTERNAL_H
@@ -61,7 +83,9 @@ struct ctx {
     uint8_t kind;              /* enum ctx_kind, fixed                      */
     _Atomic uint8_t linked;    /* in reg->children; written under reg->lock */
     uint8_t flags;             /* CTX__F_*, fixed after construction        */
-    uint8_t pad_;
+    uint8_t shard;             /* CTX__SH_*: where linked / where the parent
+                                * ref is; written under the list lock while
+                                * linking, fixed after                      */
     struct ctx *parent;        /* owning ref; NULL for roots                */
     struct ctx *canc;          /* nearest cancelable ancestor-or-self       */
     union {
@@ -71,7 +95,10 @@ struct ctx {
             int cause;              /* set before word's error is published  */
             _Atomic int32_t heap_idx; /* timer heap slot, -1 when not armed;
                                        * written under the timer lock      */
-            struct ctx *children;   /* head of registered children           */
+            _Atomic uintptr_t kids; /* the main children list's head, or,
+                                     * once sharded (set once, under lock),
+                                     * the shards | 1: ctx__main_head(),
+                                     * ctx__shards_of()                  */
             struct ctx *next, *prev;/* links in reg->children / work lists   */
             int64_t deadline;       /* effective deadline, INT64_MAX: none   */
             int timer_cause;        /* cause when the own timer fires        */
@@ -84,6 +111,48 @@ struct ctx {
         } v;
     } u;
 };
+
+/* A shard: a children list with its own lock on its own cache line, and
+ * the references on the node held by the CANCEL children counted here. */
+#define CTX__NSHARDS 8
+#define CTX__SHARD_BIAS (1u << 30)
+#define CTX__SH_LIST 0x7f /* list index + 1; 0: the main list */
+#define CTX__SH_REF 0x80  /* the parent reference is in the shard's count */
+struct ctx__shard {
+    _Atomic uint32_t lock;
+    uint32_t dead;     /* [lock] collapsed: references go to refs directly */
+    uint32_t count;    /* [lock] children's references counted here       */
+    struct ctx *head;  /* [lock] children linked in this shard            */
+    char pad_[64 - 2 * sizeof(uint32_t) - sizeof(uint32_t) - sizeof(struct ctx *)];
+};
+struct ctx__shards {
+    _Alignas(64) struct ctx *main; /* [node's lock] the main list's head */
+    _Alignas(64) struct ctx__shard s[CTX__NSHARDS];
+};
+
+/* The shards of CANCEL node `n`, NULL while it has none (any thread). */
+static inline struct ctx__shards *ctx__shards_of(struct ctx *n)
+{
+    uintptr_t v = atomic_load_explicit(&n->u.c.kids, memory_order_acquire);
+    return (v & 1u) ? (struct ctx__shards *)(v - 1u) : NULL;
+}
+
+/* The head of n's main children list, and setting it: under n's lock. */
+static inline struct ctx *ctx__main_head(struct ctx *n)
+{
+    uintptr_t v = atomic_load_explicit(&n->u.c.kids, memory_order_relaxed);
+    return (v & 1u) ? ((struct ctx__shards *)(v - 1u))->main
+                    : (struct ctx *)v;
+}
+
+static inline void ctx__set_main_head(struct ctx *n, struct ctx *h)
+{
+    uintptr_t v = atomic_load_explicit(&n->u.c.kids, memory_order_relaxed);
+    if (v & 1u)
+        ((struct ctx__shards *)(v - 1u))->main = h;
+    else
+        atomic_store_explicit(&n->u.c.kids, (uintptr_t)h, memory_order_relaxed);
+}
 
 #define CTX__F_DEADLINE 0x1 /* u.c.deadline is a real deadline        */
 #define CTX__F_TIMER 0x2    /* owns a timer (was armed at creation)     */
@@ -153,12 +222,26 @@ static inline void ctx__unlock(_Atomic uint32_t *l)
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink);
 
 /* Registers `n` (CANCEL or AFTER, refs set, fields initialised) under
- * `reg`.  Returns 0, or the registry's error word when `reg` is already
- * done (then `n` is not linked, and *cause_out holds reg's cause). */
-uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out);
+ * `reg`.  With `take_ref` (only when n->parent == reg), also takes n's
+ * reference on its parent (in a shard's count when reg is sharded),
+ * whether or not n ends up linked.  Returns 0, or the registry's error
+ * word when `reg` is already done (then `n` is not linked, and *cause_out
+ * holds reg's cause). */
+uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
+                       int take_ref);
 
 /* Unlinks `n` from its registry if it is still linked. */
 void ctx__unregister(struct ctx *n);
+
+/* Release helpers for sharded nodes (ctx_cancel.c).  put: gives back a
+ * reference counted in shard `i` of `p`; returns 1 when that was all, 0
+ * when the shard is dead and the caller must drop a reference on p->refs
+ * instead.  collapse: called by the release that brought p->refs to
+ * CTX__SHARD_BIAS; returns 1 when p must now be freed.  free: frees p's
+ * shards (p is being freed; no list is in use). */
+int ctx__shard_put(struct ctx *p, unsigned i);
+int ctx__shards_collapse(struct ctx *p);
+void ctx__shards_free(struct ctx *p);
 
 /* Timer service (ctx_timer.c).  arm: 0 or ENOMEM; disarm: no-op when not
  * armed.  The heap holds no reference: a node being freed disarms itself,
@@ -200,9 +283,9 @@ static inline int ctx__tryref(struct ctx *c)
  * may still be taken by another thread first). */
 #define CTX__POLL_NS (50 * 1000)
 
-static inline bool ctx__poll_queue(_Atomic size_t *queued)
+static inline bool ctx__poll_queue_for(_Atomic size_t *queued, int64_t ns)
 {
-    int64_t end = ctx_now() + CTX__POLL_NS;
+    int64_t end = ctx_now() + ns;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(queued, memory_order_relaxed) > 0)
             return true;
@@ -215,6 +298,11 @@ static inline bool ctx__poll_queue(_Atomic size_t *queued)
         __builtin_ia32_pause();
 #endif
     }
+}
+
+static inline bool ctx__poll_queue(_Atomic size_t *queued)
+{
+    return ctx__poll_queue_for(queued, CTX__POLL_NS);
 }
 
 #endif /* CTX_INTERNAL_H */

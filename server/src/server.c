@@ -177,6 +177,9 @@ int rpc_server_set_option(rpc_server_t *s, rpc_server_opt_t opt, int64_t v)
     case RPC_SERVER_MAX_PENDING_HANDSHAKES:
         if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
         s->o.max_pending_hs = (int)v; break;
+    case RPC_SERVER_MAX_WORKER_THREADS:
+        if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
+        s->o.max_workers = (int)v; break;
     case RPC_SERVER_MAX_RESETS_PER_SEC:
         if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
         s->o.max_resets_per_sec = (int)v; break;
@@ -352,6 +355,8 @@ int rpc_server_start(rpc_server_t *s)
         ctx_pool_options_t po;
         ctx_pool_options_init(&po);
         po.threads = s->o.worker_threads;
+        po.max_threads = s->o.max_workers >= s->o.worker_threads
+                             ? s->o.max_workers : 0;
         po.queue_capacity = 4096;
         po.stack_size = 256 * 1024;
         s->pool = ctx_pool_create(&po);

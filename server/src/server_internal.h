@@ -86,6 +86,7 @@ struct srv_opts {
     int max_conns;
     int max_pending_hs;
     int max_resets_per_sec;
+    int max_workers;          /* 0: the pool's default ceiling */
 };
 
 struct srv_health;

@@ -1,7 +1,8 @@
 /*
  * runtime_test_util.h -- helpers shared by the worker-runtime tests: a
  * countdown latch (latch_wait() returns once latch_arrive() has been
- * called `n` times; the ctest timeout bounds every wait) and make_pool().
+ * called `n` times; the ctest timeout bounds every wait) and make_pool()
+ * (a fixed-size pool).
  * Include after <cmocka.h> and <ctx/pool.h>.
  */
 #ifndef CTX_TEST_RUNTIME_TEST_UTIL_H
@@ -44,12 +45,14 @@ static inline void latch_destroy(struct latch *l)
     pthread_mutex_destroy(&l->mu);
 }
 
-/* A pool of `threads` workers (0: one per CPU) and a queue of `cap`. */
+/* A fixed pool of `threads` workers (0: one per CPU; it does not grow, so
+ * a blocked worker keeps tasks queued) and a queue of `cap`. */
 static inline ctx_pool_t *make_pool(int threads, size_t cap)
 {
     ctx_pool_options_t o;
     ctx_pool_options_init(&o);
     o.threads = threads;
+    o.max_threads = threads > 0 ? threads : ctx_pool_default_threads();
     o.queue_capacity = cap;
     ctx_pool_t *p = ctx_pool_create(&o);
     assert_non_null(p);

@@ -706,6 +706,172 @@ static void test_common_parent_cancel(void **state)
     ctx_release(root);
 }
 
+/* ---- shared parent: 8 threads create, cancel and release children of one
+ * parent while it is cancelled (the sharded children lists) ------------- */
+
+enum { SP_THREADS = 8, SP_HELD = 16, SP_PCAUSE = 7001, SP_OWNCAUSE = 7002 };
+
+struct shared_parent {
+    ctx_t *p;
+    _Atomic long ops;     /* children made so far, all threads */
+    _Atomic int cancelled; /* ctx_cancel_cause(p) has returned */
+};
+
+/* Makes `p` grow its shards deterministically: a registration that finds
+ * p's main lock taken shards p.  Holds the lock until a second thread's
+ * registration is seen waiting on it (lock word 2), then lets it go. */
+static void *sp_one_child(void *arg)
+{
+    ctx_release(ctx_with_cancel(arg));
+    return NULL;
+}
+
+static void force_shards(ctx_t *p)
+{
+    ctx__lock(&p->u.c.lock);
+    pthread_t t = t_thread(sp_one_child, p, 0);
+    int64_t end = t_mono() + T_LONG;
+    while (atomic_load(&p->u.c.lock) != 2 && t_mono() < end)
+        sched_yield();
+    ctx__unlock(&p->u.c.lock);
+    t_join(t);
+    assert_non_null(ctx__shards_of(p));
+}
+
+static void sp_check_done(ctx_t *k, bool own)
+{
+    int err = ctx_err(k), cause = ctx_cause(k);
+    if (own) /* cancelled by us, maybe after the parent: either cause */
+        T_CHECK(err == CTX_CANCELED &&
+                (cause == SP_OWNCAUSE || cause == SP_PCAUSE));
+    else
+        T_CHECK(err == CTX_CANCELED && cause == SP_PCAUSE);
+}
+
+static void *shared_parent_thread(void *arg)
+{
+    struct shared_parent *sp = arg;
+    ctx_t *held[SP_HELD] = {0};
+    bool own[SP_HELD] = {0};
+    unsigned seed = (unsigned)(uintptr_t)&held;
+    int64_t end = t_mono() + T_LONG;
+    long after_done = 0;
+    for (long i = 0; after_done < 64 && t_mono() < end; i++) {
+        /* Err may be set before the walk reaches every list; once the
+         * cancel has returned, every child is done. */
+        bool was_done = atomic_load(&sp->cancelled) != 0;
+        if (was_done)
+            T_CHECK(ctx_err(sp->p) == CTX_CANCELED);
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 16;
+        ctx_t *k = (r & 1) ? ctx_with_cancel(sp->p)
+                           : ctx_with_timeout(sp->p, 3600 * CTX_SECOND);
+        T_CHECK(k != NULL);
+        if (!k)
+            break;
+        atomic_fetch_add(&sp->ops, 1);
+        if (was_done) { /* born done with the parent's error and cause */
+            sp_check_done(k, false);
+            after_done++;
+        }
+        ctx_t *g = (r & 6) == 0 ? ctx_with_cancel(k) : NULL; /* grandchild */
+        bool cancel_own = (r & 8) != 0;
+        if (cancel_own)
+            ctx_cancel_cause(k, SP_OWNCAUSE);
+        if (g) {
+            /* Our cancel finished k's subtree if it was the one that
+             * marked k; if the parent's walk marked k first, that walk
+             * finishes k's children (by the time it returns). */
+            T_CHECK(!cancel_own || ctx_cause(k) != SP_OWNCAUSE ||
+                    ctx_err(g) == CTX_CANCELED);
+            ctx_release(g);
+        }
+        int slot = (int)((r >> 4) % SP_HELD);
+        if (held[slot]) {
+            if (was_done)
+                sp_check_done(held[slot], own[slot]);
+            ctx_release(held[slot]);
+        }
+        held[slot] = k;
+        own[slot] = cancel_own;
+    }
+    /* The parent's cancel has returned: every child we hold is done. */
+    T_CHECK(atomic_load(&sp->cancelled));
+    for (int j = 0; j < SP_HELD; j++) {
+        if (held[j]) {
+            sp_check_done(held[j], own[j]);
+            ctx_release(held[j]);
+        }
+    }
+    ctx_release(sp->p); /* the thread's own reference */
+    return NULL;
+}
+
+static void test_shared_parent_cancel_under_load(void **state)
+{
+    const int iters = T_SCALE(60, 8);
+    for (int it = 0; it < iters; it++) {
+        struct shared_parent sp = {.p = ctx_with_cancel(ctx_background())};
+        assert_non_null(sp.p);
+        if (it % 4 < 2)
+            force_shards(sp.p); /* else: sharded, or not, by contention */
+        pthread_t th[SP_THREADS];
+        for (int k = 0; k < SP_THREADS; k++) {
+            ctx_retain(sp.p); /* the thread's, released by it */
+            th[k] = t_thread(shared_parent_thread, &sp, 0);
+        }
+        /* Cancel once the threads are under way. */
+        assert_true(t_wait_atomic_ge(&sp.ops, T_SCALE(4000, 400), T_LONG));
+        ctx_cancel_cause(sp.p, SP_PCAUSE);
+        atomic_store(&sp.cancelled, 1);
+        assert_int_equal(ctx_debug_children(sp.p), 0);
+        bool drop_first = it & 1;
+        if (drop_first) /* the last child or thread frees the parent */
+            ctx_release(sp.p);
+        for (int k = 0; k < SP_THREADS; k++)
+            t_join(th[k]);
+        T_NO_FAILURES();
+        if (!drop_first) {
+            assert_int_equal(ctx_debug_children(sp.p), 0);
+            assert_int_equal(ctx_cause(sp.p), SP_PCAUSE);
+            ctx_release(sp.p);
+        }
+    }
+}
+
+/* Children of one parent made by many threads all get cancelled, and a
+ * sharded parent with live children is freed by its last child. */
+static void *sp_make_children(void *arg)
+{
+    ctx_t **out = arg;
+    for (int i = 0; i < 64; i++)
+        out[i] = ctx_with_cancel(out[64]);
+    return NULL;
+}
+
+static void test_shared_parent_children_outlive_it(void **state)
+{
+    ctx_t *p = ctx_with_cancel(ctx_background());
+    force_shards(p);
+    ctx_t *kids[SP_THREADS][65];
+    pthread_t th[SP_THREADS];
+    for (int k = 0; k < SP_THREADS; k++) {
+        kids[k][64] = p;
+        th[k] = t_thread(sp_make_children, kids[k], 0);
+    }
+    for (int k = 0; k < SP_THREADS; k++)
+        t_join(th[k]);
+    assert_int_equal(ctx_debug_children(p), SP_THREADS * 64);
+    ctx_release(p); /* the children keep it alive */
+    ctx_cancel(kids[0][0]);
+    assert_int_equal(ctx_err(kids[1][0]), 0);
+    for (int k = 0; k < SP_THREADS; k++)
+        for (int i = 0; i < 64; i++) {
+            assert_non_null(kids[k][i]);
+            ctx_release(kids[k][i]);
+        }
+}
+
 /* ---- C4: cancel racing release ---------------------------------------- */
 
 enum { C4_KIDS = 32 };
@@ -1010,6 +1176,8 @@ int main(void)
         cmocka_unit_test_teardown(test_interlocked_cancels, teardown_quiesce),
         cmocka_unit_test_teardown(test_simultaneous_cancels_tree, teardown_quiesce),
         cmocka_unit_test_teardown(test_common_parent_cancel, teardown_quiesce),
+        cmocka_unit_test_teardown(test_shared_parent_cancel_under_load, teardown_quiesce),
+        cmocka_unit_test_teardown(test_shared_parent_children_outlive_it, teardown_quiesce),
         cmocka_unit_test_teardown(test_cancel_races_release, teardown_quiesce),
         cmocka_unit_test_teardown(test_deep_chain_1e5, teardown_quiesce),
         cmocka_unit_test_teardown(test_deep_chain_1e6, teardown_quiesce),

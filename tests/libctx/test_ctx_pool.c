@@ -2,8 +2,9 @@
  * test_ctx_pool.c -- the worker pool (<ctx/pool.h>): running tasks, the
  * completion callback contract, skipping tasks whose context is done,
  * backpressure on a full queue, both shutdown modes with queued work,
- * context ownership while queued, and the three ways a task observes
- * cancellation.
+ * context ownership while queued, the three ways a task observes
+ * cancellation, growth when workers block (up to max_threads), idle extra
+ * threads retiring, and the LIFO wake-up.
  *
  * Synchronisation in these tests is by conditions (a latch, ctx_wait on a
  * gate context, bounded spins on observable state), never by sleeping.
@@ -492,6 +493,305 @@ static void test_three_ways_to_observe_cancellation(void **state)
     latch_destroy(&started);
 }
 
+/* ---- growth, retirement, LIFO wake-up ----------------------------------- */
+
+/* Polls the pool's stats until pred holds, at most 10 s (1 ms naps). */
+static bool stats_until(ctx_pool_t *p, bool (*pred)(const ctx_pool_stats_t *, int),
+                        int arg, ctx_pool_stats_t *out)
+{
+    for (int i = 0; i < 10000; i++) {
+        ctx_pool_stats(p, out);
+        if (pred(out, arg))
+            return true;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ctx_pool_stats(p, out);
+    return pred(out, arg);
+}
+
+static bool live_is(const ctx_pool_stats_t *s, int n) { return s->live_threads == n; }
+static bool parked_is(const ctx_pool_stats_t *s, int n) { return s->parked_threads == n; }
+
+/* Many gate tasks that all block: started counts them in. */
+struct many_gate {
+    ctx_t *gate;
+    atomic_int started;
+};
+
+static int many_gate_task(ctx_t *ctx, void *arg)
+{
+    struct many_gate *g = arg;
+    atomic_fetch_add(&g->started, 1);
+    ctx_wait(g->gate, -1);
+    return 0;
+}
+
+static bool started_is(struct many_gate *g, int n)
+{
+    for (int i = 0; i < 10000 && atomic_load(&g->started) < n; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(&g->started) == n;
+}
+
+static ctx_pool_t *make_growing_pool(int threads, int max, int64_t idle_ns)
+{
+    ctx_pool_options_t o;
+    ctx_pool_options_init(&o);
+    o.threads = threads;
+    o.max_threads = max;
+    o.idle_timeout_ns = idle_ns;
+    o.queue_capacity = 64;
+    o.stack_size = 256 * 1024;
+    ctx_pool_t *p = ctx_pool_create(&o);
+    assert_non_null(p);
+    return p;
+}
+
+static void test_growth_options(void **state)
+{
+    ctx_pool_options_t o;
+    ctx_pool_options_init(&o);
+    assert_int_equal(o.max_threads, 0);
+    assert_int_equal(o.idle_timeout_ns, 0);
+    o.threads = 2;
+    ctx_pool_t *p = ctx_pool_create(&o);
+    assert_non_null(p);
+    assert_int_equal(ctx_pool_threads(p), 2);
+    assert_int_equal(ctx_pool_max_threads(p), CTX_POOL_DEFAULT_MAX_THREADS);
+    ctx_pool_destroy(p);
+    o.max_threads = 1; /* below threads */
+    errno = 0;
+    assert_null(ctx_pool_create(&o));
+    assert_int_equal(errno, EINVAL);
+    o.max_threads = 0;
+    o.idle_timeout_ns = -1;
+    errno = 0;
+    assert_null(ctx_pool_create(&o));
+    assert_int_equal(errno, EINVAL);
+    o.idle_timeout_ns = 0;
+    o.max_threads = -3;
+    errno = 0;
+    assert_null(ctx_pool_create(&o));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(ctx_pool_max_threads(NULL), 0);
+    ctx_pool_stats_t st;
+    ctx_pool_stats(NULL, &st);
+    assert_int_equal(st.live_threads, 0);
+    ctx_pool_stats(NULL, NULL);
+}
+
+/* Tasks that block: the pool grows until every one runs at once, up to
+ * max_threads, and the rest queue. */
+static void test_grows_when_workers_block(void **state)
+{
+    enum { INIT = 2, MAX = 8, EXTRA = 4 };
+    ctx_pool_t *p = make_growing_pool(INIT, MAX, 0);
+    struct many_gate g = {.gate = ctx_with_cancel(ctx_background())};
+    for (int i = 0; i < MAX; i++)
+        assert_int_equal(ctx_pool_submit(p, ctx_background(), many_gate_task, &g), 0);
+    assert_true(started_is(&g, MAX)); /* all MAX blocked at once */
+    ctx_pool_stats_t st;
+    ctx_pool_stats(p, &st);
+    assert_int_equal(st.live_threads, MAX);
+    assert_int_equal(st.running, MAX);
+    /* At the maximum: more tasks wait in the queue. */
+    for (int i = 0; i < EXTRA; i++)
+        assert_int_equal(ctx_pool_submit(p, ctx_background(), many_gate_task, &g), 0);
+    ctx_pool_stats(p, &st);
+    assert_int_equal(st.queued, EXTRA);
+    assert_int_equal(st.live_threads, MAX);
+    assert_int_equal(atomic_load(&g.started), MAX);
+    ctx_cancel(g.gate);
+    assert_int_equal(ctx_pool_shutdown(p, CTX_POOL_DRAIN), 0);
+    ctx_pool_stats(p, &st);
+    assert_int_equal(atomic_load(&g.started), MAX + EXTRA);
+    assert_int_equal(st.peak_threads, MAX);
+    assert_int_equal(st.live_threads, 0);
+    ctx_pool_destroy(p);
+    ctx_release(g.gate);
+}
+
+/* A task that waits for another task it submitted: a fixed pool of one
+ * thread would deadlock; a growing one starts a second thread. */
+static int set_done_task(ctx_t *ctx, void *arg)
+{
+    ctx_cancel(arg);
+    ctx_release(arg); /* its own reference: the waiter may be gone */
+    return 0;
+}
+
+static int wait_for_child_task(ctx_t *ctx, void *arg)
+{
+    ctx_pool_t *p = arg;
+    ctx_t *flag = ctx_with_cancel(ctx_background());
+    int rc = ctx_pool_submit(p, ctx_background(), set_done_task,
+                             ctx_retain(flag));
+    if (rc != 0)
+        ctx_release(flag);
+    else
+        rc = ctx_wait(flag, 10 * CTX_SECOND) == CTX_CANCELED ? 0 : ETIMEDOUT;
+    ctx_release(flag);
+    return rc;
+}
+
+static void result_done(int err, bool ran, void *arg, void *user_data)
+{
+    rec_done(err, ran, user_data, NULL);
+}
+
+static void test_task_waiting_for_task(void **state)
+{
+    ctx_pool_t *p = make_growing_pool(1, 4, 0);
+    struct rec r = {0};
+    struct latch done;
+    latch_init(&done, 1);
+    r.done = &done;
+    assert_int_equal(ctx_pool_submit_cb(p, ctx_background(), wait_for_child_task,
+                                        p, result_done, &r), 0);
+    latch_wait(&done);
+    assert_int_equal(atomic_load(&r.cb_ran), 1);
+    assert_int_equal(atomic_load(&r.cb_err), 0); /* the child ran meanwhile */
+    ctx_pool_stats_t st;
+    ctx_pool_stats(p, &st);
+    assert_int_equal(st.peak_threads, 2);
+    ctx_pool_destroy(p);
+    latch_destroy(&done);
+}
+
+/* Extra threads exit after the idle timeout; the initial ones stay. */
+static void test_extras_retire_when_idle(void **state)
+{
+    enum { INIT = 1, MAX = 6 };
+    ctx_pool_t *p = make_growing_pool(INIT, MAX, 20 * CTX_MS);
+    struct many_gate g = {.gate = ctx_with_cancel(ctx_background())};
+    for (int i = 0; i < MAX; i++)
+        assert_int_equal(ctx_pool_submit(p, ctx_background(), many_gate_task, &g), 0);
+    assert_true(started_is(&g, MAX));
+    ctx_pool_stats_t st;
+    ctx_pool_stats(p, &st);
+    assert_int_equal(st.live_threads, MAX);
+    assert_int_equal(st.retired, 0);
+    ctx_cancel(g.gate);
+    assert_true(stats_until(p, live_is, INIT, &st));
+    assert_int_equal(st.retired, MAX - INIT);
+    assert_int_equal(st.started, MAX);
+    /* What is left still works, and grows again. */
+    ctx_t *gate2 = ctx_with_cancel(ctx_background());
+    struct many_gate g2 = {.gate = gate2};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ctx_pool_submit(p, ctx_background(), many_gate_task, &g2), 0);
+    assert_true(started_is(&g2, 3));
+    ctx_cancel(gate2);
+    ctx_pool_destroy(p);
+    ctx_release(g.gate);
+    ctx_release(gate2);
+}
+
+/* Growth and retirement racing: several submitters, tasks that sometimes
+ * block for a moment (so the pool grows), an idle timeout of 1 ms (so
+ * extras retire and the pool grows again, joining and reusing threads all
+ * the while).  Every task runs exactly once; the pool ends at its size. */
+struct churn {
+    ctx_pool_t *p;
+    atomic_int ran;
+    atomic_int rejected;
+};
+
+static int churn_task(ctx_t *ctx, void *arg)
+{
+    struct churn *c = arg;
+    if ((atomic_fetch_add(&c->ran, 1) & 7) == 0)
+        ctx_wait(ctx, 200 * 1000); /* block 200 us */
+    return 0;
+}
+
+enum { CHURN_SUBMITTERS = 4, CHURN_TASKS = 500 };
+
+static void *churn_submitter(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < CHURN_TASKS; i++) {
+        int rc;
+        while ((rc = ctx_pool_submit(c->p, ctx_background(), churn_task, c)) ==
+               EAGAIN)
+            sched_yield();
+        if (rc != 0)
+            atomic_fetch_add(&c->rejected, 1);
+        if ((i & 63) == 0) { /* let the pool go idle now and then */
+            struct timespec ts = {0, 2 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void test_growth_and_retirement_race(void **state)
+{
+    struct churn c = {.p = make_growing_pool(1, 16, CTX_MS)};
+    pthread_t t[CHURN_SUBMITTERS];
+    for (int i = 0; i < CHURN_SUBMITTERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn_submitter, &c), 0);
+    for (int i = 0; i < CHURN_SUBMITTERS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&c.rejected), 0);
+    ctx_pool_stats_t st;
+    assert_true(stats_until(c.p, live_is, 1, &st)); /* extras retired */
+    assert_true(st.peak_threads > 1 && st.peak_threads <= 16); /* grew */
+    assert_int_equal(st.started, st.retired + 1);
+    assert_int_equal(ctx_pool_shutdown(c.p, CTX_POOL_DRAIN), 0);
+    assert_int_equal(atomic_load(&c.ran), CHURN_SUBMITTERS * CHURN_TASKS);
+    ctx_pool_destroy(c.p);
+}
+
+/* A task goes to the most recently idle thread: one task at a time, each
+ * submitted once every thread is parked, always runs on the same thread. */
+struct who {
+    pthread_t tid;
+    struct latch *done;
+};
+
+static int who_task(ctx_t *ctx, void *arg)
+{
+    struct who *w = arg;
+    w->tid = pthread_self();
+    return 0;
+}
+
+static void who_done(int err, bool ran, void *arg, void *user_data)
+{
+    struct who *w = arg;
+    latch_arrive(w->done);
+}
+
+static void test_lifo_wake(void **state)
+{
+    enum { THREADS = 8, ROUNDS = 20 };
+    ctx_pool_t *p = make_pool(THREADS, 8);
+    ctx_pool_stats_t st;
+    pthread_t first = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        assert_true(stats_until(p, parked_is, THREADS, &st));
+        struct latch done;
+        latch_init(&done, 1);
+        struct who w = {.done = &done};
+        assert_int_equal(ctx_pool_submit_cb(p, ctx_background(), who_task, &w,
+                                            who_done, NULL), 0);
+        latch_wait(&done);
+        latch_destroy(&done);
+        if (i == 0)
+            first = w.tid;
+        else
+            assert_true(pthread_equal(first, w.tid));
+    }
+    ctx_pool_stats(p, &st);
+    assert_int_equal(st.live_threads, THREADS);
+    assert_int_equal(st.started, THREADS); /* no growth for one task */
+    ctx_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +806,12 @@ int main(void)
         cmocka_unit_test(test_shutdown_from_worker_refused),
         cmocka_unit_test(test_submit_from_task),
         cmocka_unit_test(test_three_ways_to_observe_cancellation),
+        cmocka_unit_test(test_growth_options),
+        cmocka_unit_test(test_grows_when_workers_block),
+        cmocka_unit_test(test_task_waiting_for_task),
+        cmocka_unit_test(test_extras_retire_when_idle),
+        cmocka_unit_test(test_growth_and_retirement_race),
+        cmocka_unit_test(test_lifo_wake),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ctx_shutdown();

@@ -7,7 +7,7 @@
  * O_CLOEXEC|O_NONBLOCK, born-done readable at once, -1 for roots and
  * WithoutCancel, created on demand: 1e5 children use no fd, closed on
  * free, EMFILE), C13 (futex waits: 64 waiters woken by one cancel,
- * timeouts, deadline wake), C17 (ctx_wait is not a cancellation point
+ * timeouts, deadline wake, a waiter expiring its own deadline), C17 (ctx_wait is not a cancellation point
  * and holds no lock while it blocks).
  */
 #include "ctx_test_util.h"
@@ -27,6 +27,41 @@ static bool fd_readable(int fd)
 }
 
 /* ---- ctx_wait ------------------------------------------------------------- */
+
+/* A waiter on a descendant of a deadline's owner sleeps until the deadline
+ * and expires the owner itself when the timer thread has not yet: the
+ * same error and cause as the timer's, for the whole subtree, and the
+ * owner's timer is disarmed.  Below a WithoutCancel nothing is expired. */
+static void test_wait_expires_inherited_deadline(void **state)
+{
+    ctx_t *owner = ctx_with_timeout_cause(ctx_background(), 20 * CTX_MS, 4242);
+    ctx_t *v = ctx_with_value(owner, &key_a, &key_a, NULL);
+    ctx_t *c = ctx_with_cancel(v);
+    ctx_t *sib = ctx_with_cancel(owner);
+    int64_t d = 0;
+    assert_true(ctx_deadline(c, &d));
+    assert_int_equal(ctx_wait(c, -1), CTX_DEADLINE_EXCEEDED);
+    assert_true(ctx_now() >= d);
+    assert_int_equal(ctx_cause(c), 4242);
+    assert_int_equal(ctx_err(owner), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_cause(owner), 4242);
+    assert_int_equal(ctx_err(sib), CTX_DEADLINE_EXCEEDED); /* whole subtree */
+    assert_int_equal(ctx_debug_timers(), 0);
+    /* A timeout shorter than the deadline still returns 0. */
+    ctx_t *far = ctx_with_timeout(ctx_background(), 3600 * CTX_SECOND);
+    ctx_t *w = ctx_without_cancel(far);
+    ctx_t *near = ctx_with_timeout(w, 5 * CTX_MS);
+    assert_int_equal(ctx_wait(far, CTX_MS), 0);
+    assert_int_equal(ctx_wait(near, -1), CTX_DEADLINE_EXCEEDED);
+    assert_int_equal(ctx_err(far), 0); /* not expired through the WITHOUT */
+    ctx_release(near);
+    ctx_release(w);
+    ctx_release(far);
+    ctx_release(sib);
+    ctx_release(c);
+    ctx_release(v);
+    ctx_release(owner);
+}
 
 static void test_wait_timeout_and_check(void **state)
 {
@@ -389,6 +424,7 @@ int main(void)
         cmocka_unit_test_teardown(test_wait_deadline, teardown_quiesce),
         cmocka_unit_test_teardown(test_wait_64_waiters_one_cancel, teardown_quiesce),
         cmocka_unit_test_teardown(test_wait_not_a_cancellation_point, teardown_quiesce),
+        cmocka_unit_test_teardown(test_wait_expires_inherited_deadline, teardown_quiesce),
         cmocka_unit_test_teardown(test_done_fd_never_done_is_minus_one, teardown_quiesce),
         cmocka_unit_test_teardown(test_done_fd_basics, teardown_quiesce),
         cmocka_unit_test_teardown(test_done_fd_born_done_and_expiry, teardown_quiesce),

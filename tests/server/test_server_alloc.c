@@ -69,6 +69,21 @@ static int closed_or_eof(h2t_t *c, void *arg)
     return c->eof || c->streams[i].closed;
 }
 
+static int got_settings(h2t_t *c, void *arg)
+{
+    return nghttp2_session_get_remote_settings(
+               c->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) == 100;
+}
+
+/* Connects and waits for the server's SETTINGS: the connection is set up
+ * on the server before any allocation is armed. */
+static void connect_ready(h2t_t *c, rpc_server_t *s)
+{
+    assert_int_equal(h2t_connect(c, rpc_server_port(s)), 0);
+    assert_int_equal(h2t_flush(c), 0);
+    assert_int_equal(h2t_run(c, 10000, got_settings, NULL), 0);
+}
+
 /* One call of `path` with body; returns its stream index. */
 static int call(h2t_t *c, const char *path, const uint8_t *body, size_t len,
                 const char *mdval)
@@ -91,12 +106,16 @@ static void each_allocation(long (*arm)(long), const char *path,
     int failed_calls = 0;
     for (n = 1; n < 500; n++) {
         h2t_t c;
-        assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
-        assert_int_equal(h2t_flush(&c), 0);
+        connect_ready(&c, s);
         arm(n);
         int i = call(&c, path, body, len, "v");
         /* Bounded: a hang fails here. */
-        assert_int_equal(h2t_run(&c, 10000, closed_or_eof, &i), 0);
+        int ran = h2t_run(&c, 10000, closed_or_eof, &i);
+        if (ran != 0)
+            print_error("%s: the call with allocation %ld failed did not end "
+                        "(eof %d, closed %d, status %d)\n", path, n, c.eof,
+                        c.streams[i].closed, c.streams[i].grpc_status);
+        assert_int_equal(ran, 0);
         long left = arm(0);
         struct h2t_stream *st = &c.streams[i];
         /* A clear end: a grpc-status, or a reset stream or connection. */
@@ -105,7 +124,7 @@ static void each_allocation(long (*arm)(long), const char *path,
             failed_calls++;
         h2t_close(&c);
         /* The server serves the next call normally. */
-        assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+        connect_ready(&c, s);
         i = call(&c, path, body, len, "w");
         assert_int_equal(h2t_run(&c, 10000, h2t_closed, &i), 0);
         assert_int_equal(c.streams[i].grpc_status, RPC_STATUS_OK);

@@ -153,7 +153,10 @@ CTX_API void ctx_release(ctx_t *c);
 
 /* Cancels `c` with CTX_CANCELED (Go's CancelFunc).  Every descendant is done
  * when this returns (synchronously, breadth-first, iteratively), `c` leaves
- * its parent's set of children, and its timer, if any, is disarmed.
+ * its parent's set of children, and its timer, if any, is disarmed.  When
+ * `c` is already done, the call returns at once: if another thread's cancel
+ * of `c` or of an ancestor is still running, that call finishes c's
+ * descendants and they are done when it returns (Go would wait for it).
  * Idempotent; any thread; never waits for other threads' work and never runs
  * user code (AfterFunc callbacks run later on a library thread).  No effect
  * on contexts without a cancel function: roots, value nodes, WithoutCancel
@@ -213,7 +216,12 @@ CTX_API int ctx_done_fd(ctx_t *c);
  * timeout; 0: just check).  Returns ctx_err(c): 0 on timeout.  A context
  * that can never be done simply sleeps for `timeout_ns` (forever when
  * negative).  Any number of threads may wait on one context; one cancel
- * wakes them all.  Uses no fd and no allocation (futex). */
+ * wakes them all.  Uses no fd and no allocation (futex).  When `c` has a
+ * deadline, the caller wakes at it and, if the timer service has not yet
+ * expired the context, expires it itself (CTX_DEADLINE_EXCEEDED with the
+ * deadline's cause, exactly as the timer would, cancelling the subtree of
+ * the context that owns the deadline on the calling thread); this saves a
+ * second thread wake-up. */
 CTX_API int ctx_wait(ctx_t *c, int64_t timeout_ns);
 
 /* ---- AfterFunc ---------------------------------------------------------- */

@@ -1,11 +1,24 @@
 /*
- * <ctx/pool.h> -- a fixed pool of worker threads with a bounded queue: the
- * C stand-in for "go f()" in libctx's worker runtime.
+ * <ctx/pool.h> -- a pool of worker threads with a bounded queue: the C
+ * stand-in for "go f()" in libctx's worker runtime.
  *
  *   ctx_pool_t *pool = ctx_pool_create(NULL);          N = online CPUs
  *   int rc = ctx_pool_submit(pool, req_ctx, work, arg); 0, EAGAIN, EPIPE
  *   ...
  *   ctx_pool_destroy(pool);                            drains and joins
+ *
+ * Threads.  The pool starts `threads` workers and grows when its workers
+ * block: whenever a task is queued while every worker is busy (none idle,
+ * none already on its way to the queue), it starts another thread, up to
+ * `max_threads` (default CTX_POOL_DEFAULT_MAX_THREADS).  So tasks that
+ * block for a long time (a streaming handler, a task waiting for another
+ * task) never starve the ones queued behind them, as goroutines never do.
+ * A thread beyond the first `threads` that stays idle for `idle_timeout_ns`
+ * (default CTX_POOL_DEFAULT_IDLE_TIMEOUT) exits.  An idle worker costs
+ * nothing: a task wakes the most recently idle worker (LIFO), and only
+ * when no worker is already polling for work or on its way, so the CPU
+ * per task does not depend on how many threads the pool has.  Set
+ * max_threads = threads for a fixed pool (the behaviour before growth).
  *
  * A task is fn(ctx, arg) plus an optional completion callback.  The pool
  * takes a reference on the task's context while the task is queued or
@@ -87,6 +100,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,15 +128,26 @@ typedef int (*ctx_task_fn)(ctx_t *ctx, void *arg);
 typedef void (*ctx_task_done_fn)(int err, bool ran, void *arg,
                                  void *user_data);
 
+/* Defaults of ctx_pool_options_t.max_threads (when `threads` is smaller)
+ * and .idle_timeout_ns. */
+#define CTX_POOL_DEFAULT_MAX_THREADS 1024
+#define CTX_POOL_DEFAULT_IDLE_TIMEOUT (10 * CTX_SECOND)
+
 /* Creation options.  Initialise with ctx_pool_options_init(); the pool
  * copies them at creation. */
 typedef struct ctx_pool_options {
-    int threads;           /* worker threads; 0: online CPUs (default) */
+    int threads;           /* worker threads started at creation and kept
+                              until shutdown; 0: online CPUs (default) */
     size_t queue_capacity; /* max queued (not yet started) tasks;
                               0: 1024 (default) */
     size_t stack_size;     /* per-thread stack in bytes; 0: the system's
                               default.  Small stacks (64 KiB) let a pool
                               have thousands of threads. */
+    int max_threads;       /* most threads alive at once, >= threads;
+                              0: the larger of `threads` and
+                              CTX_POOL_DEFAULT_MAX_THREADS (1024) */
+    int64_t idle_timeout_ns; /* how long a thread beyond `threads` may stay
+                              idle before it exits; 0: 10 s (default) */
 } ctx_pool_options_t;
 
 /* Fills *opts with the defaults (all zero).  NULL-safe. */
@@ -131,9 +156,10 @@ CTX_API void ctx_pool_options_init(ctx_pool_options_t *opts);
 /* Number of online CPUs (at least 1): the default thread count. */
 CTX_API int ctx_pool_default_threads(void);
 
-/* Creates a pool and starts its threads.  `opts` may be NULL (defaults).
- * The caller owns the pool and must give it to ctx_pool_destroy().
- * Returns NULL with errno EINVAL (negative threads, absurd sizes), ENOMEM,
+/* Creates a pool and starts its `threads` threads.  `opts` may be NULL
+ * (defaults).  The caller owns the pool and must give it to
+ * ctx_pool_destroy().  Returns NULL with errno EINVAL (negative threads,
+ * max_threads below threads, negative idle timeout, absurd sizes), ENOMEM,
  * or EAGAIN (a thread could not be started: every thread already started
  * is joined, nothing is left behind).  Blocks only while starting threads.
  * Any thread. */
@@ -143,6 +169,9 @@ CTX_API ctx_pool_t *ctx_pool_create(const ctx_pool_options_t *opts);
  * user_data) after it (see ctx_task_done_fn).  Takes a reference on `ctx`
  * until the callback has returned, so the caller may release its own at
  * once.  Never waits for queue space and never runs the task inline.
+ * May start a thread (see "Threads" above; pthread_create runs on the
+ * caller's thread, with no lock held); a failure to start one is not an
+ * error: a running worker takes the task when it is free.
  * Returns 0 (done will be called exactly once), or, with nothing queued and
  * done never called: EINVAL (NULL pool, ctx or fn), EAGAIN (queue full:
  * backpressure, retry later or shed load), EPIPE (shutdown has begun).
@@ -163,7 +192,8 @@ typedef enum ctx_pool_shutdown_mode {
     CTX_POOL_CANCEL = 1, /* discard them: done(ECANCELED, false, ...) */
 } ctx_pool_shutdown_mode_t;
 
-/* Stops accepting tasks (submit fails with EPIPE from now on), drains or
+/* Stops accepting tasks (submit fails with EPIPE from now on), drains (the
+ * pool may still grow to run queued tasks while workers block) or
  * discards the queue as `mode` says, waits for running tasks to return and
  * joins every thread.  Running tasks are not interrupted: cancel their
  * contexts first if they must stop early.  Discarded tasks' callbacks run
@@ -181,8 +211,28 @@ CTX_API void ctx_pool_destroy(ctx_pool_t *pool);
 
 /* ---- introspection (tests, metrics) ----------------------------------- */
 
-/* Number of worker threads the pool was created with. */
+/* Number of worker threads the pool was created with (and never goes
+ * below until shutdown); 0 for NULL. */
 CTX_API int ctx_pool_threads(const ctx_pool_t *pool);
+
+/* The most threads the pool may have at once; 0 for NULL. */
+CTX_API int ctx_pool_max_threads(const ctx_pool_t *pool);
+
+/* A snapshot of the pool's threads and tasks (ctx_pool_stats()). */
+typedef struct ctx_pool_stats {
+    int live_threads;   /* threads alive now (idle or not) */
+    int parked_threads; /* threads asleep waiting for work */
+    int peak_threads;   /* most threads alive at once so far */
+    uint64_t started;   /* threads started since creation */
+    uint64_t retired;   /* threads that exited after the idle timeout */
+    size_t running;     /* tasks running (fn or callback in progress) */
+    size_t queued;      /* tasks queued, not yet picked up */
+} ctx_pool_stats_t;
+
+/* Fills *out with a consistent snapshot (taken under the pool's lock);
+ * all zero for a NULL pool; does nothing when out is NULL.  Any thread;
+ * never blocks beyond that short lock. */
+CTX_API void ctx_pool_stats(ctx_pool_t *pool, ctx_pool_stats_t *out);
 
 /* Queue capacity the pool was created with. */
 CTX_API size_t ctx_pool_capacity(const ctx_pool_t *pool);

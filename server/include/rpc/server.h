@@ -132,7 +132,12 @@ RPC_API rpc_server_t *rpc_server_new(void);
 typedef enum rpc_server_opt {
     RPC_SERVER_LOOP_THREADS = 1,    /* event loops; 0: one per CPU the process
                                        may run on (affinity; default) */
-    RPC_SERVER_WORKER_THREADS,      /* own pool's threads; default 32 */
+    RPC_SERVER_WORKER_THREADS,      /* own pool's initial threads; default 32.
+                                       When every worker is busy (handlers
+                                       blocked on streams, I/O) and calls
+                                       wait, the pool grows, up to
+                                       RPC_SERVER_MAX_WORKER_THREADS; extra
+                                       workers idle for 10 s retire */
     RPC_SERVER_MAX_RECV_MESSAGE,    /* bytes; default 4 MiB */
     RPC_SERVER_MAX_CONCURRENT_STREAMS, /* per connection; default 100 */
     RPC_SERVER_MAX_HEADER_LIST,     /* bytes (name+value+32 each); 16 KiB */
@@ -165,6 +170,8 @@ typedef enum rpc_server_opt {
     RPC_SERVER_MAX_PENDING_HANDSHAKES, /* connections that have not sent
                                        their preface and SETTINGS yet; a new
                                        one past it evicts the oldest; 256 */
+    RPC_SERVER_MAX_WORKER_THREADS,  /* the own pool's ceiling; default 1024
+                                       (at least WORKER_THREADS) */
     RPC_SERVER_MAX_RESETS_PER_SEC,  /* RST_STREAMs the whole server takes
                                        per second (burst: 2x); a connection
                                        that resets past it is closed with
