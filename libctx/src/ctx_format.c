@@ -70,11 +70,12 @@ size_t ctx_format(ctx_t *c, char *buf, size_t len)
  *   q[0] = retain(start); head = 0; tail = 1
  *   while head < tail:
  *       n = q[head++]
- *       lock n; for each child k linked under n:
+ *       for n's main list (under n's lock), then each of n's shard lists
+ *       (under that shard's lock), one lock at a time:
+ *         for each child k linked there:
  *           AFTER: count it;  CANCEL: count it, and if tail < max and
  *           tryref(k) succeeds (a dying child has refs 0 and is waiting
- *           for n's lock to unlink itself: skip it), q[tail++] = k
- *       unlock n
+ *           for that list's lock to unlink itself: skip it), q[tail++] = k
  *       fn(info of n)            -- no lock held
  *       release n                -- may free it; it unlinks itself then
  *
@@ -88,6 +89,23 @@ struct walk_item {
     const struct ctx *parent;
     int depth;
 };
+
+/* Counts one children list (its lock held) into info and queues the
+ * CANCEL children it can take a reference on while q has room. */
+static void take_list(struct ctx *k, struct ctx *n, int depth,
+                      ctx_node_info_t *info, struct walk_item *q, size_t *tail,
+                      size_t max_nodes)
+{
+    for (; k; k = k->u.c.next) {
+        if (k->kind == CTX_KIND_AFTER) {
+            info->afterfuncs++;
+            continue;
+        }
+        info->children++;
+        if (*tail < max_nodes && ctx__tryref(k))
+            q[(*tail)++] = (struct walk_item){k, n, depth + 1};
+    }
+}
 
 size_t ctx_walk(ctx_t *c, size_t max_nodes, ctx_walk_fn fn, void *user_data)
 {
@@ -119,17 +137,18 @@ size_t ctx_walk(ctx_t *c, size_t max_nodes, ctx_walk_fn fn, void *user_data)
             .deadline = n->u.c.deadline,
             .own_deadline = (n->flags & CTX__F_OWNDL) != 0,
         };
+        /* The main list under the node's lock, then each shard's list
+         * under that shard's lock (the shards live as long as the node,
+         * which our reference keeps): one lock at a time. */
         ctx__lock(&n->u.c.lock);
-        for (struct ctx *k = n->u.c.children; k; k = k->u.c.next) {
-            if (k->kind == CTX_KIND_AFTER) {
-                info.afterfuncs++;
-                continue;
-            }
-            info.children++;
-            if (tail < max_nodes && ctx__tryref(k))
-                q[tail++] = (struct walk_item){k, n, it.depth + 1};
-        }
+        take_list(ctx__main_head(n), n, it.depth, &info, q, &tail, max_nodes);
+        struct ctx__shards *sh = ctx__shards_of(n);
         ctx__unlock(&n->u.c.lock);
+        for (unsigned i = 0; sh && i < CTX__NSHARDS; i++) {
+            ctx__lock(&sh->s[i].lock);
+            take_list(sh->s[i].head, n, it.depth, &info, q, &tail, max_nodes);
+            ctx__unlock(&sh->s[i].lock);
+        }
         info.err = ctx_err(n);
         info.cause = info.err ? ctx_cause(n) : 0;
         visited++;

@@ -133,6 +133,10 @@ static void test_race(void **state)
             for (int k = 0; k < 4; k++)
                 kid[i][k] = ctx_with_cancel(req[i]);
         }
+        /* The whole tree: groot, its requests and their children, whether
+         * groot's list was split into shards (by registrations that found
+         * its lock held by a walker in an earlier round) or not. */
+        assert_int_equal(ctx_walk(groot, 1000, count_cb, NULL), 1 + NREQ * 5);
         pthread_t t[4];
         atomic_store(&stop_walk, 0);
         long w0 = atomic_load(&walks);

@@ -293,9 +293,10 @@ typedef int (*ctx_walk_fn)(const ctx_node_info_t *n, void *user_data);
  * counted on their node, not visited.
  *
  * Safe against concurrent cancels, creations and releases from any thread:
- * each node's lock is held only while its children list is copied (with a
- * reference taken on every child it keeps), never across a callback and
- * never two at once, so a cancel waits at most for one list copy; the
+ * a node's lock (and each of its shard locks) is held only while that
+ * children list is copied (with a reference taken on every child it
+ * keeps), never across a callback and never two at once, so a cancel
+ * waits at most for one list copy; the
  * references are dropped after the node's callback.  A node created or
  * cancelled during the walk may or may not be seen.  Work and memory are
  * bounded by max_nodes (one array of max_nodes pointers, allocated here).
