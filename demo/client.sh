@@ -8,7 +8,10 @@
 #
 # Environment: RPCURL (default: rpcurl on PATH); DEMO_RID (prefix of the
 # x-request-id values, default demo-<pid>); DEMO_WAIT_S (how long to wait
-# for the LB to report SERVING, default 20).
+# for the LB to report SERVING, default 20); DEMO_CTXZ (optional, space-
+# separated NAME=HOST:PORT admin endpoints of the backends: step 3 then
+# shows the request's context tree on them before and after the cancel,
+# with demo/ctxz.py).
 #
 # GetStats through the LB is answered by a gateway with the sum of every
 # backend's counters (demo.v1.Stats), so each step compares a snapshot
@@ -170,8 +173,20 @@ in_flight() {
   [ "$(field "$TMP/after" inflight)" -ge 1 ] &&
     [ "$(field "$TMP/after" subtasksInflight)" -ge 4 ]
 }
+# show_tree: the request's context tree on every backend (/ctxz), when
+# DEMO_CTXZ names their admin endpoints.
+CTXZ=$(dirname "$0")/ctxz.py
+show_tree() {
+  local b
+  [ -n "${DEMO_CTXZ:-}" ] && [ -x "$CTXZ" ] || return 0
+  for b in $DEMO_CTXZ; do
+    "$CTXZ" --name "${b%%=*}" --rid "$rid" "${b#*=}" | indent
+  done
+}
 if await_stats 10000 in_flight; then
   note "GetStats: the backend reports the call in flight (inflight=$(field "$TMP/after" inflight), subtasksInflight=$(field "$TMP/after" subtasksInflight))"
+  [ -n "${DEMO_CTXZ:-}" ] && note "/ctxz before the cancel: the request, its task group (4 sub-tasks share it)"
+  show_tree
   t0=$(now_ms)
   kill -INT "$cpid"
   note "sent SIGINT to rpcurl (pid $cpid)"
@@ -191,6 +206,8 @@ cancel_done() {
 }
 await_stats 5000 cancel_done
 show_stats
+[ -n "${DEMO_CTXZ:-}" ] && note "/ctxz after the cancel: no live request; ended by the cancel, its tree done"
+show_tree
 check "the backend's handler observed the cancel (cause client cancel: the gateway reset its stream)" \
   '[ "$(delta handlersCancelled)" -eq 1 ] &&
    [ "$(delta causeClientCancel)" -eq 1 ]'

@@ -10,6 +10,7 @@
  *                of NAME is a backend: compose's --scale)
  *                [--host ADDR] [--name NAME] [--grace-ms N]
  *                [--loops N] [--workers N]
+ *                [--admin-port N [--admin-host ADDR]] [--access-log PATH]
  *
  *   lb (nginx) --> demo_gateway --rpc_client--> backend (interop_server)
  *
@@ -55,6 +56,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <fcntl.h> /* observe: --access-log */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -62,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Generated at build time (proto/CMakeLists.txt, rpc_embed_descriptors). */
 int rpc_demo_descriptors_register(rpc_server_t *s);
@@ -458,7 +461,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: %s --port N --backend HOST:PORT [--backend HOST:PORT]...\n"
             "       [--host ADDR] [--name NAME] [--grace-ms N] [--loops N] "
-            "[--workers N]\n"
+            "[--workers N] [--admin-port N] [--admin-host ADDR] [--access-log PATH]\n"
             "  --port 0 picks a free port; \"listening on port N\" goes to "
             "stdout.\n"
             "  --host defaults to 127.0.0.1 (0.0.0.0 in a container).\n",
@@ -497,6 +500,10 @@ static long num(const char *name, const char *v, long lo, long hi)
     return x;
 }
 
+/* observe: --admin-port serves /metrics (server and client side) and
+ * /ctxz on 127.0.0.1:N; --access-log writes both sides' JSON lines. */
+static rpc_client_observer_t *observer;
+
 static int open_backends(struct gateway *gw)
 {
     rpc_client_options_t *o = rpc_client_options_new();
@@ -507,6 +514,8 @@ static int open_backends(struct gateway *gw)
     if (rc == 0)
         rc = rpc_client_options_set_backoff(o, 100 * CTX_MS, 2 * CTX_SECOND,
                                             1.6, 0.2);
+    if (rc == 0 && observer != NULL) /* observe */
+        rc = rpc_client_options_set_observer(o, observer);
     for (int i = 0; rc == 0 && i < gw->nbe; i++)
         rc = rpc_client_channel_new(gw->be[i].target, o, &gw->be[i].ch);
     /* The balanced channel: one target naming every backend -- the one
@@ -578,6 +587,9 @@ int main(int argc, char **argv)
     static struct gateway gw = {.name = "gateway"};
     long port = -1, loops = 0, workers = 64, grace_ms = 1000;
     const char *host = "127.0.0.1", *v;
+    long admin_port = -1; /* observe */
+    const char *access_log = NULL, *admin_host = "127.0.0.1";
+    int log_fd = -1;
     for (int i = 1; i < argc; i++) {
         if ((v = flag(argc, argv, &i, "--port")) != NULL) {
             port = num("--port", v, 0, 65535);
@@ -598,6 +610,13 @@ int main(int argc, char **argv)
             loops = num("--loops", v, 0, 1024);
         } else if ((v = flag(argc, argv, &i, "--workers")) != NULL) {
             workers = num("--workers", v, 1, 4096);
+        } else if ((v = flag(argc, argv, &i, "--admin-port")) != NULL ||
+                   (v = flag(argc, argv, &i, "--admin_port")) != NULL) {
+            admin_port = num("--admin-port", v, 0, 65535); /* observe */
+        } else if ((v = flag(argc, argv, &i, "--access-log")) != NULL) {
+            access_log = v;
+        } else if ((v = flag(argc, argv, &i, "--admin-host")) != NULL) {
+            admin_host = v;
         } else {
             return usage();
         }
@@ -617,6 +636,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (admin_port >= 0 || access_log != NULL) { /* observe */
+        if ((observer = rpc_client_observer_new()) == NULL) {
+            fprintf(stderr, "%s: out of memory\n", prog);
+            return 1;
+        }
+        if (access_log != NULL &&
+            ((log_fd = open(access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                            0644)) < 0 ||
+             rpc_client_observer_enable_access_log(observer, log_fd) != 0)) {
+            fprintf(stderr, "%s: access log %s: %s\n", prog, access_log,
+                    strerror(errno));
+            return 1;
+        }
+    }
     int rc = open_backends(&gw);
     if (rc != 0) {
         fprintf(stderr, "%s: backend channels: %s\n", prog, rpc_strerror(rc));
@@ -631,7 +664,12 @@ int main(int argc, char **argv)
     }
     if ((rc = rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, loops)) ||
         (rc = rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, workers)) ||
-        (rc = add_methods(s, &gw))) {
+        (rc = add_methods(s, &gw)) ||
+        (log_fd >= 0 && (rc = rpc_server_enable_access_log(s, log_fd))) || /* observe */
+        (admin_port >= 0 &&
+         ((rc = rpc_server_enable_admin(s, admin_host, (int)admin_port)) ||
+          (rc = rpc_server_admin_add_metrics(s, rpc_client_observer_metrics,
+                                             observer))))) {
         fprintf(stderr, "%s: setup: %s\n", prog, rpc_strerror(rc));
         goto fail;
     }
@@ -645,6 +683,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     if (printf("listening on port %d\n", rpc_server_port(s)) < 0 ||
+        (admin_port >= 0 && /* observe */
+         printf("admin on port %d\n", rpc_server_admin_port(s)) < 0) ||
         fflush(stdout) != 0) {
         perror("demo_gateway: stdout");
         goto fail;
@@ -667,6 +707,9 @@ int main(int argc, char **argv)
         glog(&gw, "shutdown: %s", rpc_strerror(rc)); /* free() still stops it */
     rpc_server_free(s);
     close_backends(&gw);
+    rpc_client_observer_free(observer); /* observe: after every channel */
+    if (log_fd >= 0)
+        close(log_fd);
     glog(&gw, "stopped: requests=%lld ok=%lld failed=%lld cancelled=%lld",
          (long long)atomic_load(&gw.requests), (long long)atomic_load(&gw.ok),
          (long long)atomic_load(&gw.failed),
@@ -690,6 +733,7 @@ int main(int argc, char **argv)
 fail:
     rpc_server_free(s);
     close_backends(&gw);
+    rpc_client_observer_free(observer); /* observe */
     (void)ctx_shutdown(); /* exiting with 1 anyway */
     return 1;
 }

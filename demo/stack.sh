@@ -22,6 +22,15 @@
 # resort; also on any exit, by trap) and check each exited 0 -- under ASan
 # that is also the leak check.
 #
+# Observability (issue 12): every backend and gateway serves /metrics and
+# /ctxz on its own loopback admin port and appends its access log (JSON
+# lines, server and client side) to one file; Debian's prometheus (PROMETHEUS
+# overrides it) scrapes all four every second with its own config and
+# storage in the temp dir.  Step 3 of the client shows the cancelled
+# request's tree on the backends (demo/ctxz.py), step 7 joins one traced
+# call's access-log lines by span ids, and the demo ends with Prometheus'
+# answer to "cancellations by cause across the stack" and the /ctxz links.
+#
 # --check (the ctest mode): quieter narration of the stack itself, and the
 # logs are printed when anything failed.  Exit status: 0 when every step
 # behaved as expected, 1 otherwise, 2 on usage errors.
@@ -49,8 +58,9 @@ BACKEND=${INTEROP_SERVER:-$bin_dir/server/interop_server}
 GATEWAY=${DEMO_GATEWAY:-$bin_dir/demo/demo_gateway}
 RPCURL=${RPCURL:-$bin_dir/client/rpcurl}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-for b in "$BACKEND" "$GATEWAY" "$RPCURL" "$NGINX"; do
-  [ -x "$b" ] || { echo "stack: $b is missing (build first; nginx: apt install nginx-light)" >&2; exit 1; }
+PROMETHEUS=${PROMETHEUS:-$(command -v prometheus || echo /usr/bin/prometheus)}
+for b in "$BACKEND" "$GATEWAY" "$RPCURL" "$NGINX" "$PROMETHEUS"; do
+  [ -x "$b" ] || { echo "stack: $b is missing (build first; nginx, prometheus: scripts/deps.sh demo)" >&2; exit 1; }
 done
 export RPCURL
 
@@ -143,6 +153,17 @@ await_port() {
   done
 }
 
+# await_admin NAME: the port from NAME's "admin on port N" line (10 s).
+await_admin() {
+  local name=$1 limit=$(($(now_ms) + 10000)) p
+  while :; do
+    p=$(sed -n 's/^admin on port \([0-9][0-9]*\)$/\1/p' "$run/$name.out")
+    [ -n "$p" ] && { echo "$p"; return 0; }
+    [ "$(now_ms)" -lt "$limit" ] || { failed "$name printed no admin port within 10s"; return 1; }
+    sleep 0.02
+  done
+}
+
 # await_serving ADDR SECONDS: Health/Check until SERVING, bounded.
 await_serving() {
   local limit=$(($(now_ms) + $2 * 1000))
@@ -155,23 +176,46 @@ await_serving() {
 
 # ---- the stack ------------------------------------------------------------
 log "== starting the stack on loopback (logs in $run)"
-backends=()
+backends=() admins=() ctxz=()
+alog=$run/access.jsonl
 for i in 1 2; do
-  start "backend$i" "$BACKEND" --host=127.0.0.1 --port=0 --loops=1 --workers=16
+  start "backend$i" "$BACKEND" --host=127.0.0.1 --port=0 --loops=1 --workers=16 \
+    --admin_port=0 --access_log="$alog"
   port=$(await_port "backend$i") || exit 1
+  aport=$(await_admin "backend$i") || exit 1
   backends+=("127.0.0.1:$port")
+  admins+=("backend$i=127.0.0.1:$aport")
+  ctxz+=("backend$i=127.0.0.1:$aport")
   await_serving "127.0.0.1:$port" 10 || { failed "backend$i not SERVING"; exit 1; }
-  log "   backend$i  interop_server    127.0.0.1:$port  (pid ${pids[${#pids[@]} - 1]})"
+  log "   backend$i  interop_server    127.0.0.1:$port  (pid ${pids[${#pids[@]} - 1]}, admin 127.0.0.1:$aport)"
 done
 gateways=()
 for i in 1 2; do
   start "gateway$i" "$GATEWAY" --name "gateway$i" --host 127.0.0.1 --port 0 \
-    --grace-ms 200 --loops 1 --workers 16 --backend "${backends[0]}" --backend "${backends[1]}"
+    --grace-ms 200 --loops 1 --workers 16 --backend "${backends[0]}" --backend "${backends[1]}" \
+    --admin-port 0 --access-log "$alog"
   port=$(await_port "gateway$i") || exit 1
+  aport=$(await_admin "gateway$i") || exit 1
   gateways+=("127.0.0.1:$port")
+  admins+=("gateway$i=127.0.0.1:$aport")
   await_serving "127.0.0.1:$port" 10 || { failed "gateway$i not SERVING"; exit 1; }
-  log "   gateway$i  demo_gateway      127.0.0.1:$port  (pid ${pids[${#pids[@]} - 1]}) -> ${backends[*]}"
+  log "   gateway$i  demo_gateway      127.0.0.1:$port  (pid ${pids[${#pids[@]} - 1]}, admin 127.0.0.1:$aport) -> ${backends[*]}"
 done
+
+# Prometheus: started now, ready (a few seconds) by the end of the client.
+mkdir -p "$run/prom"
+{
+  printf 'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n'
+  printf '  - job_name: demo\n    static_configs:\n'
+  for a in "${admins[@]}"; do
+    printf "      - targets: ['%s']\n        labels: {server: '%s'}\n" "${a#*=}" "${a%%=*}"
+  done
+} >"$run/prom/prometheus.yml"
+prom_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start "prometheus" "$PROMETHEUS" --config.file="$run/prom/prometheus.yml" \
+  --storage.tsdb.path="$run/prom/data" --web.listen-address="127.0.0.1:$prom_port" \
+  --log.level=warn
+log "   prometheus                    127.0.0.1:$prom_port  (pid ${pids[${#pids[@]} - 1]}) scrapes ${admins[*]}"
 
 # nginx: a random free-looking port, retried when taken (nginx exits at
 # once with "Address already in use").
@@ -206,7 +250,7 @@ log "   ready in $(( ($(date +%s%N) - t_start) / 1000000 ))ms"
 
 # ---- the scripted client ----------------------------------------------------
 rid=demo-$$-$RANDOM
-DEMO_RID=$rid "$here/client.sh" "$lb"
+DEMO_RID=$rid DEMO_CTXZ="${ctxz[*]}" "$here/client.sh" "$lb"
 client_rc=$?
 [ "$client_rc" -eq 0 ] || failed "the scripted client reported failures (exit $client_rc)"
 
@@ -261,6 +305,64 @@ printf '   backend stats delta: causeClientCancel=+%d subtasksCancelled=+%d subt
 grep -h "Fanout rid=$rid-shutdown " "$run/gateway1.log" | sed 's/^/   /'
 grep -q "Fanout rid=$rid-shutdown .*cause=\"server shutting down\"" "$run/gateway1.log" ||
   failed "gateway1 did not log the call as ended by its shutdown"
+
+printf '\n== 7. one trace across the stack: the access logs of gateway and backend joined by span ids\n'
+trace=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+span=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+"$RPCURL" --timeout 5s -H "x-request-id: $rid-traced" -H "traceparent: 00-$trace-$span-01" \
+  -d '{"tasks":2,"sleep_ms":10}' "${gateways[1]}" demo.v1.Demo/Fanout >/dev/null 2>&1 ||
+  failed "the traced call through gateway2 failed"
+printf '   $ rpcurl -H "traceparent: 00-%s-%s-01" ... gateway2 Fanout\n' "$trace" "$span"
+# A line per side and hop; the log writers flush within ~20 ms: poll.
+limit=$(($(now_ms) + 5000))
+until [ "$(grep -c "\"trace_id\":\"$trace\"" "$alog" 2>/dev/null)" -ge 3 ] || [ "$(now_ms)" -ge "$limit" ]; do
+  sleep 0.02
+done
+python3 - "$alog" "$trace" "$span" <<'PY' || failed "the access logs do not join into one trace"
+import json, sys
+path, trace, span = sys.argv[1:]
+# (rpcurl asks server reflection first, with the same headers: Fanout only)
+lines = [json.loads(l) for l in open(path) if trace in l and "/Fanout" in l]
+for l in lines:
+    print("   %-6s %-22s %-22s span=%s parent=%s %s %.1fms" % (
+        l["side"], l["peer"], l["method"], l["span_id"], l["parent_span_id"] or "-",
+        l["status"], l["duration_ms"]))
+gw = [l for l in lines if l["side"] == "server" and l["span_id"] == span]
+cl = [l for l in lines if l["side"] == "client" and l["parent_span_id"] == span]
+be = [l for l in lines if l["side"] == "server" and cl and l["span_id"] == cl[0]["span_id"]]
+ok = len(gw) == 1 and len(cl) == 1 and len(be) == 1 and cl[0]["span_id"] != span
+print("   gateway span %s -> its client span %s -> backend span %s: %s" % (
+    span, cl[0]["span_id"] if cl else "?", be[0]["span_id"] if be else "?",
+    "one trace" if ok else "NOT JOINED"))
+sys.exit(0 if ok else 1)
+PY
+
+printf '\n== 8. Prometheus: cancellations by cause across the stack\n'
+q='sum by (cause) (last_over_time(rpc_server_cancellations_total[10m]))'
+prom_q() { # prom_q QUERY: the JSON answer, or nothing
+  curl -fsS --max-time 2 "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" 2>/dev/null
+}
+causes() { # causes: "cause count" lines from the query above
+  prom_q "$q" | python3 -c 'import json,sys
+r = json.load(sys.stdin)["data"]["result"]
+for x in sorted(r, key=lambda x: x["metric"].get("cause", "")):
+    print(x["metric"].get("cause", "?"), int(float(x["value"][1])))' 2>/dev/null
+}
+count_of() { causes | awk -v c="$1" '$1 == c { print $2 }'; }
+limit=$(($(now_ms) + 20000))
+until [ "$(count_of deadline)" -ge 1 ] 2>/dev/null && [ "$(count_of client_cancel)" -ge 2 ] 2>/dev/null; do
+  [ "$(now_ms)" -lt "$limit" ] || { failed "Prometheus never saw the backends' deadline (step 2) and cancels (steps 3, 6)"; break; }
+  sleep 0.2
+done
+printf '   $ curl 127.0.0.1:%s/api/v1/query --data-urlencode '"'"'query=%s'"'"'\n' "$prom_port" "$q"
+causes | awk '{ printf "   cause=%-14s %s\n", $1, $2 }'
+printf '   (the backends count step 2 as deadline, steps 3 and 6 as client_cancel: the\n'
+printf '    gateway reset their streams; behind nginx the gateways see nginx drop the\n'
+printf '    connection: peer_gone; gateway1 counts only what a scrape caught before it exited)\n'
+printf '   Prometheus: http://127.0.0.1:%s/graph?g0.expr=%s\n' "$prom_port" "rpc_server_cancellations_total"
+for a in "${admins[@]}"; do
+  printf '   /ctxz %-9s http://%s/ctxz\n' "${a%%=*}" "${a#*=}"
+done
 
 printf '\n== stopping every process by PID\n'
 stop_all

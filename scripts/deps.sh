@@ -12,8 +12,8 @@ case "$what" in
                 cmd:node=nodejs cmd:npm=npm libprotobuf-dev
                 golang-go golang-google-grpc-dev golang-google-protobuf-dev
                 golang-github-golang-protobuf-1-5-dev protoc-gen-go
-                protoc-gen-go-grpc) ;;
-  demo)  pkgs+=(nginx-light util-linux) ;;
+                protoc-gen-go-grpc prometheus chromium curl) ;;
+  demo)  pkgs+=(nginx-light util-linux prometheus curl python3) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux
                 golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc
                 golang-github-golang-protobuf-1-5-dev libgrpc++-dev

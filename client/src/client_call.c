@@ -162,6 +162,7 @@ void rpc__call_complete(rpc_client_call_t *call, int status, const char *msg)
         pthread_cond_broadcast(&call->cv);
     rpc_metadata_free(empty_h);
     rpc_metadata_free(empty_t);
+    rpc__client_obs_end(call, status, cause, msg); /* observe */
 
     if (call->on_done)
         call->on_done(call, status, call->user_data);
@@ -250,6 +251,7 @@ void rpc__call_deliver(rpc_client_call_t *call, const uint8_t *data,
                        size_t len)
 {
     call->nmsgs++;
+    call->obs.bytes_in += RPC__FRAME_HDR + len; /* observe */
     if (call->unary && call->nmsgs > 1) {
         call_abort(call, RPC_STATUS_INTERNAL,
                    "unary call received more than one response message");
@@ -351,6 +353,9 @@ void rpc__call_run_ops(rpc_client_call_t *call, unsigned ops)
         else if (deadline_passed(call))
             rpc__call_complete(call, RPC_STATUS_DEADLINE_EXCEEDED,
                                "deadline exceeded before the call was sent");
+        else if (call->obs.refused) /* observe */
+            rpc__call_complete(call, call->obs.refused,
+                               "refused by a client interceptor");
         else
             rpc__client_dispatch(call);
         c = call->conn;
@@ -407,6 +412,12 @@ static int copy_metadata(rpc_client_call_t *call, const rpc_metadata_t *md)
         const char *v = rpc_metadata_get(call->ctx, k, &n);
         if (v == NULL)
             continue;
+        int hop = rpc__client_obs_propagate(call, k, v, n); /* observe */
+        if (hop != 0) {
+            if (hop < 0)
+                return hop;
+            continue;
+        }
         if (call->md == NULL && (call->md = rpc_metadata_new()) == NULL)
             return RPC_ERR_NOMEM;
         if (rpc_metadata_add(call->md, k, v, n) == RPC_ERR_NOMEM)
@@ -463,6 +474,7 @@ static int call_new(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
 /* Hands a new call to the loop.  On failure the call is destroyed. */
 static int call_begin(rpc_client_call_t *call)
 {
+    rpc__client_obs_start(call); /* observe */
     rpc__call_ref(call); /* the loop's */
     if (call->ctx != ctx_background() && call->ctx != ctx_todo()) {
         rpc__call_ref(call); /* the watcher's */
@@ -615,8 +627,10 @@ int rpc_client_call_send(ctx_t *ctx, rpc_client_call_t *call, const void *msg,
             call->out_len += sizeof hdr + len;
     }
     pthread_mutex_unlock(&call->mu);
-    if (rc == 0)
+    if (rc == 0) {
+        rpc__client_obs_sent(call, len); /* observe */
         rpc__client_queue(call, OP_DATA);
+    }
     return rc;
 }
 

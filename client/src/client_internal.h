@@ -37,6 +37,7 @@
 
 #include "rpc_h2.h"
 #include "rpc_internal.h"
+#include "client_observe.h" /* observe: struct rpc__ccall_obs, hooks */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,6 +65,7 @@ struct rpc_client_options {
     int lb_policy;            /* RPC__LB_PICK_FIRST / RPC__LB_ROUND_ROBIN */
     bool health_check;
     char *health_service;     /* NULL: "" (the whole server) */
+    rpc_client_observer_t *observer; /* observe: borrowed, NULL: none */
 };
 
 enum { RPC__LB_PICK_FIRST = 0, RPC__LB_ROUND_ROBIN = 1 };
@@ -169,6 +171,7 @@ struct rpc_client_call {
     size_t hdr_bytes;
     struct subch *pin;        /* set on the loop before the start op runs:
                                  submit on this subchannel only */
+    struct rpc__ccall_obs obs; /* observe (client_observe.h) */
 };
 
 struct rpc_client_channel {

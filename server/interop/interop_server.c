@@ -7,6 +7,7 @@
  *                  [--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N]
  *                  [--max_connections=N] [--max_pending_handshakes=N]
  *                  [--use_tls=true --tls_cert_file=F --tls_key_file=F]
+ *                  [--admin_port=N [--admin_host=ADDR]] [--access_log=PATH|-]
  *
  * --port=0 picks a free port.  Once listening it prints one line,
  * "listening on port N", to stdout (tests read it).  SIGINT/SIGTERM shut
@@ -15,9 +16,14 @@
  * (RPC_CAUSE_SHUTDOWN).  It then prints the demo service's counters
  * ("demo stats: ...") and exits 0.  --use_tls=true --tls_cert_file=F
  * --tls_key_file=F (the standard interop flags) serve TLS with ALPN h2.
+ * --admin_port serves /metrics and /ctxz (127.0.0.1 unless --admin_host;
+ * 0 picks a port) and prints "admin on port N" after the listening line;
+ * --access_log writes JSON lines there ("-": stderr).
  */
 #include "interop_service.h"
 
+#include <errno.h>
+#include <fcntl.h>
 /* Generated at build time (proto/CMakeLists.txt, rpc_embed_descriptors):
  * register the served .proto files for server reflection. */
 int rpc_descriptors_register(rpc_server_t *s);
@@ -27,6 +33,7 @@ int rpc_demo_descriptors_register(rpc_server_t *s);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int opt_int(const char *arg, const char *name, long *out)
 {
@@ -49,6 +56,8 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     const char *tls_cert = NULL, *tls_key = NULL;
     int use_tls = 0;
+    long admin_port = -1; /* observe */
+    const char *admin_host = "127.0.0.1", *access_log = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (opt_int(a, "--port", &port) || opt_int(a, "--loops", &loops) ||
@@ -59,8 +68,17 @@ int main(int argc, char **argv)
             opt_int(a, "--send_stall_ms", &stall) ||
             opt_int(a, "--max_blocked_sends", &blocked) ||
             opt_int(a, "--max_connections", &conns) ||
-            opt_int(a, "--max_pending_handshakes", &pending))
+            opt_int(a, "--max_pending_handshakes", &pending) ||
+            opt_int(a, "--admin_port", &admin_port))
             continue;
+        if (strncmp(a, "--admin_host=", 13) == 0) { /* observe */
+            admin_host = a + 13;
+            continue;
+        }
+        if (strncmp(a, "--access_log=", 13) == 0) {
+            access_log = a + 13;
+            continue;
+        }
         if (strncmp(a, "--host=", 7) == 0) {
             host = a + 7;
         } else if (strcmp(a, "--use_tls=false") == 0) {
@@ -76,7 +94,8 @@ int main(int argc, char **argv)
                     "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N] "
                     "[--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N] "
                     "[--max_connections=N] [--max_pending_handshakes=N] "
-                    "[--use_tls=true --tls_cert_file=F --tls_key_file=F]\n");
+                    "[--use_tls=true --tls_cert_file=F --tls_key_file=F] "
+                    "[--admin_port=N] [--admin_host=ADDR] [--access_log=PATH]\n");
             return 2;
         }
     }
@@ -126,6 +145,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "interop_server: TLS: %s\n", rpc_strerror(rc));
         return 1;
     }
+    int log_fd = -1; /* observe: --access_log, --admin_port */
+    if (access_log != NULL) {
+        log_fd = strcmp(access_log, "-") == 0
+                     ? 2
+                     : open(access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (log_fd < 0 || (rc = rpc_server_enable_access_log(s, log_fd)) != 0) {
+            fprintf(stderr, "interop_server: access log %s: %s\n", access_log,
+                    log_fd < 0 ? strerror(errno) : rpc_strerror(rc));
+            return 1;
+        }
+    }
+    if (admin_port >= 0 &&
+        (rc = rpc_server_enable_admin(s, admin_host, (int)admin_port)) != 0) {
+        fprintf(stderr, "interop_server: admin endpoint: %s\n", rpc_strerror(rc));
+        return 1;
+    }
     if ((rc = rpc_server_listen(s, host, (int)port)) != 0) {
         perror("interop_server: listen");
         return 1;
@@ -135,6 +170,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("listening on port %d\n", rpc_server_port(s));
+    if (admin_port >= 0) /* observe */
+        printf("admin on port %d\n", rpc_server_admin_port(s));
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
@@ -144,6 +181,8 @@ int main(int argc, char **argv)
     demo_service_print(demo, stdout);
     fflush(stdout);
     rpc_server_free(s);
+    if (log_fd > 2) /* observe */
+        close(log_fd);
     demo_service_free(demo);
     ctx_shutdown();
     return 0;

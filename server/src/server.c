@@ -514,6 +514,7 @@ void rpc_server_free(rpc_server_t *s)
         return;
     if (s->state == SRV_RUNNING || s->state == SRV_DRAINING)
         rpc_server_shutdown(s, 0);
+    srv_obs_free(s); /* observe: admin thread and log writer first */
     srv_loop_free_all(s);
     for (int i = 0; i < s->nlisten; i++)
         close(s->listen_fds[i]);

@@ -203,6 +203,7 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
     }
     atomic_store(&call->watch, w);
     srv_stat_add(c->s, RPC_STAT_CALLS_ACTIVE, 1);
+    srv_obs_call_new(call, c); /* observe */
     if (srv_method_streaming_in(call->m))
         dispatch(call);
     return call;
@@ -231,6 +232,7 @@ void srv_call_release(struct rpc_call *call)
     if (atomic_fetch_sub(&call->refs, 1) != 1)
         return;
     rpc_server_t *s = call->s;
+    srv_obs_call_freed(call); /* observe */
     /* A watcher that fired has dropped its reference but its handle is
      * still ours to free. */
     ctx_after_stop(atomic_exchange(&call->watch, NULL));
@@ -343,8 +345,10 @@ void srv_call_stream_closed(struct rpc_call *call, uint32_t error_code,
     track_over_locked(call);
     advance_locked(call, SRV_CALL_CLOSED);
     int status = call->status;
+    int sent = call->sent_msgs; /* observe */
     pthread_mutex_unlock(&call->mu);
     srv_stat_ended(call->s, status, ctx_cause(call->req_ctx));
+    srv_obs_call_closed(call, status, ctx_cause(call->req_ctx), sent); /* observe */
     call->conn = NULL;
     srv_call_release(call);
 }
@@ -408,6 +412,7 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
     }
     size_t before = call->out_bytes;
     call->out_bytes -= n;
+    call->obs.bytes_out += n; /* observe */
     if (n > 0)
         call->out_progress_ns = ctx_now();
     track_over_locked(call);
@@ -720,6 +725,8 @@ void srv_call_events(struct rpc_call *call)
 
 static void dispatch(struct rpc_call *call)
 {
+    if (srv_obs_call_dispatch(call) != 0) /* observe: refused, and ended */
+        return;
     advance(call, SRV_CALL_RUNNING);
     if (call->m->style == RPC_NONBLOCKING) {
         run_nonblocking(call);
@@ -744,6 +751,7 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
     struct rpc_call *call = ud;
     if (flag && call->req_enc == RPC__ENC_IDENTITY)
         return RPC_ERR_UNSUPPORTED;
+    call->obs.msgs_in++; /* observe */
     if (!srv_method_streaming_in(call->m)) {
         if (++call->nreq > 1)
             return RPC_ERR_STATE;
@@ -813,6 +821,7 @@ void srv_call_data(struct rpc_call *call, const uint8_t *data, size_t len)
         consume(call, len); /* nobody reads it: give the window back */
         return;
     }
+    call->obs.bytes_in += len; /* observe */
     int rc = rpc__frame_feed(&call->dec, data, len, on_message, call);
     consume(call, len);
     if (rc == 0) {

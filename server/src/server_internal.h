@@ -49,6 +49,7 @@
 
 #include "rpc_h2.h"
 #include "rpc_internal.h"
+#include "server_observe.h" /* observe: struct srv_call_obs, srv_obs_* hooks */
 
 #include <event2/listener.h>
 #include <protobuf-c/protobuf-c.h>
@@ -121,6 +122,9 @@ struct rpc_server {
     atomic_int_fast64_t rst_tat;  /* server-wide RST_STREAM bucket */
     struct srv_transport *transport; /* TLS and Unix listeners, or NULL
                                         (server_tls.c) */
+    struct srv_obs *obs;      /* observe: interceptors, metrics, admin,
+                                 access log (server_observe.h); NULL when
+                                 none; set before start, then read-only */
 };
 
 void srv_reflection_free(struct srv_reflection *r); /* server_reflection.c */
@@ -238,6 +242,7 @@ struct srv_conn {
     int draining;             /* shutdown notice sent, awaiting its PING */
     int close_cause;          /* RPC_CAUSE_* decided for this close */
     unsigned flush_epoch;     /* last loop epoch this was flushed in */
+    int64_t obs_first_call_ns; /* observe: its first request (loop-only) */
 };
 
 /* Loop thread: a new connection on fd. */
@@ -355,6 +360,8 @@ struct rpc_call {
     int send_enc;             /* [mu] grpc-encoding announced (0: none) */
     atomic_int compress_on;   /* compress the messages sent now (written
                                  under mu, read without it on send) */
+    struct srv_call_obs obs;  /* observe: counts and registry links
+                                 (guards documented in server_observe.h) */
 };
 
 /* Loop thread: a valid request's headers (taken over: head->md and an

@@ -394,6 +394,84 @@ RPC_API int rpc_client_unary_async(ctx_t *ctx, rpc_client_channel_t *ch,
                                    size_t len, rpc_client_done_cb on_done,
                                    void *user_data, rpc_client_call_t **out);
 
+/* ---- observability: interceptors, metrics, access log, trace spans -------
+ *
+ * Trace context.  When a call propagates "traceparent" from its context
+ * (a server request's metadata, see rpc_client_options_set_propagate_keys)
+ * the client opens a new span for the hop: the value sent keeps the trace
+ * id and flags and carries a fresh random 16-hex-digit parent-id, so the
+ * server's access log names this hop's span, and the client's log names
+ * both it and the span it came from (parent_span_id).  A traceparent the
+ * caller sets explicitly in md is sent unchanged.
+ *
+ * An observer collects what every call of the channels it is attached to
+ * does: go-grpc-prometheus grpc_client_* metrics, interceptor callbacks and
+ * an optional access log.  One observer may serve many channels; it is
+ * borrowed by the options and channels (free it after them).
+ */
+
+typedef struct rpc_client_observer rpc_client_observer_t;
+
+/* What a client interceptor sees.  Pointers are borrowed, valid during the
+ * callback only. */
+typedef struct rpc_client_call_info {
+    ctx_t *ctx;                 /* the call's context */
+    const char *method;         /* "/pkg.Service/Method" */
+    const char *target;         /* the channel's target */
+    const rpc_metadata_t *metadata; /* outgoing metadata (may be NULL) */
+    uint64_t id;                /* unique per observer, from 1 */
+    int64_t start_ns;           /* ctx_now() at start */
+    int64_t timeout_ns;         /* the context's deadline - start; -1: none */
+    const char *trace_id, *span_id, *parent_span_id; /* "" when none */
+    /* on_end only: */
+    int status;                 /* final RPC_STATUS_* */
+    int cause;                  /* ctx_cause() when the context ended the
+                                   call, else 0 */
+    const char *status_message; /* may be "" */
+    int64_t duration_ns;
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+} rpc_client_call_info_t;
+
+typedef struct rpc_client_interceptor {
+    /* The call is starting (the caller's thread, inside
+     * rpc_client_call_start() or rpc_client_unary()).  Returns 0 to send
+     * it, or an RPC_STATUS_* to fail it locally, before anything is sent:
+     * the call then ends with that status and the message "refused by a
+     * client interceptor", later interceptors' on_start are skipped, and
+     * every on_end still runs.  An out-of-range value fails it UNKNOWN. */
+    int (*on_start)(const rpc_client_call_info_t *info, void *user_data);
+    /* The call has its final status (the channel's loop thread; must not
+     * block or call back into the channel). */
+    void (*on_end)(const rpc_client_call_info_t *info, void *user_data);
+} rpc_client_interceptor_t;
+
+/* A new observer with metrics on and no interceptor, or NULL (out of
+ * memory).  Owned by the caller. */
+RPC_API rpc_client_observer_t *rpc_client_observer_new(void);
+/* Frees it (its access log written out first).  Every channel using it
+ * must have been freed.  NULL-safe. */
+RPC_API void rpc_client_observer_free(rpc_client_observer_t *ob);
+/* Appends an interceptor (copied); chained in registration order for
+ * on_start, reverse order for on_end.  Before the observer is attached to
+ * any options.  Returns 0, RPC_ERR_INVAL or RPC_ERR_NOMEM. */
+RPC_API int rpc_client_observer_add_interceptor(rpc_client_observer_t *ob,
+                                                const rpc_client_interceptor_t *ic,
+                                                void *user_data);
+/* One JSON line per call to fd (same format as the server's, "side":
+ * "client", peer = the channel's target), written by a thread of the
+ * observer's; a full ring drops and counts.  Before use.  Returns 0,
+ * RPC_ERR_INVAL, RPC_ERR_NOMEM or RPC_ERR_STATE (already enabled). */
+RPC_API int rpc_client_observer_enable_access_log(rpc_client_observer_t *ob,
+                                                  int fd);
+/* The grpc_client_* metrics in Prometheus text format, snprintf-style:
+ * writes at most len bytes (NUL-terminated when len > 0) and returns the
+ * full length.  ob is a void * so that it plugs into
+ * rpc_server_admin_add_metrics().  Any thread; takes no lock. */
+RPC_API size_t rpc_client_observer_metrics(char *buf, size_t len, void *ob);
+/* Attaches ob (borrowed) to every channel created with these options. */
+RPC_API int rpc_client_options_set_observer(rpc_client_options_t *o,
+                                            rpc_client_observer_t *ob);
+
 #ifdef __cplusplus
 }
 #endif

@@ -261,6 +261,52 @@ CTX_API bool ctx_is_timeout(int err);
  * len > 0).  Returns the full length, like snprintf.  Iterative. */
 CTX_API size_t ctx_format(ctx_t *c, char *buf, size_t len);
 
+/* ---- subtree enumeration (ctx_walk) ------------------------------------ */
+
+/* One node as ctx_walk() saw it.  `node` and `parent` identify nodes
+ * (compare them, print them); they are not references and must not be
+ * dereferenced or passed to ctx_* after the callback returns. */
+typedef struct ctx_node_info {
+    const ctx_t *node;
+    const ctx_t *parent; /* the node it is registered under; NULL: the start */
+    int depth;           /* 0 for the start node */
+    int err;             /* ctx_err() at the time of the visit */
+    int cause;           /* ctx_cause() at the time of the visit */
+    int64_t deadline;    /* effective deadline (CLOCK_MONOTONIC ns), or
+                            INT64_MAX when none */
+    bool own_deadline;   /* made by ctx_with_deadline/timeout itself */
+    size_t children;     /* cancelable children linked under it */
+    size_t afterfuncs;   /* AfterFunc registrations linked under it */
+} ctx_node_info_t;
+
+/* Called once per visited node, on the thread that called ctx_walk(), with
+ * no libctx lock held: it may call any ctx_* function (even cancel the
+ * node).  Return 0 to go on, nonzero to stop the walk. */
+typedef int (*ctx_walk_fn)(const ctx_node_info_t *n, void *user_data);
+
+/* Visits the cancelable contexts of the subtree under `c`, breadth-first,
+ * at most `max_nodes` of them: `c`'s nearest cancelable ancestor-or-self
+ * first (value and WithoutCancel nodes are not registered anywhere, so a
+ * walk sees the cancelable nodes only), then every cancelable descendant
+ * still linked (a cancelled node's children are unlinked by the cancel, so
+ * a done subtree shows as its done root).  AfterFunc registrations are
+ * counted on their node, not visited.
+ *
+ * Safe against concurrent cancels, creations and releases from any thread:
+ * a node's lock (and each of its shard locks) is held only while that
+ * children list is copied (with a reference taken on every child it
+ * keeps), never across a callback and never two at once, so a cancel
+ * waits at most for one list copy; the
+ * references are dropped after the node's callback.  A node created or
+ * cancelled during the walk may or may not be seen.  Work and memory are
+ * bounded by max_nodes (one array of max_nodes pointers, allocated here).
+ *
+ * Returns the number of nodes visited; 0 when `c` has no cancelable
+ * ancestor-or-self (a root or under WithoutCancel), when max_nodes is 0, or
+ * with errno ENOMEM.  Any thread.  Never blocks beyond the list copies. */
+CTX_API size_t ctx_walk(ctx_t *c, size_t max_nodes, ctx_walk_fn fn,
+                        void *user_data);
+
 /* Stops and joins the library's threads (the timer thread, AfterFunc
  * threads) once no timer is armed and no AfterFunc is pending; they restart
  * on demand.  For leak checkers and orderly exits: call it after releasing

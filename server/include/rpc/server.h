@@ -525,6 +525,115 @@ RPC_API const char *rpc_server_peer_identity(ctx_t *c);
  * RPC_ERR_INVAL (bad path, too long, too many listeners), RPC_ERR_STATE or
  * RPC_ERR_SYSTEM (errno set: bind, listen). */
 RPC_API int rpc_server_listen_unix(rpc_server_t *s, const char *path);
+/* ---- observability: interceptors, admin endpoint, access log ------------
+ *
+ * All of it is off by default and configured before rpc_server_start()
+ * (the functions below return RPC_ERR_STATE once the server has started).
+ * With nothing enabled a call pays one branch per hook.
+ *
+ * Interceptors.  Each call passes through the chain in registration order:
+ * on_start runs just before the handler is dispatched (for unary and
+ * server-streaming methods once the request message has arrived, for
+ * client-streaming and bidi methods when the headers have), on_end once
+ * per call when its stream has closed and the call has been counted --
+ * for every call, even one that ended before dispatch (info->dispatched
+ * false) or that an on_start refused, in reverse registration order.
+ * Both run on the call's loop thread: they must not block (no I/O, no
+ * waits; hand slow work to another thread, as the access log does), and
+ * must not call rpc_call_send/recv/finish.  A nonzero RPC_STATUS_* from
+ * on_start refuses the call: later interceptors' on_start and the handler
+ * are skipped, and the client gets that status with the message set by
+ * rpc_call_set_status_message(info->call, ...) (or none); the request
+ * context ends with RPC_CAUSE_FINISHED.  An out-of-range return is
+ * answered RPC_STATUS_UNKNOWN.  Either callback may be NULL.
+ *
+ * Streaming calls are intercepted as a whole (start and end, with message
+ * and byte counts), not message by message.
+ */
+
+/* What an interceptor sees of a call.  Every pointer is borrowed and valid
+ * only during the callback. */
+typedef struct rpc_server_call_info {
+    rpc_call_t *call;           /* on_start: may set the status message,
+                                   headers or trailers; on_end: NULL */
+    ctx_t *ctx;                 /* the handler's (value) context: metadata,
+                                   method, peer, ctx_err, ctx_cause */
+    const char *method;         /* "/pkg.Service/Method" */
+    rpc_method_kind_t kind;
+    const char *peer;           /* "ip:port" */
+    const rpc_metadata_t *metadata; /* request headers */
+    uint64_t id;                /* unique per server, from 1 */
+    int64_t arrival_ns;         /* ctx_now() clock */
+    int64_t timeout_ns;         /* grpc-timeout on arrival; -1: none */
+    /* on_end only (zero in on_start): */
+    bool dispatched;            /* on_start ran and the handler ran */
+    int status;                 /* final RPC_STATUS_* sent */
+    int cause;                  /* ctx_cause() of the request context:
+                                   RPC_CAUSE_*, FINISHED when it completed */
+    const char *status_message; /* grpc-message sent, or NULL */
+    int64_t duration_ns;        /* arrival to stream close */
+    uint64_t msgs_in, msgs_out; /* messages received and sent */
+    uint64_t bytes_in, bytes_out; /* gRPC-framed DATA payload bytes */
+} rpc_server_call_info_t;
+
+typedef struct rpc_server_interceptor {
+    /* Returns 0 to continue, or an RPC_STATUS_* to refuse the call. */
+    int (*on_start)(const rpc_server_call_info_t *info, void *user_data);
+    void (*on_end)(const rpc_server_call_info_t *info, void *user_data);
+} rpc_server_interceptor_t;
+
+/* Appends *ic (copied) to the chain; user_data is passed to both
+ * callbacks and must outlive the server.  Returns 0, RPC_ERR_INVAL,
+ * RPC_ERR_NOMEM or RPC_ERR_STATE (started).  Not thread-safe against other
+ * configuration calls on s. */
+RPC_API int rpc_server_add_interceptor(rpc_server_t *s,
+                                       const rpc_server_interceptor_t *ic,
+                                       void *user_data);
+
+/* Serves the admin endpoint on host:port (host NULL: "127.0.0.1"; port 0:
+ * any free port) from a thread of its own (page views never run on the
+ * server's loops) and turns on the metrics and the live-call registry:
+ *
+ *   /metrics            Prometheus text format 0.0.4 (grpc_server_* names
+ *                       of go-grpc-prometheus plus rpc_server_*; README)
+ *   /ctxz               HTML: connections (age: since their first
+ *                       request), live requests, their context trees,
+ *                       recently ended requests
+ *   /ctxz?format=json   the same as JSON (also /ctxz.json)
+ *
+ * Listens before returning (rpc_server_admin_port() tells the port); the
+ * thread stops in rpc_server_free().  Returns 0, RPC_ERR_INVAL, RPC_ERR_IO
+ * (cannot bind), RPC_ERR_NOMEM or RPC_ERR_STATE (started, or enabled
+ * already).  Blocks only to bind. */
+RPC_API int rpc_server_enable_admin(rpc_server_t *s, const char *host,
+                                    int port);
+
+/* The admin endpoint's port, or -1 when it is not enabled.  Any thread. */
+RPC_API int rpc_server_admin_port(const rpc_server_t *s);
+
+/* Registers the access-log interceptor: one JSON line per call (format in
+ * the README: time, peer, method, status, cause, duration, deadline on
+ * arrival, x-request-id, trace ids, bytes and messages in and out) written
+ * to fd by a writer thread of its own.  Loops copy each record into a
+ * bounded lock-free ring and never wait: when the ring is full the record
+ * is dropped and counted (rpc_server_access_log_dropped()).  fd is not
+ * closed by the server; it is written until rpc_server_free(), which
+ * writes out what is queued.  Returns 0, RPC_ERR_INVAL, RPC_ERR_NOMEM or
+ * RPC_ERR_STATE (started, or enabled already). */
+RPC_API int rpc_server_enable_access_log(rpc_server_t *s, int fd);
+
+/* Access-log records dropped because the ring was full.  Any thread. */
+RPC_API uint64_t rpc_server_access_log_dropped(const rpc_server_t *s);
+
+/* Extra Prometheus text appended to /metrics on each scrape (a program
+ * that also runs a client adds rpc_client_metrics_text here).  fn writes
+ * at most len bytes into buf and returns the full length it needed, like
+ * snprintf; it runs on the admin thread and must not block.  Returns 0,
+ * RPC_ERR_INVAL or RPC_ERR_STATE (admin not enabled, or a source set). */
+RPC_API int rpc_server_admin_add_metrics(rpc_server_t *s,
+                                         size_t (*fn)(char *buf, size_t len,
+                                                      void *user_data),
+                                         void *user_data);
 
 #ifdef __cplusplus
 }
