@@ -24,9 +24,11 @@
  * signal exits at once (130).  --repeat runs C worker threads on one
  * channel; everything else runs on the main thread.
  *
- * TLS: the transport has none yet.  The TLS flags parse into struct
- * cli_tls, which open_channel() receives; it answers "TLS not supported
- * yet" until the client library grows TLS options.
+ * TLS: any of -tls, -insecure, -cacert, -cert, -key, -servername turns it
+ * on (the system's trust store unless -cacert); without them rpcurl speaks
+ * h2c, as -plaintext asks.  (grpcurl defaults to TLS; rpcurl keeps h2c the
+ * default because this project's servers and scripts speak it.)  -unix
+ * takes ADDR as a Unix socket path.
  */
 #include "cli_desc.h"
 #include "cli_json.h"
@@ -94,9 +96,13 @@ static void usage(FILE *o)
 "  -max-msg-sz BYTES     largest response message (default 4194304)\n"
 "  -authority NAME       :authority to send (default ADDR)\n"
 "  -user-agent S         prepended to the user-agent\n"
-"  -plaintext            h2c (the default: TLS is not supported yet)\n"
-"  -insecure -cacert F -cert F -key F -servername N\n"
-"                        TLS flags: parsed, answered 'TLS not supported yet'\n"
+"  -plaintext            h2c (the default unless a TLS flag is given)\n"
+"  -tls                  TLS, verified against the system's trust store\n"
+"  -insecure             TLS without verifying the server's certificate\n"
+"  -cacert FILE          TLS, verified against the CAs in FILE\n"
+"  -cert FILE -key FILE  TLS client certificate (mTLS)\n"
+"  -servername NAME      TLS: the name to verify (and send as SNI)\n"
+"  -unix                 ADDR is a Unix socket path (or unix-abstract:NAME)\n"
 "  -v                    verbose: method, metadata, headers, trailers, counts\n"
 "  -vv                   -v plus timing data\n"
 "  --repeat N --concurrency C  (unary only) make the call N times on C threads\n"
@@ -220,7 +226,8 @@ struct opts {
     int64_t connect_timeout;
     size_t max_msg;
     int verbose;
-    bool plaintext, emit_defaults, allow_unknown, expand_headers;
+    bool plaintext, emit_defaults, allow_unknown, expand_headers, unix_addr;
+    char unix_target[512];
     struct { const char *val; int where; /* 1 rpc, 2 reflection */ } headers[64];
     int nheaders;
     cli_format_t fmt;
@@ -367,6 +374,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->verbose = 2;
         } else if (flag_is(a, "plaintext")) {
             o->plaintext = true;
+        } else if (flag_is(a, "tls")) {
+            o->tls.enabled = true;
+        } else if (flag_is(a, "unix")) {
+            o->unix_addr = true;
         } else if (flag_is(a, "emit-defaults")) {
             o->emit_defaults = true;
         } else if (flag_is(a, "allow-unknown-fields")) {
@@ -464,8 +475,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (o->nprotos && o->nprotosets)
         return usage_error("use either -proto or -protoset, not both%s", "");
-    if (o->tls.insecure && o->plaintext)
-        return usage_error("the -insecure and -plaintext flags are mutually exclusive%s", "");
+    if (o->tls.enabled && o->plaintext)
+        return usage_error("the -plaintext flag cannot be used with TLS flags%s", "");
     if ((o->tls.cert == NULL) != (o->tls.key == NULL))
         return usage_error("the -cert and -key flags must be used together%s", "");
     bool files = o->nprotos || o->nprotosets;
@@ -476,6 +487,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (npos == 0)
             return usage_error("too few arguments%s", "");
         o->target = pos[k++];
+        if (o->unix_addr && strncmp(o->target, "unix", 4) != 0) {
+            snprintf(o->unix_target, sizeof o->unix_target, "unix:%s", o->target);
+            o->target = o->unix_target;
+        }
     }
     if (k >= npos)
         return usage_error("too few arguments: need 'list', 'describe' or a method%s", "");
@@ -610,21 +625,34 @@ static int resolve(struct schema *s, const char *sym, char *err, size_t errlen)
 static int open_channel(const struct opts *o, const struct cli_tls *tls,
                         rpc_client_channel_t **ch)
 {
-    if (tls->enabled) {
-        fprintf(stderr, "Failed to dial target host \"%s\": TLS not supported yet "
-                        "(use -plaintext)\n", o->target);
-        return -1;
-    }
     rpc_client_options_t *co = rpc_client_options_new();
     if (co == NULL)
         return -1;
     int rc = 0;
+    if (tls->enabled) {
+        rc = rpc_client_options_set_tls(co, true);
+        if (rc == 0 && tls->insecure)
+            rc = rpc_client_options_set_tls_insecure(co, true);
+        if (rc == 0 && tls->cacert)
+            rc = rpc_client_options_set_tls_ca_file(co, tls->cacert);
+        if (rc == 0 && tls->servername)
+            rc = rpc_client_options_set_tls_server_name(co, tls->servername);
+        if (rc == 0 && tls->cert)
+            rc = rpc_client_options_set_tls_client_cert(co, tls->cert, tls->key);
+        if (rc != 0) {
+            fprintf(stderr, "Failed to dial target host \"%s\": TLS setup: %s\n",
+                    o->target, rpc_strerror(rc));
+            rpc_client_options_free(co);
+            return -1;
+        }
+    }
     rc = rpc_client_options_set_connect_timeout(
         co, o->connect_timeout > 0 ? o->connect_timeout : 10 * CTX_SECOND);
     if (rc == 0 && o->max_msg > 0)
         rc = rpc_client_options_set_max_recv_message(co, o->max_msg);
-    if (rc == 0 && o->authority)
-        rc = rpc_client_options_set_authority(co, o->authority);
+    if (rc == 0 && (o->authority || o->unix_addr))
+        rc = rpc_client_options_set_authority(co, o->authority ? o->authority
+                                                               : "localhost");
     if (rc == 0)
         rc = rpc_client_channel_new(o->target, co, ch);
     rpc_client_options_free(co);

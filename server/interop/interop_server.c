@@ -7,6 +7,7 @@
  *                  [--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N]
  *                  [--max_connections=N] [--max_pending_handshakes=N]
  *                  [--use_tls=true --tls_cert_file=F --tls_key_file=F]
+ *                  [--unix=PATH]  (also listen on a Unix socket)
  *                  [--admin_port=N [--admin_host=ADDR]] [--access_log=PATH|-]
  *
  * --port=0 picks a free port.  Once listening it prints one line,
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
     long port = -1, loops = 0, workers = 64, ka = -1, kat = -1;
     long grace = 10000, stall = -1, blocked = 0, conns = 0, pending = 0;
     const char *host = "127.0.0.1";
+    const char *unix_path = NULL; /* --unix=PATH: also a Unix socket */
     const char *tls_cert = NULL, *tls_key = NULL;
     int use_tls = 0;
     long admin_port = -1; /* observe */
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
         }
         if (strncmp(a, "--host=", 7) == 0) {
             host = a + 7;
+        } else if (strncmp(a, "--unix=", 7) == 0) {
+            unix_path = a + 7;
         } else if (strcmp(a, "--use_tls=false") == 0) {
         } else if (strcmp(a, "--use_tls=true") == 0) {
             use_tls = 1;
@@ -94,7 +98,7 @@ int main(int argc, char **argv)
                     "[--workers=N] [--keepalive_ms=N] [--keepalive_timeout_ms=N] "
                     "[--grace_ms=N] [--send_stall_ms=N] [--max_blocked_sends=N] "
                     "[--max_connections=N] [--max_pending_handshakes=N] "
-                    "[--use_tls=true --tls_cert_file=F --tls_key_file=F] "
+                    "[--use_tls=true --tls_cert_file=F --tls_key_file=F] [--unix=PATH] "
                     "[--admin_port=N] [--admin_host=ADDR] [--access_log=PATH]\n");
             return 2;
         }
@@ -159,6 +163,11 @@ int main(int argc, char **argv)
     if (admin_port >= 0 &&
         (rc = rpc_server_enable_admin(s, admin_host, (int)admin_port)) != 0) {
         fprintf(stderr, "interop_server: admin endpoint: %s\n", rpc_strerror(rc));
+        return 1;
+    }
+    if (unix_path && (rc = rpc_server_listen_unix(s, unix_path)) != 0) {
+        fprintf(stderr, "interop_server: --unix=%s: %s\n", unix_path,
+                rpc_strerror(rc));
         return 1;
     }
     if ((rc = rpc_server_listen(s, host, (int)port)) != 0) {

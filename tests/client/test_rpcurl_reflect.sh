@@ -29,6 +29,7 @@ check() { # check NAME WANT_RC GOT_RC [grep pattern file]
 # start NAME CMD...: runs CMD, waits (bounded, 10 s) for "listening on port N".
 start() {
   local name=$1; shift
+  rm -f "$WORK/$name.out" # never read a previous run's port
   "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   pids+=($!)
   for _ in $(seq 100); do
@@ -96,8 +97,23 @@ R -expand-headers -H 'x-a: ${RPCURL_TEST_UNSET_VAR}' "$A" $TS/EmptyCall
 check "interop -expand-headers unset -> 1" 1 $? "RPCURL_TEST_UNSET_VAR" "$WORK/err"
 R -vv "$A" $TS/EmptyCall; check "interop -vv timing" 0 $? "Timing Data:" "$WORK/out"
 R "$A" grpc.health.v1.Health/Check; check "interop health" 0 $? '"status": "SERVING"' "$WORK/out"
-R -insecure "$A" list; check "TLS flags: not supported yet" 1 $? "TLS not supported yet" "$WORK/err"
+R -connect-timeout 2 -insecure "$A" list; check "TLS to a cleartext server -> 1" 1 $? "TLS" "$WORK/err"
 R -insecure -plaintext "$A" list; check "-insecure -plaintext -> 2" 2 $?
+# TLS: interop_server with a test CA's certificate.
+bash "$FIXTURES/gen_certs.sh" "$WORK/certs"
+start tls "$INTEROP_SERVER" --port=0 --use_tls=true \
+  --tls_cert_file="$WORK/certs/server.pem" --tls_key_file="$WORK/certs/server.key"
+T=127.0.0.1:$port
+R -cacert "$WORK/certs/ca.pem" "$T" list; check "TLS -cacert list" 0 $? "$TS" "$WORK/out"
+R -cacert "$WORK/certs/ca.pem" -d '{"response_size": 3}' "$T" $TS/UnaryCall
+check "TLS -cacert unary" 0 $? '"body": "AAAA"' "$WORK/out"
+R -insecure "$T" grpc.health.v1.Health/Check; check "TLS -insecure" 0 $? SERVING "$WORK/out"
+R -cacert "$WORK/certs/ca.pem" -servername wrong.example "$T" list
+check "TLS wrong name -> 1" 1 $? "hostname mismatch" "$WORK/err"
+R -plaintext -connect-timeout 2 "$T" list; check "plaintext to TLS -> 1" 1 $?
+# A Unix socket (-unix), reflection over it.
+start unix "$INTEROP_SERVER" --port=0 --unix="$WORK/rpcurl.sock"
+R -unix "$WORK/rpcurl.sock" list; check "-unix list" 0 $? "$TS" "$WORK/out"
 R "$A"; check "too few arguments -> 2" 2 $?
 R -version; check "-version" 0 $? "rpcurl" "$WORK/err"
 # Nothing listens: list fails (exit 1).
