@@ -140,7 +140,7 @@ void rpc__call_complete(rpc_client_call_t *call, int status, const char *msg)
      * returns "" for NULL). */
     rpc_metadata_t *empty_h = call->headers ? NULL : rpc_metadata_new();
     rpc_metadata_t *empty_t = call->trailers ? NULL : rpc_metadata_new();
-    char *m = msg && msg[0] ? strdup(msg) : NULL;
+    char *m = msg && msg[0] ? rpc__strdup(msg) : NULL;
     pthread_mutex_lock(&call->mu);
     call->done = true;
     call->status = status;
@@ -261,7 +261,7 @@ void rpc__call_deliver(rpc_client_call_t *call, const uint8_t *data,
         call->on_message(call, data, len, call->user_data);
         return;
     }
-    struct msg *m = malloc(sizeof *m + len + 1);
+    struct msg *m = rpc__malloc(sizeof *m + len + 1);
     if (m == NULL) {
         call_abort(call, RPC_STATUS_RESOURCE_EXHAUSTED,
                    "out of memory queueing a response message");
@@ -439,7 +439,7 @@ static int call_new(ctx_t *ctx, rpc_client_channel_t *ch, const char *method,
         return RPC_ERR_TOO_LARGE;
     size_t mlen = strlen(method) + 1;
     size_t flat = unary_len >= 0 ? RPC__FRAME_HDR + (size_t)unary_len : 0;
-    rpc_client_call_t *call = calloc(1, sizeof *call + mlen + flat);
+    rpc_client_call_t *call = rpc__calloc(1, sizeof *call + mlen + flat);
     if (call == NULL)
         return RPC_ERR_NOMEM;
     call->method = (char *)(call + 1);

@@ -383,7 +383,7 @@ int rpc_client_channel_new(const char *target,
     if (target == NULL || out == NULL)
         return RPC_ERR_INVAL;
     rpc__libevent_init();
-    rpc_client_channel_t *ch = calloc(1, sizeof *ch);
+    rpc_client_channel_t *ch = rpc__calloc(1, sizeof *ch);
     if (ch == NULL)
         return RPC_ERR_NOMEM;
     atomic_init(&ch->refs, 1);

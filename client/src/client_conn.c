@@ -161,7 +161,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
     }
     if (eq(name, namelen, "grpc-message")) {
         free(call->grpc_message);
-        call->grpc_message = malloc(valuelen + 1);
+        call->grpc_message = rpc__malloc(valuelen + 1);
         if (call->grpc_message)
             rpc__percent_decode((const char *)value, valuelen,
                                 call->grpc_message);
@@ -538,7 +538,7 @@ static void resolve_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 static struct conn *conn_new(rpc_client_channel_t *ch)
 {
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = rpc__calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
     c->cev = event_new(ch->base, -1, 0, resolve_timeout_cb, c);

@@ -228,7 +228,7 @@ static void request_resolve(struct lb *lb)
 
 static struct subch *sub_new(struct lb *lb, const struct addrinfo *a)
 {
-    struct subch *sc = calloc(1, sizeof *sc);
+    struct subch *sc = rpc__calloc(1, sizeof *sc);
     if (sc == NULL)
         return NULL;
     struct addrinfo one = *a;
@@ -294,7 +294,7 @@ static void on_resolved(void *arg, struct addrinfo *ai, const char *why)
     size_t cnt = 0;
     for (struct addrinfo *a = ai; a; a = a->ai_next)
         cnt++;
-    struct subch **subs = calloc(cnt ? cnt : 1, sizeof *subs);
+    struct subch **subs = rpc__calloc(cnt ? cnt : 1, sizeof *subs);
     size_t n = 0;
     bool oom = subs == NULL;
     for (struct addrinfo *a = ai; a && !oom; a = a->ai_next) {
@@ -679,7 +679,7 @@ void rpc__lb_shutdown(rpc_client_channel_t *ch)
 
 int rpc__lb_new(rpc_client_channel_t *ch)
 {
-    struct lb *lb = calloc(1, sizeof *lb);
+    struct lb *lb = rpc__calloc(1, sizeof *lb);
     if (lb == NULL)
         return RPC_ERR_NOMEM;
     lb->ch = ch;

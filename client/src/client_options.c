@@ -28,11 +28,11 @@ static int set_keys(rpc_client_options_t *o, const char *const *keys, size_t n)
 {
     char **v = NULL;
     if (n > 0) {
-        v = calloc(n, sizeof *v);
+        v = rpc__calloc(n, sizeof *v);
         if (v == NULL)
             return RPC_ERR_NOMEM;
         for (size_t i = 0; i < n; i++) {
-            v[i] = strdup(keys[i]);
+            v[i] = rpc__strdup(keys[i]);
             if (v[i] == NULL) {
                 for (size_t j = 0; j < i; j++)
                     free(v[j]);
@@ -51,7 +51,7 @@ static int set_keys(rpc_client_options_t *o, const char *const *keys, size_t n)
 
 rpc_client_options_t *rpc_client_options_new(void)
 {
-    rpc_client_options_t *o = malloc(sizeof *o);
+    rpc_client_options_t *o = rpc__malloc(sizeof *o);
     if (o == NULL)
         return NULL;
     rpc__client_options_defaults(o);
@@ -92,7 +92,7 @@ void rpc_client_options_free(rpc_client_options_t *o)
 static int dup_opt(char **dst, const char *src)
 {
     *dst = NULL;
-    if (src != NULL && (*dst = strdup(src)) == NULL)
+    if (src != NULL && (*dst = rpc__strdup(src)) == NULL)
         return RPC_ERR_NOMEM;
     return 0;
 }
@@ -207,7 +207,7 @@ int rpc_client_options_set_authority(rpc_client_options_t *o,
 {
     if (o == NULL || authority == NULL || authority[0] == '\0')
         return RPC_ERR_INVAL;
-    char *a = strdup(authority);
+    char *a = rpc__strdup(authority);
     if (a == NULL)
         return RPC_ERR_NOMEM;
     free(o->authority);

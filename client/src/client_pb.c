@@ -4,12 +4,14 @@
  */
 #include <rpc/client_pb.h>
 
+#include "rpc_internal.h"
+
 #include <stdlib.h>
 
 void *rpc_client_pb_pack(const ProtobufCMessage *msg, size_t *len)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *buf = rpc__malloc(n ? n : 1);
     if (buf == NULL)
         return NULL;
     *len = protobuf_c_message_pack(msg, buf);

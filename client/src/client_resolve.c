@@ -69,7 +69,7 @@ static char *ns_override; /* ns_mu: "ip[:port]" or NULL */
 int rpc__client_set_nameserver(const char *addr)
 {
     char *copy = NULL;
-    if (addr != NULL && (copy = strdup(addr)) == NULL)
+    if (addr != NULL && (copy = rpc__strdup(addr)) == NULL)
         return RPC_ERR_NOMEM;
     pthread_mutex_lock(&ns_mu);
     char *old = ns_override;
@@ -84,7 +84,7 @@ int rpc__client_nameserver(char **out)
     *out = NULL;
     int err = 0;
     pthread_mutex_lock(&ns_mu);
-    if (ns_override != NULL && (*out = strdup(ns_override)) == NULL)
+    if (ns_override != NULL && (*out = rpc__strdup(ns_override)) == NULL)
         err = RPC_ERR_NOMEM;
     pthread_mutex_unlock(&ns_mu);
     return err;
@@ -202,7 +202,7 @@ struct rpc__resolve *rpc__resolve_start(rpc_client_channel_t *ch,
         return NULL;
     }
     struct evdns_base *dns = dns_of(ch);
-    struct rpc__resolve *r = dns ? calloc(1, sizeof *r) : NULL;
+    struct rpc__resolve *r = dns ? rpc__calloc(1, sizeof *r) : NULL;
     if (r == NULL) {
         failed(ch, fn, c,
                dns ? "out of memory" : "cannot start the DNS resolver");
@@ -253,7 +253,7 @@ void rpc__resolve_shutdown(rpc_client_channel_t *ch)
  * getaddrinfo makes them, so evutil_freeaddrinfo (freeaddrinfo) frees it. */
 static struct addrinfo *ai_new(const struct sockaddr *sa, socklen_t len)
 {
-    struct addrinfo *a = calloc(1, sizeof *a + (size_t)len);
+    struct addrinfo *a = rpc__calloc(1, sizeof *a + (size_t)len);
     if (a == NULL)
         return NULL;
     a->ai_family = sa->sa_family;
@@ -328,8 +328,8 @@ static int unix_target(rpc_client_channel_t *ch, const char *path,
         len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
     }
     ch->static_ai = ai_new((struct sockaddr *)&sa, len);
-    ch->host = strdup("localhost");
-    ch->authority = strdup("localhost");
+    ch->host = rpc__strdup("localhost");
+    ch->authority = rpc__strdup("localhost");
     return ch->static_ai && ch->host && ch->authority ? 0 : RPC_ERR_NOMEM;
 }
 
@@ -354,8 +354,8 @@ static int split_hostport(const char *s, size_t n, char **host, char **port)
     }
     if (colon + 1 >= end || he == hs)
         return RPC_ERR_INVAL;
-    *host = strndup(hs, (size_t)(he - hs));
-    *port = strndup(colon + 1, (size_t)(end - colon - 1));
+    *host = rpc__strndup(hs, (size_t)(he - hs));
+    *port = rpc__strndup(colon + 1, (size_t)(end - colon - 1));
     if (*host == NULL || *port == NULL) {
         free(*host);
         free(*port);
@@ -383,7 +383,7 @@ static int list_target(rpc_client_channel_t *ch, const char *list, int family)
         struct addrinfo *ai = NULL;
         int g = getaddrinfo(host, port, &hints, &ai);
         if (g == 0 && ch->host == NULL) { /* the first names the channel */
-            ch->authority = strndup(p, n);
+            ch->authority = rpc__strndup(p, n);
             ch->host = host;
             host = NULL;
         }
@@ -403,7 +403,7 @@ static int list_target(rpc_client_channel_t *ch, const char *list, int family)
 
 int rpc__target_parse(rpc_client_channel_t *ch, const char *target)
 {
-    if ((ch->target = strdup(target)) == NULL)
+    if ((ch->target = rpc__strdup(target)) == NULL)
         return RPC_ERR_NOMEM;
     if (strncmp(target, "unix-abstract:", 14) == 0)
         return unix_target(ch, target + 14, true);
@@ -428,7 +428,7 @@ int rpc__target_parse(rpc_client_channel_t *ch, const char *target)
     }
     ch->dns_name = true;
     int rc = split_hostport(hp, strlen(hp), &ch->host, &ch->port);
-    if (rc == 0 && (ch->authority = strdup(hp)) == NULL)
+    if (rc == 0 && (ch->authority = rpc__strdup(hp)) == NULL)
         rc = RPC_ERR_NOMEM;
     return rc;
 }

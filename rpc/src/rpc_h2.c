@@ -19,6 +19,7 @@
  * everything from there.
  */
 #include "rpc_h2.h"
+#include "rpc_internal.h"
 #include "rpc_tls.h"
 
 #include <event2/buffer.h>
@@ -250,7 +251,7 @@ rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
                        size_t out_high, rpc__h2_close_cb on_close,
                        void *user_data)
 {
-    rpc__h2_t *h2 = calloc(1, sizeof *h2);
+    rpc__h2_t *h2 = rpc__calloc(1, sizeof *h2);
     if (h2 == NULL)
         return NULL;
     h2->close_ev = event_new(bufferevent_get_base(bev), -1, 0, close_cb, h2);

@@ -63,7 +63,7 @@ static const char peer_id_key = 0;
 static struct srv_transport *tp_of(rpc_server_t *s)
 {
     if (s->transport == NULL) {
-        struct srv_transport *tp = calloc(1, sizeof *tp);
+        struct srv_transport *tp = rpc__calloc(1, sizeof *tp);
         if (tp == NULL)
             return NULL;
         pthread_mutex_init(&tp->mu, NULL);
@@ -111,8 +111,8 @@ int rpc_server_set_tls(rpc_server_t *s, const char *cert_file,
                          (int)client_auth);
     if (ctx == NULL)
         return RPC_ERR_INVAL; /* nothing changed */
-    char *cert = strdup(cert_file), *key = strdup(key_file);
-    char *ca = client_ca_file ? strdup(client_ca_file) : NULL;
+    char *cert = rpc__strdup(cert_file), *key = rpc__strdup(key_file);
+    char *ca = client_ca_file ? rpc__strdup(client_ca_file) : NULL;
     if (cert == NULL || key == NULL || (client_ca_file && ca == NULL)) {
         free(cert);
         free(key);
@@ -212,7 +212,7 @@ struct bufferevent *srv_transport_stream(rpc_server_t *s,
     if (ssl == NULL)
         return rpc__stream_plain(base, fd);
     /* conn_ctx becomes: cancel <- value(peer_id) <- the old conn_ctx. */
-    struct peer_id *p = calloc(1, sizeof *p);
+    struct peer_id *p = rpc__calloc(1, sizeof *p);
     ctx_t *vn = p ? ctx_with_value(*conn_ctx, &peer_id_key, p, free) : NULL;
     ctx_t *cc = vn ? ctx_with_cancel(vn) : NULL;
     if (cc == NULL) {
@@ -273,7 +273,7 @@ int rpc_server_listen_unix(rpc_server_t *s, const char *path)
         sl = (socklen_t)sizeof sa;
     }
     struct srv_transport *tp = tp_of(s);
-    char *copy = abstract ? NULL : strdup(path);
+    char *copy = abstract ? NULL : rpc__strdup(path);
     if (tp == NULL || (!abstract && copy == NULL)) {
         free(copy);
         return RPC_ERR_NOMEM;
