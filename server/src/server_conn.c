@@ -607,10 +607,13 @@ static void conn_closed(rpc__h2_t *h2, int reason, void *user_data)
         srv_call_stream_closed(call, 0, cause);
     }
     head_clear(&c->head);
-    event_free(c->ka_timer);
-    event_free(c->ack_timer);
-    event_free(c->hs_timer);
-    event_free(c->idle_timer);
+    /* A timer may be missing: not made (out of memory), or no idle timer
+     * when RPC_SERVER_IDLE_TIMEOUT_MS is 0 (event_free() takes no NULL). */
+    struct event *timers[] = {c->ka_timer, c->ack_timer, c->hs_timer,
+                              c->idle_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof *timers; i++)
+        if (timers[i] != NULL)
+            event_free(timers[i]);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -130,6 +130,14 @@ static void ev_on_done(rpc_call_t *call, void *ud)
     assert_int_equal(rpc_call_finish(call, RPC_STATUS_CANCELLED, NULL), RPC_ERR_CLOSED);
 }
 
+static int ev_reply(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
+                    void *ud)
+{
+    Demo__V1__FanoutReply rsp = DEMO__V1__FANOUT_REPLY__INIT;
+    return rpc_call_send(call, &rsp.base) == 0 ? RPC_STATUS_OK
+                                                : RPC_STATUS_INTERNAL;
+}
+
 static int ev_handler(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *req,
                       void *ud)
 {
@@ -150,6 +158,34 @@ static int all_got_reply(h2t_t *c, void *arg)
 
 static rpc_server_t *start(const char *method, rpc_method_kind_t kind,
                            rpc_handler_style_t style, rpc_handler_fn fn, void *ud);
+
+/* RPC_SERVER_IDLE_TIMEOUT_MS 0 (never close idle connections): a
+ * connection comes and goes without its missing idle timer being freed
+ * (that crashed every close; found by fuzz_server_h2). */
+static void test_idle_timeout_zero(void **state)
+{
+    rpc_server_t *s = rpc_server_new();
+    rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 1);
+    assert_int_equal(rpc_server_set_option(s, RPC_SERVER_IDLE_TIMEOUT_MS, 0), 0);
+    assert_int_equal(rpc_server_add_method(s, &demo__v1__demo__descriptor,
+                                           "Fanout", RPC_UNARY, RPC_NONBLOCKING,
+                                           ev_reply, NULL), 0);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 0), 0);
+    assert_int_equal(rpc_server_start(s), 0);
+    for (int k = 0; k < 3; k++) {
+        h2t_t c;
+        assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+        int i = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+        assert_int_equal(h2t_flush(&c), 0);
+        assert_int_equal(h2t_run(&c, 5000, h2t_closed, &i), 0);
+        assert_int_equal(c.streams[i].grpc_status, RPC_STATUS_OK);
+        h2t_close(&c);
+    }
+    for (int k = 0; k < 5000 && rpc_server_stat(s, RPC_STAT_CONNECTIONS) > 0; k++)
+        ctx_wait(ctx_background(), CTX_MS);
+    assert_int_equal(rpc_server_stat(s, RPC_STAT_CONNECTIONS), 0);
+    rpc_server_free(s);
+}
 
 static void test_events_bidi(void **state)
 {
@@ -483,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_nonblocking_finish_elsewhere),
         cmocka_unit_test(test_unary_cardinality),
         cmocka_unit_test(test_events_bidi),
+        cmocka_unit_test(test_idle_timeout_zero),
         cmocka_unit_test(test_peer_stops_reading),
         cmocka_unit_test(test_inbound_flow_control),
         cmocka_unit_test(test_graceful_drain),
