@@ -37,6 +37,8 @@ struct rpc__h2 {
     int closing;       /* close scheduled or flushing before close */
     int close_reason;
     int flush_then_close;
+    int proto_error;   /* a fatal nghttp2 error: the GOAWAY it queued (if
+                          any) goes out, then RPC__H2_PROTOCOL */
     char detail[160];  /* why the stream failed (TLS), or "" */
     /* Server sessions: the input scanner (see scan_feed). */
     int scan;              /* active */
@@ -104,7 +106,7 @@ int rpc__h2_flush(rpc__h2_t *h2)
     if (evbuffer_get_length(out) == 0 &&
         (h2->flush_then_close || (!nghttp2_session_want_read(h2->session) &&
                                   !nghttp2_session_want_write(h2->session)))) {
-        schedule_close(h2, RPC__H2_DONE);
+        schedule_close(h2, h2->proto_error ? RPC__H2_PROTOCOL : RPC__H2_DONE);
         return -1;
     }
     return 0;
@@ -117,15 +119,22 @@ static int feed(rpc__h2_t *h2, const uint8_t *p, size_t n)
         return 0;
     ssize_t r = nghttp2_session_mem_recv(h2->session, p, n);
     if (r < 0) {
-        /* Bad client magic and friends: try to say why (nghttp2 has
-         * queued a GOAWAY where it could), then close. */
+        /* Bad client magic, a callback that gave up on the peer (GOAWAY
+         * ENHANCE_YOUR_CALM) and friends: stop reading, let the GOAWAY
+         * nghttp2 or the owner queued go out (bounded by the write
+         * timeout), then close with RPC__H2_PROTOCOL. */
         struct evbuffer *in = bufferevent_get_input(h2->bev);
         evbuffer_drain(in, evbuffer_get_length(in));
         const uint8_t *data;
         ssize_t m;
         while ((m = nghttp2_session_mem_send(h2->session, &data)) > 0)
             bufferevent_write(h2->bev, data, (size_t)m);
-        schedule_close(h2, RPC__H2_PROTOCOL);
+        h2->proto_error = 1;
+        h2->flush_then_close = 1;
+        h2->closing = 1;
+        bufferevent_disable(h2->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(h2->bev)) == 0)
+            schedule_close(h2, RPC__H2_PROTOCOL);
         return -1;
     }
     return 0;

@@ -356,7 +356,73 @@ def idle_reset(port, stock):
     check("idle reset: a bystander is served", bystander(stock) == 5)
 
 
-CASES = {"idle_reset": idle_reset, "stream_overshoot": stream_overshoot, "zero_window": zero_window,
+def raw_frame(ftype, flags, sid, payload):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + \
+        sid.to_bytes(4, "big") + payload
+
+
+def raw_goaways(sock, timeout):
+    """Reads raw frames until EOF (or timeout): the GOAWAYs' (code, data)."""
+    buf, out, end = b"", [], time.time() + timeout
+    while time.time() < end:
+        sock.settimeout(max(0.01, end - time.time()))
+        try:
+            data = sock.recv(65536)
+        except (socket.timeout, OSError):
+            break
+        if not data:
+            break
+        buf += data
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            if buf[3] == 7:
+                out.append((int.from_bytes(buf[13:17], "big"), buf[17:9 + n]))
+            buf = buf[9 + n:]
+    return out
+
+
+def hpack_bomb(port, stock):
+    """Header blocks whose few wire bytes expand into huge headers: a 4 kB
+    value put in the HPACK table, then referenced 16,000 times a frame."""
+    c = Client(port)
+    c.pump(lambda ev: of(ev, h2.events.SettingsAcknowledged))
+    path = b"/demo.v1.Demo/Fanout"
+    block = (b"\x83\x86" + b"\x44" + bytes([len(path)]) + path +
+             b"\x41\x09localhost" + b"\x5f\x10application/grpc" +
+             b"\x40\x03x-a\x7f\xa1\x1e" + b"A" * 4000)
+    frames = [raw_frame(1, 0x5, 1, block + b"\xbe" * (16000 - len(block)))]
+    for sid in range(3, 21, 2):
+        frames.append(raw_frame(1, 0x5, sid, b"\x83\x86\x84" + b"\xbe" * 16000))
+    try:
+        for f in frames:
+            c.sock.sendall(f)
+    except OSError:
+        pass  # closed on us already: what we want
+    goaways = raw_goaways(c.sock, 10)
+    check("hpack bomb: the connection gets GOAWAY ENHANCE_YOUR_CALM",
+          h2.errors.ErrorCodes.ENHANCE_YOUR_CALM in [g[0] for g in goaways], str(goaways))
+    c.close()
+    check("hpack bomb: a bystander is served", bystander(stock) == 5)
+
+
+def ping_flood(port, stock):
+    """10,000 PINGs as fast as the socket takes them."""
+    c = Client(port)
+    c.pump(lambda ev: of(ev, h2.events.SettingsAcknowledged))
+    ping = raw_frame(6, 0, 0, b"12345678")
+    try:
+        c.sock.sendall(ping * 10000)
+    except OSError:
+        pass
+    c.pump(lambda ev: "eof" in ev or of(ev, h2.events.ConnectionTerminated), timeout=10)
+    calm = [e for e in of(c.events, h2.events.ConnectionTerminated)
+            if e.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM]
+    check("ping flood: GOAWAY ENHANCE_YOUR_CALM (too_many_pings)", bool(calm))
+    c.close()
+    check("ping flood: a bystander is served", bystander(stock) == 5)
+
+
+CASES = {"idle_reset": idle_reset, "hpack_bomb": hpack_bomb, "ping_flood": ping_flood, "stream_overshoot": stream_overshoot, "zero_window": zero_window,
          "connection_flood": connection_flood, "reset_flood": reset_flood}
 
 
