@@ -344,6 +344,12 @@ static void *loop_main(void *arg)
     /* fail_everything() has destroyed the connections, cancelling any
      * pending resolution: let those finish, then free the resolver. */
     rpc__resolve_shutdown(ch);
+    /* A freed bufferevent (a TLS one, especially) is finalized from a
+     * deferred callback; event_base_free() cancels those without running
+     * them, which would leak the SSL object and its buffers.  Let them run
+     * (they run at once: nothing here waits on I/O). */
+    for (int i = 0; i < 4; i++)
+        event_base_loop(ch->base, EVLOOP_NONBLOCK);
     return NULL;
 }
 

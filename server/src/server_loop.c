@@ -272,6 +272,11 @@ void srv_loop_free_all(rpc_server_t *s)
             event_free(lp->accept_retry);
         if (lp->sweep)
             event_free(lp->sweep);
+        /* Freed bufferevents (TLS ones especially) are finalized from
+         * deferred callbacks, which event_base_free() would cancel: run
+         * them first. */
+        for (int k = 0; lp->base && k < 4; k++)
+            event_base_loop(lp->base, EVLOOP_NONBLOCK);
         if (lp->base)
             event_base_free(lp->base);
         for (size_t k = 0; k < lp->ninbox; k++)
