@@ -4,9 +4,10 @@
  *   Fanout  a 16-byte echo (reply with the payload): non-blocking, on the
  *           loop thread, or blocking, on the worker pool -- the path most
  *           users write -- with WORKERS threads (0: the server's default);
- *   Ticks   a non-blocking call that stays pending until its context is
- *           done (finished by an AfterFunc): the 10,000-in-flight memory
- *           figure holds no thread per call.
+ *   Ticks   a call that stays open until its context is done: non-blocking
+ *           (finished by an AfterFunc; the 10,000-in-flight memory figure
+ *           holds no thread per call), or in the blocking mode a handler
+ *           that holds its worker (the starvation row).
  *
  *   rpc_bench_server PORT [LOOPS [nonblocking|blocking [WORKERS]]]
  *   (prints "listening on port N")
@@ -43,6 +44,15 @@ static void pending_done(void *arg)
     rpc_call_finish(p->call, rpc_cause_status(cause), NULL);
     ctx_after_stop(p->after);
     free(p);
+}
+
+/* Ticks, blocking style: a long-lived stream that holds its worker until
+ * the call ends (what a Watch written as a blocking handler does). */
+static int hold_blocking(ctx_t *ctx, rpc_call_t *call,
+                         const ProtobufCMessage *m, void *ud)
+{
+    ctx_wait(ctx, -1);
+    return rpc_cause_status(ctx_cause(ctx));
 }
 
 static int hold(ctx_t *ctx, rpc_call_t *call, const ProtobufCMessage *m,
@@ -86,7 +96,8 @@ int main(int argc, char **argv)
                                     blocking ? RPC_BLOCKING : RPC_NONBLOCKING,
                                     echo, NULL)) ||
         (rc = rpc_server_add_method(s, svc, "Ticks", RPC_SERVER_STREAMING,
-                                    RPC_NONBLOCKING, hold, NULL)) ||
+                                    blocking ? RPC_BLOCKING : RPC_NONBLOCKING,
+                                    blocking ? hold_blocking : hold, NULL)) ||
         (rc = rpc_server_listen(s, "127.0.0.1", atoi(argv[1]))) ||
         (rc = rpc_server_start(s))) {
         fprintf(stderr, "rpc_bench_server: setup failed\n");

@@ -28,10 +28,12 @@ for b in "$bare" "$rpc"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; d
 interop=$build/server/interop_server
 peers=(bare rpc rpcblk blk2 blk64 blk256 interop)
 [ -n "${BASELINE_BUILD:-}" ] && peers+=(base baseblk)
-[ -n "${PEERS:-}" ] && read -r -a peers <<< "$PEERS"
+
 pdir=$build/bench/peers
 [ -x "$pdir/go_echo" ] && peers+=(go)
 [ -x "$pdir/cpp_echo" ] && peers+=(cppcb cppsync)
+# PEERS="bare rpc ..." measures only those.
+[ -n "${PEERS:-}" ] && read -r -a peers <<< "$PEERS"
 peer_cmd() {
   case $1 in
     bare) echo "$bare 0" ;;
@@ -117,6 +119,22 @@ for rep in $(seq "$reps"); do
   done
 done
 
+# Starvation: the blocking echo with the default pool (32 initial
+# workers), unary p99 at 1x1 alone and while 64 long-lived blocking
+# streams (Ticks held open, 2x the initial pool) occupy workers.
+for rep in $(seq "$reps"); do
+  start "$rpc" 0 1 blocking 0
+  run_one starve-alone 1 1 20000
+  taskset -c 1 h2load -t 1 -n 64 -c 1 -m 64 -d "$tmp/req.bin" \
+    -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://127.0.0.1:$PORT/demo.v1.Demo/Ticks" > /dev/null 2>&1 &
+  hold=$!; pids+=("$hold")
+  sleep 1 # let the 64 streams reach their handlers (a pace, not a sync)
+  run_one starve-64streams 1 1 20000
+  kill "$hold"; wait "$hold" 2>/dev/null || true
+  stop
+done
+
 median() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 sel() { awk -v p="$1" -v c="$2" -v m="$3" -v f="$4" '$1==p&&$2==c&&$3==m{print $f}' "$tmp/results" | median; }
 printf '\n%-8s %-6s %11s %16s %12s %10s\n' peer 'c x m' 'req/s' 'latency us' 'CPU us/call' 'vs bare'
@@ -131,6 +149,11 @@ for sc in "${scenarios[@]}"; do
   done
 done
 echo "(1x1 latency: p50 / p99 from h2load --log-file; grpc-go runs with GOMAXPROCS=1)"
+echo
+echo "starvation (blocking echo, default pool; unary 1x1):"
+for name in starve-alone starve-64streams; do
+  printf '  %-18s p50 %s us  p99 %s us\n' "$name" "$(sel $name 1 1 5)" "$(sel $name 1 1 7)"
+done
 
 # Memory: 10,000 calls held open (demo.v1.Demo/Ticks stays pending until
 # its context is cancelled; h2load is killed = 100 disconnects).

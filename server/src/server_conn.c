@@ -680,6 +680,11 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    /* Closed streams are kept only for the priority tree, which gRPC does
+     * not use; nghttp2 would keep as many as the local stream limit, and
+     * that limit is unlimited here (send_preface): without this, a busy
+     * connection's stream map grows by every call it ever had. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     /* nghttp2's own Rapid Reset bucket (1,000 burst, 33/s per connection)
      * ends a connection whose client cancels more than 33 calls a second
      * for long (GOAWAY, every call on it failing UNAVAILABLE): too strict
