@@ -81,6 +81,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -237,14 +238,19 @@ static void remove_parked(ctx_pool_t *p, struct worker *w)
     p->parked--;
 }
 
-/* At most half the CPUs poll at once (Go's rule for spinning Ms): a pool
- * of 10,000 threads must not burn 10,000 poll windows. */
+/* At most half the CPUs the process may run on poll at once (Go's rule
+ * for spinning Ms): a pool of 10,000 threads must not burn 10,000 poll
+ * windows.  On one CPU nobody polls: a poller would only keep the thread
+ * that produces the next task (an event loop, say) off that CPU. */
 static int max_spinners(void)
 {
-    static atomic_int n;
+    static atomic_int n = -1;
     int v = atomic_load_explicit(&n, memory_order_relaxed);
-    if (v == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (v < 0) {
+        cpu_set_t set;
+        long cpus = sched_getaffinity(0, sizeof set, &set) == 0
+                        ? CPU_COUNT(&set)
+                        : sysconf(_SC_NPROCESSORS_ONLN);
         v = cpus >= 4 ? (int)(cpus / 2) : 1;
         atomic_store_explicit(&n, v, memory_order_relaxed);
     }
