@@ -24,10 +24,15 @@
  *                  srv_call_stream_closed: counted, CLOSED
  *
  * The cancel path -- one door.  Whatever ends a request early ends its
- * request context, and the loop learns of it the one way it learns of
- * anything a handler does: the context's watcher (a ctx_after_func) posts
- * the call to the loop's mailbox, and srv_call_pump() decides the status
- * from ctx_cause():
+ * request context, and the status is decided from ctx_cause() and nothing
+ * else.  The ends the loop itself causes (an RST, a closed connection,
+ * shutdown, bad input) end the context and decide on the loop at once.
+ * The one end that comes from elsewhere, the request context's own
+ * deadline, reaches the loop the way the client learns of one: a watcher
+ * (a ctx_after_func, made only for calls with a deadline) posts the call
+ * to the loop's mailbox, and srv_call_pump() decides from the context;
+ * a handler the pool skips because its context had ended is posted the
+ * same way:
  *
  *   deadline        libctx's own timer        CTX_DEADLINE_EXCEEDED + DEADLINE
  *   RST_STREAM      loop: srv_call_stream_closed   CTX_CANCELED + CLIENT_CANCEL
@@ -188,11 +193,11 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
     if (call->vctx != NULL)
         h->md = NULL; /* owned by the value node now */
     ctx_after_t *w = NULL;
-    if (call->vctx != NULL) {
+    if (call->vctx != NULL && h->timeout_ns >= 0) {
         atomic_init(&call->refs, 2); /* + the watcher's */
         w = ctx_after_func(call->req_ctx, req_done, call);
     }
-    if (w == NULL) {
+    if (call->vctx == NULL || (h->timeout_ns >= 0 && w == NULL)) {
         ctx_release(call->vctx);
         ctx_release(call->req_ctx);
         rpc__frame_decoder_reset(&call->dec);
@@ -613,11 +618,13 @@ static int run_handler(ctx_t *ctx, void *arg)
     return 0;
 }
 
-/* The pool is done with the call: ran says whether run_handler ran (it is
- * skipped when the request context ended before a worker picked it up,
- * and the watcher then tells the loop). */
+/* The pool is done with the call: ran says whether run_handler ran.  It
+ * is skipped when the request context ended before a worker picked it up;
+ * the loop is told, and decides the status from the context. */
 static void handler_done(int err, bool ran, void *arg, void *user_data)
 {
+    if (!ran)
+        srv_loop_notify(arg);
     srv_call_release(arg);
 }
 

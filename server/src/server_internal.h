@@ -29,8 +29,8 @@
  *     handler thread.  It is reference counted: the stream holds one
  *     reference until nghttp2 closes it (or the connection dies), a running
  *     handler holds one, the loop's mailbox holds one while the call is
- *     queued there, and the request-context watcher holds one until it has
- *     fired or been stopped.  The last release frees it and releases its
+ *     queued there, and the request-context watcher (calls with a deadline)
+ *     holds one until it has fired or been stopped.  The last release frees it and releases its
  *     contexts (sub-tasks hold their own context references).
  *
  * Locks (lock order: loop->mu and call->mu are never held together; the
@@ -311,7 +311,9 @@ struct rpc_call {
     unsigned accept_mask;     /* grpc-accept-encoding, as a bit mask */
     ctx_t *req_ctx;           /* cancelable request context */
     ctx_t *vctx;              /* value node: what handlers get */
-    _Atomic(ctx_after_t *) watch; /* req_ctx done -> srv_loop_notify */
+    _Atomic(ctx_after_t *) watch; /* req_ctx done -> srv_loop_notify; only
+                                     for calls with a deadline (every other
+                                     end starts on the loop) */
     /* loop-only: */
     struct srv_conn *conn;    /* NULL once the stream is gone */
     struct rpc_call *prev, *next; /* in conn->calls */

@@ -206,7 +206,9 @@ RPC_API int rpc_server_port(const rpc_server_t *s);
 RPC_API int rpc_server_start(rpc_server_t *s);
 
 /* The server's root context (borrowed, valid until rpc_server_free()):
- * every connection and request context descends from it. */
+ * every connection and request context descends from it.  Derive from it
+ * (work that should stop at shutdown); do not cancel it: only
+ * rpc_server_shutdown() ends it so that every open call is answered. */
 RPC_API ctx_t *rpc_server_ctx(rpc_server_t *s);
 
 /* Stops the server.  Stops accepting, sends GOAWAY on every connection,
