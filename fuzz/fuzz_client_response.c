@@ -54,6 +54,19 @@ static __attribute__((noreturn)) void fail(const char *what)
     abort();
 }
 
+/* poll(2) for up to WAIT_MS, resumed after signals (libFuzzer's timeout
+ * alarm interrupts it).  Returns poll's result, 0 on timeout. */
+static int wait_fd(struct pollfd *pf)
+{
+    int64_t end = ctx_now() + (int64_t)WAIT_MS * CTX_MS;
+    for (;;) {
+        int64_t left = (end - ctx_now()) / CTX_MS;
+        int n = poll(pf, 1, left > 0 ? (int)left : 0);
+        if (n >= 0 || errno != EINTR)
+            return n;
+    }
+}
+
 static void listen_once(void)
 {
     if (listen_fd >= 0)
@@ -80,7 +93,7 @@ static void drop_backlog(void)
 static int accept_one(void)
 {
     struct pollfd pf = {.fd = listen_fd, .events = POLLIN};
-    if (poll(&pf, 1, WAIT_MS) != 1)
+    if (wait_fd(&pf) != 1)
         fail("the channel did not connect");
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
@@ -126,7 +139,7 @@ static void await_headers(int fd, struct wire *w, int32_t id)
 {
     while (w->last_headers < id) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, WAIT_MS) != 1)
+        if (wait_fd(&pf) != 1)
             fail("no HEADERS from the client");
         if (w->len == sizeof w->buf)
             fail("client frame larger than the harness buffer");
@@ -153,7 +166,7 @@ static void play(int fd, const uint8_t *out, size_t len)
         }
         struct pollfd pf = {.fd = fd,
                             .events = (short)(POLLIN | (shut ? 0 : POLLOUT))};
-        if (poll(&pf, 1, WAIT_MS) != 1)
+        if (wait_fd(&pf) != 1)
             fail("the client did not close the connection");
         if (pf.revents & POLLOUT) {
             ssize_t n = send(fd, out + off, len - off, MSG_NOSIGNAL);
