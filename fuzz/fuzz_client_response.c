@@ -7,6 +7,13 @@
  * header validation, grpc-status and trailers parsing, message framing and
  * limits, and every way a call ends.
  *
+ * The first byte of an input is not sent: its bits choose what the
+ * application does once the rest has been written, before the server
+ * half-closes --
+ *   0x1  cancel call B (rpc_client_call_cancel)
+ *   0x2  cancel call A's context
+ *   0x4  free the channel, calls still in flight
+ *
  * One input (the channel has its loop thread; the harness is the server
  * on a loopback listener made once per process):
  *
@@ -15,8 +22,9 @@
  *   streaming, async, on_message; a deadline, so grpc-timeout is sent)
  *   --> stream 3 --> call C (blocking style, one message, not
  *   half-closed) --> stream 5 --> write SETTINGS + input, reading what the
- *   client sends --> half-close --> read until the client closes the
- *   connection --> each call has finished: check its results --> free.
+ *   client sends --> [cancel B, cancel A's context, free the channel] -->
+ *   half-close --> read until the client closes the connection --> each
+ *   call has finished: check its results --> free.
  *
  * Starting each call only once the previous one's HEADERS are on the wire
  * keeps the stream ids fixed (1, 3, 5: the seeds address them), whatever
@@ -153,19 +161,15 @@ static void await_headers(int fd, struct wire *w, int32_t id)
     }
 }
 
-/* Writes out[0..len) while discarding what the client sends, then
- * half-closes and reads until the client closes the connection. */
-static void play(int fd, const uint8_t *out, size_t len)
+/* Writes out[0..len) (len 0: none, then waits for the client to close)
+ * while discarding what the client sends.  Returns 1 once the client has
+ * closed the connection, 0 when everything is written. */
+static int play(int fd, const uint8_t *out, size_t len)
 {
     size_t off = 0;
-    int shut = 0;
-    for (;;) {
-        if (off == len && !shut) {
-            shutdown(fd, SHUT_WR);
-            shut = 1;
-        }
+    while (off < len || len == 0) {
         struct pollfd pf = {.fd = fd,
-                            .events = (short)(POLLIN | (shut ? 0 : POLLOUT))};
+                            .events = (short)(POLLIN | (len ? POLLOUT : 0))};
         if (wait_fd(&pf) != 1)
             fail("the client did not close the connection");
         if (pf.revents & POLLOUT) {
@@ -179,9 +183,10 @@ static void play(int fd, const uint8_t *out, size_t len)
             uint8_t buf[16384];
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-                return;
+                return 1;
         }
     }
+    return 0;
 }
 
 /* ---- the calls ----------------------------------------------------------- */
@@ -213,6 +218,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t settings[9] = {0, 0, 0, 0x4, 0, 0, 0, 0, 0};
     static const uint8_t req[] = {0x0a, 0x03, 'a', 'b', 'c'};
+    enum { CANCEL_B = 0x1, CANCEL_A_CTX = 0x2, FREE_CHANNEL = 0x4 };
+    int mode = 0;
+    if (size > 0) {
+        mode = data[0];
+        data++;
+        size--;
+    }
     listen_once();
     drop_backlog();
 
@@ -230,14 +242,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("out of memory");
     ctx_t *bg = ctx_background();
     ctx_t *dl = ctx_with_timeout(bg, 3600 * CTX_SECOND);
-    if (dl == NULL)
+    ctx_t *actx = ctx_with_cancel(bg);
+    if (dl == NULL || actx == NULL)
         fail("out of memory");
 
     struct wire *w = calloc(1, sizeof *w);
     rpc_client_call_t *a = NULL, *b = NULL, *c = NULL;
     int b_msgs = 0;
     if (w == NULL ||
-        rpc_client_unary_async(bg, ch, "/grpc.testing.TestService/UnaryCall",
+        rpc_client_unary_async(actx, ch, "/grpc.testing.TestService/UnaryCall",
                                md, req, sizeof req, NULL, NULL, &a) != 0)
         fail("cannot start call A");
     int fd = accept_one();
@@ -262,10 +275,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(out, settings, sizeof settings);
     if (size > 0)
         memcpy(out + sizeof settings, data, size);
-    play(fd, out, sizeof settings + size);
+    int closed = play(fd, out, sizeof settings + size);
     free(out);
+    if (mode & CANCEL_B)
+        rpc_client_call_cancel(b);
+    if (mode & CANCEL_A_CTX)
+        ctx_cancel(actx);
+    if (mode & FREE_CHANNEL) {
+        rpc_client_channel_free(ch);
+        ch = NULL;
+    }
+    shutdown(fd, SHUT_WR);
+    /* A freed channel's socket is closed only once the last call handle
+     * is gone (its event_base, which finalizes the socket, goes with the
+     * channel's memory): wait for that below. */
+    if (!closed && ch != NULL)
+        closed = play(fd, NULL, 0);
 
-    /* The client closed the connection: every call on it has ended. */
+    /* The client closed the connection (or the channel is freed): every
+     * call on it has ended. */
     check_finished(a, "A");
     check_finished(b, "B");
     check_finished(c, "C");
@@ -297,7 +325,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rpc_client_call_free(c);
     rpc_metadata_free(md);
     ctx_release(dl);
+    ctx_release(actx);
     rpc_client_channel_free(ch);
+    if (!closed)
+        play(fd, NULL, 0);
     close(fd);
     return 0;
 }

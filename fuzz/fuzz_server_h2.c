@@ -5,6 +5,13 @@
  * message framing, call creation and dispatch to real handlers of every
  * kind and style, and then through the connection's teardown.
  *
+ * The first byte of an input is not sent: its bits choose when the
+ * server's own shutdown steps (server_fuzz.h) run --
+ *   0x1  drain (GOAWAY notice + PING) at once, before the client's bytes
+ *   0x2  drain once the input has settled
+ *   0x4  abort (calls answered UNAVAILABLE, cause SHUTDOWN; close after
+ *        flush) once the input has settled, after any drain
+ *
  * One input, in-process, on this thread (server_fuzz.h):
  *
  *   rpc_server_new + methods --> rpc__server_fuzz_start (one loop, run
@@ -12,9 +19,9 @@
  *   is the client --> write preface + input, reading whatever the server
  *   answers --> settle: the server has read every byte, and no handler
  *   is running except ones waiting for the client (in rpc_call_recv or a
- *   blocked rpc_call_send) --> half-close the client --> run until the
- *   connection is closed and every call freed --> check the counters
- *   balance --> rpc_server_free.
+ *   blocked rpc_call_send) --> [drain, abort] --> half-close the client
+ *   --> run until the connection is closed and every call freed --> check
+ *   the counters balance --> rpc_server_free.
  *
  * Handlers (grpc.testing.TestService, request fields steer them):
  *   UnaryCall            non-blocking unary: echo, response_size,
@@ -434,6 +441,13 @@ static void check_counters(rpc_server_t *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    enum { DRAIN_FIRST = 0x1, DRAIN_SETTLED = 0x2, ABORT_SETTLED = 0x4 };
+    int mode = 0;
+    if (size > 0) {
+        mode = data[0];
+        data++;
+        size--;
+    }
     if (pool == NULL) {
         ctx_pool_options_t po;
         ctx_pool_options_init(&po);
@@ -448,6 +462,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         abort();
     rpc__server_fuzz_accept(s, sv[0]);
+    if (mode & DRAIN_FIRST)
+        rpc__server_fuzz_drain(s);
 
     struct peer p = {.fd = sv[1], .len = sizeof preface - 1 + size};
     p.out = malloc(p.len);
@@ -472,6 +488,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         step(base, &p, deadline, "taking the input");
     }
+    if ((mode & DRAIN_SETTLED) && rpc_server_stat(s, RPC_STAT_CONNECTIONS) > 0)
+        rpc__server_fuzz_drain(s);
+    if ((mode & ABORT_SETTLED) && rpc_server_stat(s, RPC_STAT_CONNECTIONS) > 0)
+        rpc__server_fuzz_abort(s);
     /* The client goes quiet: everything must end. */
     event_del(p.wev);
     shutdown(p.fd, SHUT_WR);

@@ -277,6 +277,18 @@ def server_seeds():
     s["settings"] = settings((1, 0), (2, 0), (3, 2), (4, 65535), (5, 16384),
                              (6, 4096)) + settings(ack=True) + \
         call(1, SVC + "StreamingOutputCall", stream_request(sizes=(100,)))
+    s["stalled"] = settings((4, 0)) + b"".join(
+        call(i, SVC + "StreamingOutputCall",
+             stream_request(sizes=(8000, 8000))) for i in (1, 3, 5, 7))
+    s["open-calls"] = HELLO + headers(1, req(SVC + "HalfDuplexCall")) + \
+        data(1, msg(stream_request(sizes=(5,)))) + \
+        headers(3, req(SVC + "FullDuplexCall")) + \
+        data(3, msg(stream_request(sizes=(5,)))) + \
+        headers(5, req(SVC + "StreamingInputCall")) + \
+        data(5, msg(input_request(b"x"))) + \
+        headers(7, req(SVC + "UnaryCall", ("grpc-timeout", "1S")))
+    s["drain-ack"] = HELLO + ping(b"rpcdrain", ack=True) + \
+        call(1, SVC + "UnaryCall", sr)
     s["overshoot"] = HELLO + b"".join(
         headers(i, req(SVC + "FullDuplexCall")) for i in range(1, 24, 2)) + \
         b"".join(data(i, msg(stream_request(sizes=(1,))), end=True)
@@ -377,6 +389,16 @@ def client_seeds():
     return s
 
 
+def with_modes(seeds, first, modes):
+    """Both targets' inputs start with a mode byte (see the .c files): every
+    seed gets `first`; a few get each other mode as well."""
+    out = {name: bytes([first]) + blob for name, blob in seeds.items()}
+    for mode, names in modes.items():
+        for name in names:
+            out[f"{name}-mode{mode}"] = bytes([mode]) + seeds[name]
+    return out
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -387,5 +409,16 @@ def write(target, seeds):
 
 
 if __name__ == "__main__":
-    write("server_h2", server_seeds())
-    write("client_response", client_seeds())
+    write("server_h2", with_modes(server_seeds(), 0, {
+        1: ["unary", "mixed", "health-watch"],
+        2: ["bidi-blocking", "health-watch", "open-calls"],
+        4: ["mixed", "client-stream", "bidi-events-status", "open-calls"],
+        6: ["open-calls"],
+        7: ["mixed", "pings"],
+    }))
+    write("client_response", with_modes(client_seeds(), 0, {
+        1: ["all-ok", "split-message"],
+        2: ["unary-ok", "goaway"],
+        4: ["all-ok", "rst", "continuation"],
+        7: ["all-ok", "ping-window-settings"],
+    }))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, the tests and the demo need, when
-# any is missing.  Usage: scripts/deps.sh [build|test|demo|bench]
+# any is missing.  Usage: scripts/deps.sh [build|test|demo|bench|fuzz]
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
@@ -10,6 +10,8 @@ case "$what" in
                 protobuf-compiler nghttp2-client nginx-light util-linux
                 cmd:node=nodejs cmd:npm=npm) ;;
   demo)  pkgs+=(nginx-light util-linux) ;;
+  # clang's libFuzzer runtime (libclang_rt.fuzzer) is in libclang-rt-dev.
+  fuzz)  pkgs+=(clang libclang-rt-dev) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux
                 golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc
                 golang-github-golang-protobuf-1-5-dev libgrpc++-dev

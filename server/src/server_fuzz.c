@@ -11,8 +11,13 @@
  * ready calls one at a time under lp->mu, pumps each, flushes its
  * connection and drops the mailbox's reference.
  *
- * Threads: rpc__server_fuzz_start() and _accept() on the thread that runs
- * the base; the mailbox is fed from any thread, as in production.
+ * _drain and _abort are the two loop commands of server_loop.c's wake_cb
+ * (LOOP_CMD_DRAIN without closing listeners, there are none; LOOP_CMD_ABORT
+ * without the stop timer), preceded by what rpc_server_shutdown() does
+ * before posting each.
+ *
+ * Threads: everything here on the thread that runs the base; the mailbox
+ * is fed from any thread, as in production.
  */
 #include "server_fuzz.h"
 
@@ -89,4 +94,16 @@ struct event_base *rpc__server_fuzz_base(rpc_server_t *s)
 void rpc__server_fuzz_accept(rpc_server_t *s, int fd)
 {
     srv_conn_accept(&s->loops[0], fd);
+}
+
+void rpc__server_fuzz_drain(rpc_server_t *s)
+{
+    srv_health_all_not_serving(s);
+    srv_conn_drain_all(&s->loops[0]);
+}
+
+void rpc__server_fuzz_abort(rpc_server_t *s)
+{
+    ctx_cancel_cause(s->root, RPC_CAUSE_SHUTDOWN);
+    srv_conn_abort_all(&s->loops[0]);
 }

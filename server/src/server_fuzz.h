@@ -11,8 +11,9 @@
  *
  *   rpc_server_new -> options, methods (and a pool) -> rpc__server_fuzz_start
  *     -> rpc__server_fuzz_accept(fd) -> the caller runs
- *        rpc__server_fuzz_base() until RPC_STAT_CONNECTIONS and
- *        RPC_STAT_CALLS_ACTIVE are 0 -> rpc_server_free
+ *        rpc__server_fuzz_base() (and may _drain and _abort as shutdown
+ *        would) until RPC_STAT_CONNECTIONS and RPC_STAT_CALLS_ACTIVE are
+ *        0 -> rpc_server_free
  *
  * The server then has one loop (loop 0), owned by the calling thread: its
  * event_base, its mailbox (calls with news from handler threads and
@@ -43,5 +44,16 @@ struct event_base *rpc__server_fuzz_base(rpc_server_t *s);
 /* A new connection on fd (a connected stream socket; the server owns it
  * from now on and closes it).  The loop's thread only. */
 void rpc__server_fuzz_accept(rpc_server_t *s, int fd);
+
+/* What rpc_server_shutdown() does on each loop, one step at a time, on
+ * the loop's thread:
+ *   _drain: health NOT_SERVING, then the shutdown notice on every
+ *           connection (a first GOAWAY and a PING; its ACK brings the
+ *           final GOAWAY); calls in flight go on;
+ *   _abort: the root context cancelled (RPC_CAUSE_SHUTDOWN), every open
+ *           call answered UNAVAILABLE, every connection closed after a
+ *           flush.  The server takes no more connections. */
+void rpc__server_fuzz_drain(rpc_server_t *s);
+void rpc__server_fuzz_abort(rpc_server_t *s);
 
 #endif /* SERVER_FUZZ_H */
