@@ -389,14 +389,19 @@ static void step(struct event_base *base, struct peer *p, int64_t deadline,
 }
 
 /* The server has read the whole input and nothing runs but handlers
- * waiting for the client. */
+ * waiting for the client.  Handlers still queued count as waiting too
+ * when every worker is taken by one that waits (blocking handlers that
+ * wait for the client can hold the whole pool: the queued ones start only
+ * once the client lets one go). */
 static int settled(struct peer *p)
 {
     int unread = 0;
     if (p->off < p->len || ioctl(p->fd, SIOCOUTQ, &unread) != 0 || unread > 0)
         return 0;
-    return ctx_pool_queued(pool) == 0 &&
-           ctx_pool_running(pool) <= (size_t)atomic_load(&waiting);
+    size_t running = ctx_pool_running(pool);
+    return running <= (size_t)atomic_load(&waiting) &&
+           (ctx_pool_queued(pool) == 0 ||
+            running >= (size_t)ctx_pool_threads(pool));
 }
 
 static void check_counters(rpc_server_t *s)
