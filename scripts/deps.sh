@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, the tests and the demo need, when
-# any is missing.  Usage: scripts/deps.sh [build|test|demo|bench]
+# any is missing.  Usage: scripts/deps.sh [build|test|demo|bench|fuzz]
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libcmocka-dev libevent-dev libnghttp2-dev
@@ -14,6 +14,8 @@ case "$what" in
                 golang-github-golang-protobuf-1-5-dev protoc-gen-go
                 protoc-gen-go-grpc prometheus chromium curl) ;;
   demo)  pkgs+=(nginx-light util-linux prometheus curl python3) ;;
+  # clang's libFuzzer runtime (libclang_rt.fuzzer) is in libclang-rt-dev.
+  fuzz)  pkgs+=(clang libclang-rt-dev) ;;
   bench) pkgs+=(golang-go nghttp2-client util-linux
                 golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc
                 golang-github-golang-protobuf-1-5-dev libgrpc++-dev
