@@ -344,6 +344,24 @@ static int usable_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
+int srv_make_pool(rpc_server_t *s)
+{
+    if (s->pool != NULL)
+        return 0;
+    ctx_pool_options_t po;
+    ctx_pool_options_init(&po);
+    po.threads = s->o.worker_threads;
+    po.max_threads = s->o.max_workers >= s->o.worker_threads ? s->o.max_workers
+                                                             : 0;
+    po.queue_capacity = 4096;
+    po.stack_size = 256 * 1024;
+    s->pool = ctx_pool_create(&po);
+    if (s->pool == NULL)
+        return RPC_ERR_NOMEM;
+    s->own_pool = 1;
+    return 0;
+}
+
 int rpc_server_start(rpc_server_t *s)
 {
     if (s == NULL)
@@ -351,19 +369,8 @@ int rpc_server_start(rpc_server_t *s)
     if (s->state != SRV_NEW || s->nlisten == 0)
         return RPC_ERR_STATE;
     int n = s->o.loop_threads > 0 ? s->o.loop_threads : usable_cpus();
-    if (s->pool == NULL) {
-        ctx_pool_options_t po;
-        ctx_pool_options_init(&po);
-        po.threads = s->o.worker_threads;
-        po.max_threads = s->o.max_workers >= s->o.worker_threads
-                             ? s->o.max_workers : 0;
-        po.queue_capacity = 4096;
-        po.stack_size = 256 * 1024;
-        s->pool = ctx_pool_create(&po);
-        if (s->pool == NULL)
-            return RPC_ERR_NOMEM;
-        s->own_pool = 1;
-    }
+    if (srv_make_pool(s) != 0)
+        return RPC_ERR_NOMEM;
     if (s->o.max_conns == 0) {
         struct rlimit rl;
         rlim_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;

@@ -3,13 +3,9 @@
  * caller's thread, fed connections by hand.
  *
  * What it replaces from server_loop.c: the loop thread (the caller runs
- * the base) and wake_cb.  The mailbox is the same one (srv_loop_notify()
- * queues a call on lp->ready and activates lp->wake); only the wake-up
- * handler is this file's, and it does the part of wake_cb that applies
- * here -- there is no inbox (connections come through
- * rpc__server_fuzz_accept) and no command (no shutdown): it takes the
- * ready calls one at a time under lp->mu, pumps each, flushes its
- * connection and drops the mailbox's reference.
+ * the base).  The mailbox and its wake-up handler are the loop's own
+ * (srv_loop_wake_cb); its inbox stays empty (connections come through
+ * rpc__server_fuzz_accept) and no command is posted to it.
  *
  * _drain and _abort are the two loop commands of server_loop.c's wake_cb
  * (LOOP_CMD_DRAIN without closing listeners, there are none; LOOP_CMD_ABORT
@@ -25,42 +21,15 @@
 
 #include <stdlib.h>
 
-static void fuzz_wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct srv_loop *lp = arg;
-    for (;;) {
-        pthread_mutex_lock(&lp->mu);
-        struct rpc_call *call = lp->ready;
-        if (call != NULL) {
-            lp->ready = call->ready_next;
-            call->ready_queued = 0;
-        }
-        pthread_mutex_unlock(&lp->mu);
-        if (call == NULL)
-            return;
-        srv_call_pump(call);
-        srv_conn_flush(call->conn);
-        srv_call_release(call);
-    }
-}
-
 int rpc__server_fuzz_start(rpc_server_t *s)
 {
     if (s == NULL)
         return RPC_ERR_INVAL;
     if (s->state != SRV_NEW || s->loops != NULL)
         return RPC_ERR_STATE;
-    int made_pool = 0;
-    if (s->pool == NULL) {
-        ctx_pool_options_t po;
-        ctx_pool_options_init(&po);
-        po.threads = s->o.worker_threads;
-        s->pool = ctx_pool_create(&po);
-        if (s->pool == NULL)
-            return RPC_ERR_NOMEM;
-        s->own_pool = 1;
-        made_pool = 1;
-    }
+    int made_pool = s->pool == NULL;
+    if (srv_make_pool(s) != 0)
+        return RPC_ERR_NOMEM;
     s->loops = calloc(1, sizeof *s->loops);
     if (s->loops == NULL)
         goto fail;
@@ -72,7 +41,7 @@ int rpc__server_fuzz_start(rpc_server_t *s)
     pthread_mutex_init(&lp->mu, NULL);
     lp->base = event_base_new();
     if (lp->base == NULL ||
-        (lp->wake = event_new(lp->base, -1, 0, fuzz_wake_cb, lp)) == NULL) {
+        (lp->wake = event_new(lp->base, -1, 0, srv_loop_wake_cb, lp)) == NULL) {
         srv_loop_free_all(s);
         goto fail;
     }

@@ -187,6 +187,13 @@ void srv_loop_post_all(rpc_server_t *s, int cmd);
  * to calls no loop will pump any more. */
 void srv_loop_join_all(rpc_server_t *s);
 void srv_loop_free_all(rpc_server_t *s);
+/* The loop's wake event: empties the mailbox (accepts the inbox, pumps
+ * every ready call and flushes its connection once, runs the commands).
+ * Loop thread. */
+void srv_loop_wake_cb(evutil_socket_t fd, short what, void *arg);
+/* Makes the server's own worker pool if it was given none.  Returns 0 or
+ * RPC_ERR_NOMEM. */
+int srv_make_pool(rpc_server_t *s);
 /* Queues call on its loop's ready list (taking a reference) and wakes the
  * loop, which then runs srv_call_pump(call).  Any thread. */
 void srv_loop_notify(struct rpc_call *call);

@@ -144,7 +144,7 @@ static size_t take_ready(struct srv_loop *lp, struct rpc_call ***callsp,
     return n;
 }
 
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+void srv_loop_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_loop *lp = arg;
     struct rpc_call *stackv[64], **calls = stackv;
@@ -312,7 +312,7 @@ int srv_loop_start_all(rpc_server_t *s, int n)
         pthread_mutex_init(&lp->mu, NULL);
         lp->base = event_base_new_with_config(cfg);
         if (lp->base == NULL ||
-            (lp->wake = event_new(lp->base, -1, 0, wake_cb, lp)) == NULL ||
+            (lp->wake = event_new(lp->base, -1, 0, srv_loop_wake_cb, lp)) == NULL ||
             (lp->stop_timer = evtimer_new(lp->base, stop_timer_cb, lp)) == NULL ||
             (lp->accept_retry = evtimer_new(lp->base, accept_retry_cb, lp)) == NULL ||
             (lp->sweep = event_new(lp->base, -1, EV_PERSIST, sweep_cb, lp)) == NULL)
