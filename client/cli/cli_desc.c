@@ -7,6 +7,8 @@
  */
 #include "cli_desc.h"
 
+#include "rpc_internal.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,27 +51,13 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-static char *join(const char *scope, const char *name)
-{
-    size_t a = strlen(scope), b = strlen(name ? name : "");
-    char *s = malloc(a + b + 2);
-    if (s == NULL)
-        return NULL;
-    if (a) {
-        memcpy(s, scope, a);
-        s[a++] = '.';
-    }
-    memcpy(s + a, name ? name : "", b + 1);
-    return s;
-}
-
 static int add(cli_pool_t *p, const char *scope, const char *name,
                cli_sym_kind_t kind, const void *desc, const void *parent,
                const cli_file_t *file)
 {
     if (grow((void **)&p->syms, &p->capsyms, p->nsyms, sizeof *p->syms))
         return -1;
-    char *n = join(scope, name);
+    char *n = rpc__dotted_name(scope, name);
     if (n == NULL)
         return -1;
     p->syms[p->nsyms++] = (cli_sym_t){.name = n, .kind = kind, .desc = desc,
@@ -93,7 +81,7 @@ static int add_msg(cli_pool_t *p, const char *scope, const cli_msg_t *m,
 {
     if (add(p, scope, m->name, CLI_SYM_MESSAGE, m, NULL, f))
         return -1;
-    char *me = join(scope, m->name);
+    char *me = rpc__dotted_name(scope, m->name);
     if (me == NULL)
         return -1;
     int rc = 0;
@@ -214,7 +202,7 @@ int cli_pool_add_file(cli_pool_t *p, const uint8_t *bytes, size_t len)
     for (size_t i = 0; rc == 0 && i < f->n_service; i++) {
         const cli_service_t *s = f->service[i];
         rc = add(p, pkg, s->name, CLI_SYM_SERVICE, s, NULL, f);
-        char *sn = rc ? NULL : join(pkg, s->name);
+        char *sn = rc ? NULL : rpc__dotted_name(pkg, s->name);
         if (sn == NULL)
             rc = -1;
         for (size_t j = 0; rc == 0 && j < s->n_method; j++)

@@ -44,3 +44,17 @@ char *rpc__strndup(const char *s, size_t n)
     return d;
 }
 
+
+char *rpc__dotted_name(const char *scope, const char *name)
+{
+    size_t a = strlen(scope), b = strlen(name ? name : "");
+    char *s = rpc__malloc(a + b + 2);
+    if (s == NULL)
+        return NULL;
+    if (a) {
+        memcpy(s, scope, a);
+        s[a++] = '.';
+    }
+    memcpy(s + a, name ? name : "", b + 1);
+    return s;
+}

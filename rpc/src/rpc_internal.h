@@ -187,6 +187,9 @@ static inline void *rpc__realloc(void *p, size_t n)
     return rpc__alloc_fails() ? NULL : realloc(p, n);
 }
 char *rpc__strdup(const char *s);
+/* "scope.name" (just name when scope is ""; name NULL counts as ""), for
+ * protobuf full names; the caller frees it.  NULL on out of memory. */
+char *rpc__dotted_name(const char *scope, const char *name);
 char *rpc__strndup(const char *s, size_t n);
 
 /* Test hook: the n-th allocation rpc/server/client make from now on fails

@@ -123,26 +123,12 @@ void srv_reflection_free(struct srv_reflection *r)
 
 /* ---- indexing ----------------------------------------------------------- */
 
-static char *join(const char *scope, const char *name)
-{
-    size_t a = strlen(scope), b = strlen(name ? name : "");
-    char *s = rpc__malloc(a + b + 2);
-    if (s == NULL)
-        return NULL;
-    if (a) {
-        memcpy(s, scope, a);
-        s[a++] = '.';
-    }
-    memcpy(s + a, name ? name : "", b + 1);
-    return s;
-}
-
 static int add_sym(struct srv_reflection *r, const char *scope,
                    const char *name, size_t file, enum sym_kind kind)
 {
     if (grow((void **)&r->syms, &r->capsyms, r->nsyms, sizeof *r->syms))
         return RPC_ERR_NOMEM;
-    char *n = join(scope, name);
+    char *n = rpc__dotted_name(scope, name);
     if (n == NULL)
         return RPC_ERR_NOMEM;
     r->syms[r->nsyms++] = (struct rsym){.name = n, .file = file, .kind = kind};
@@ -186,7 +172,7 @@ static int index_message(struct srv_reflection *r, const msg_t *m,
     int rc = add_sym(r, scope, m->name, file, SYM_MESSAGE);
     if (rc)
         return rc;
-    char *me = join(scope, m->name);
+    char *me = rpc__dotted_name(scope, m->name);
     if (me == NULL)
         return RPC_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < m->n_field; i++)
@@ -215,7 +201,7 @@ static int index_file(struct srv_reflection *r, size_t file)
     for (size_t i = 0; rc == 0 && i < fd->n_service; i++) {
         const Google__Protobuf__ServiceDescriptorProto *sv = fd->service[i];
         rc = add_sym(r, pkg, sv->name, file, SYM_OTHER);
-        char *sn = rc ? NULL : join(pkg, sv->name);
+        char *sn = rc ? NULL : rpc__dotted_name(pkg, sv->name);
         if (rc == 0 && sn == NULL)
             rc = RPC_ERR_NOMEM;
         for (size_t j = 0; rc == 0 && j < sv->n_method; j++)
