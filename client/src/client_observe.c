@@ -218,16 +218,6 @@ static struct obs_cmethod *slot_of(rpc_client_observer_t *ob, const char *path,
     return NULL;
 }
 
-static void copy(char *dst, size_t cap, const char *src)
-{
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* ---- the hooks ------------------------------------------------------------- */
 
 static void fill(rpc_client_call_t *call, rpc_client_call_info_t *i)
@@ -260,7 +250,7 @@ void rpc__client_obs_start(rpc_client_call_t *call)
     }
     const char *rid = call->md ? rpc_metadata_find(call->md, "x-request-id", NULL)
                                : NULL;
-    copy(call->obs.request_id, sizeof call->obs.request_id,
+    rpc__alog_copy(call->obs.request_id, sizeof call->obs.request_id,
          rid ? rid : rpc_metadata_get(call->ctx, "x-request-id", NULL));
     call->obs.m = slot_of(ob, call->method, call->unary);
     if (call->obs.m)
@@ -364,13 +354,13 @@ void rpc__client_obs_end(rpc_client_call_t *call, int status, int cause,
     r->msgs_out = info.msgs_out;
     r->bytes_in = info.bytes_in;
     r->bytes_out = info.bytes_out;
-    copy(r->peer, sizeof r->peer, call->ch->target);
-    copy(r->method, sizeof r->method, call->method);
-    copy(r->request_id, sizeof r->request_id, call->obs.request_id);
-    copy(r->trace_id, sizeof r->trace_id, call->obs.trace_id);
-    copy(r->span_id, sizeof r->span_id, call->obs.span_id);
-    copy(r->parent_span_id, sizeof r->parent_span_id, call->obs.parent_span_id);
-    copy(r->message, sizeof r->message, msg);
+    rpc__alog_copy(r->peer, sizeof r->peer, call->ch->target);
+    rpc__alog_copy(r->method, sizeof r->method, call->method);
+    rpc__alog_copy(r->request_id, sizeof r->request_id, call->obs.request_id);
+    rpc__alog_copy(r->trace_id, sizeof r->trace_id, call->obs.trace_id);
+    rpc__alog_copy(r->span_id, sizeof r->span_id, call->obs.span_id);
+    rpc__alog_copy(r->parent_span_id, sizeof r->parent_span_id, call->obs.parent_span_id);
+    rpc__alog_copy(r->message, sizeof r->message, msg);
     rpc__alog_commit(ob->log, slot);
 }
 

@@ -7,7 +7,9 @@
 #ifndef RPC_ALOG_H
 #define RPC_ALOG_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* One line.  Strings are NUL-terminated and clipped to their arrays. */
 struct rpc__alog_rec {
@@ -46,5 +48,17 @@ void rpc__alog_free(rpc__alog_t *a);
 void rpc__trace_ids(const char *tp, char trace[33], char span[17]);
 /* Go's codes.Code.String(): "OK", "Canceled", ... ("Unknown" outside). */
 const char *rpc__code_name(int status);
+
+/* Copies src (NULL: "") into a record's field dst[cap], truncated and
+ * NUL-terminated.  Any thread. */
+static inline void rpc__alog_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
 
 #endif

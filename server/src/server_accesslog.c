@@ -28,16 +28,6 @@ struct obs_alog {
     rpc__alog_t *ring;
 };
 
-static void copy(char *dst, size_t cap, const char *src)
-{
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 static void on_end(const rpc_server_call_info_t *info, void *ud)
 {
     struct obs_alog *a = ud;
@@ -59,14 +49,14 @@ static void on_end(const rpc_server_call_info_t *info, void *ud)
     r->msgs_out = info->msgs_out;
     r->bytes_in = info->bytes_in;
     r->bytes_out = info->bytes_out;
-    copy(r->peer, sizeof r->peer, info->peer);
-    copy(r->method, sizeof r->method, info->method);
-    copy(r->request_id, sizeof r->request_id,
+    rpc__alog_copy(r->peer, sizeof r->peer, info->peer);
+    rpc__alog_copy(r->method, sizeof r->method, info->method);
+    rpc__alog_copy(r->request_id, sizeof r->request_id,
          rpc_metadata_get(info->ctx, "x-request-id", NULL));
     rpc__trace_ids(rpc_metadata_get(info->ctx, "traceparent", NULL),
                    r->trace_id, r->span_id);
     r->parent_span_id[0] = '\0';
-    copy(r->message, sizeof r->message, info->status_message);
+    rpc__alog_copy(r->message, sizeof r->message, info->status_message);
     rpc__alog_commit(a->ring, slot);
 }
 
