@@ -52,6 +52,8 @@ static rpc_server_t *start(void)
     assert_non_null(s);
     rpc_server_set_option(s, RPC_SERVER_LOOP_THREADS, 1);
     rpc_server_set_option(s, RPC_SERVER_WORKER_THREADS, 2);
+    /* Not nghttp2's default of 100, so got_settings() sees the server's. */
+    rpc_server_set_option(s, RPC_SERVER_MAX_CONCURRENT_STREAMS, 101);
     assert_int_equal(rpc_server_add_method(s, &demo__v1__demo__descriptor,
                                            "Fanout", RPC_UNARY, RPC_BLOCKING,
                                            echo, NULL), 0);
@@ -72,7 +74,7 @@ static int closed_or_eof(h2t_t *c, void *arg)
 static int got_settings(h2t_t *c, void *arg)
 {
     return nghttp2_session_get_remote_settings(
-               c->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) == 100;
+               c->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) == 101;
 }
 
 /* Connects and waits for the server's SETTINGS: the connection is set up
