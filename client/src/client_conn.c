@@ -331,7 +331,7 @@ static int start_session(struct conn *c, struct bufferevent *bev)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
                                                            on_stream_close);
-    int rc = nghttp2_session_client_new(&s, cbs, c);
+    int rc = nghttp2_session_client_new3(&s, cbs, c, NULL, rpc__h2_mem());
     nghttp2_session_callbacks_del(cbs);
     if (rc != 0)
         return -1;

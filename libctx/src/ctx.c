@@ -50,7 +50,7 @@ void *ctx__malloc_slow(size_t n)
             break;
         }
     }
-    return malloc(n);
+    return ctx__mc_alloc(n);
 }
 
 long ctx__test_fail_alloc(long n)
@@ -164,7 +164,7 @@ static ctx_t *with_deadline(ctx_t *parent, int64_t deadline, int cause,
     if (arm) {
         n->flags |= CTX__F_TIMER;
         if (ctx__timer_arm(n) != 0) {
-            free(n);
+            ctx__free(n);
             errno = ENOMEM;
             return NULL;
         }
@@ -303,7 +303,7 @@ void ctx_release(ctx_t *c)
         default:
             break;
         }
-        free(c);
+        ctx__free(c);
         /* A reference counted in a live shard is given back there. */
         if ((shard & CTX__SH_REF) &&
             ctx__shard_put(parent, (shard & CTX__SH_LIST) - 1u))

@@ -53,6 +53,7 @@
 #define CTX_INTERNAL_H
 
 #include <ctx/ctx.h>
+#include "ctx_mcache.h"
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -183,7 +184,13 @@ static inline void *ctx__malloc(size_t n)
     if (__builtin_expect(atomic_load_explicit(&ctx__alloc_fail_countdown,
                                               memory_order_relaxed) != 0, 0))
         return ctx__malloc_slow(n);
-    return malloc(n);
+    return ctx__mc_alloc(n);
+}
+/* Frees what ctx__malloc returned (any malloc block), through this
+ * thread's small-block cache (ctx_mcache.h). */
+static inline void ctx__free(void *p)
+{
+    ctx__mc_free(p);
 }
 
 /* Test hook: the n-th allocation libctx makes from now on fails (1: the

@@ -152,6 +152,7 @@ struct ctx_pool {
     int max_threads; /* fixed */
     int64_t idle_timeout_ns; /* fixed */
     size_t stack_size;       /* fixed */
+    bool sched_batch;        /* fixed */
 };
 
 static _Thread_local const ctx_pool_t *current_pool;
@@ -165,6 +166,7 @@ void ctx_pool_options_init(ctx_pool_options_t *opts)
     opts->stack_size = 0;
     opts->max_threads = 0;
     opts->idle_timeout_ns = 0;
+    opts->sched_batch = false;
 }
 
 int ctx_pool_default_threads(void)
@@ -240,8 +242,9 @@ static void remove_parked(ctx_pool_t *p, struct worker *w)
 
 /* At most half the CPUs the process may run on poll at once (Go's rule
  * for spinning Ms): a pool of 10,000 threads must not burn 10,000 poll
- * windows.  On one CPU nobody polls: a poller would only keep the thread
- * that produces the next task (an event loop, say) off that CPU. */
+ * windows.  Below 4 CPUs one thread polls: on one CPU its poll yields the
+ * CPU to the thread that produces the next task (an event loop, say),
+ * whose submit then finds a poller and makes no FUTEX_WAKE. */
 static int max_spinners(void)
 {
     static atomic_int n = -1;
@@ -380,6 +383,13 @@ static void *worker_main(void *argp)
     /* Tasks wait for deadlines (ctx_wait sleeps until its context's
      * deadline): wake on time, not up to 50 us late. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+    if (p->sched_batch) {
+        /* Not for new threads to inherit from pthread_create's caller: a
+         * worker started by another worker has it already, any other
+         * gets it here.  Best effort (a seccomp profile may refuse). */
+        struct sched_param sp = {0};
+        pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    }
 
     pthread_mutex_lock(&p->mu);
     bool coming = true; /* counted by whoever started or woke us */
@@ -547,6 +557,7 @@ ctx_pool_t *ctx_pool_create(const ctx_pool_options_t *opts)
     p->max_threads = o.max_threads;
     p->idle_timeout_ns = o.idle_timeout_ns;
     p->stack_size = o.stack_size;
+    p->sched_batch = o.sched_batch;
     /* Adaptive: critical sections are a few dozen instructions, and a
      * mass wake-up sends hundreds of threads through them at once; a
      * short spin beats a futex sleep and a second context switch. */

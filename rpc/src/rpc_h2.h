@@ -68,6 +68,11 @@ void rpc__stream_peer_name(int fd, char *buf, size_t len);
 /* Takes ownership of bev and session.  out_high: output high-water mark in
  * bytes (0: 256 KiB).  Starts reading at once.  NULL on out of memory (bev
  * and session are then still the caller's). */
+/* The allocator to give nghttp2_session_*_new3(): libctx's per-thread
+ * small-block cache (a session's streams and frames are made and freed in
+ * batches on its loop thread).  Static; any thread. */
+nghttp2_mem *rpc__h2_mem(void);
+
 rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
                        size_t out_high, rpc__h2_close_cb on_close,
                        void *user_data);

@@ -165,6 +165,8 @@ int rpc__metadata_key_valid(const char *key, size_t len);
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "../../libctx/src/ctx_mcache.h"
+
 extern _Atomic long rpc__alloc_fail_countdown;
 /* True when this allocation is the one to fail (counts down). */
 int rpc__alloc_should_fail(void);
@@ -174,13 +176,20 @@ static inline int rpc__alloc_fails(void)
                                                  memory_order_relaxed) != 0, 0) &&
            rpc__alloc_should_fail();
 }
+/* rpc__malloc/rpc__calloc go through libctx's per-thread small-block
+ * cache (libctx/src/ctx_mcache.h): the blocks are plain malloc blocks,
+ * and rpc__free() puts one back on the freeing thread's cache. */
 static inline void *rpc__malloc(size_t n)
 {
-    return rpc__alloc_fails() ? NULL : malloc(n);
+    return rpc__alloc_fails() ? NULL : ctx__mc_alloc(n);
 }
 static inline void *rpc__calloc(size_t n, size_t size)
 {
-    return rpc__alloc_fails() ? NULL : calloc(n, size);
+    return rpc__alloc_fails() ? NULL : ctx__mc_calloc(n, size);
+}
+static inline void rpc__free(void *p)
+{
+    ctx__mc_free(p);
 }
 static inline void *rpc__realloc(void *p, size_t n)
 {

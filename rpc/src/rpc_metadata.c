@@ -51,10 +51,10 @@ void rpc_metadata_free(rpc_metadata_t *md)
     if (md == NULL)
         return;
     for (size_t i = 0; i < md->n; i++)
-        free(md->v[i]);
+        rpc__free(md->v[i]);
     if (md->v != md->inl)
         free(md->v);
-    free(md);
+    rpc__free(md);
 }
 
 int rpc__metadata_key_valid(const char *key, size_t len)
@@ -212,7 +212,7 @@ static void info_destroy(void *p)
 {
     rpc__request_info_t *info = p;
     rpc_metadata_free(info->md);
-    free(info);
+    rpc__free(info);
 }
 
 ctx_t *rpc__ctx_with_request_info(ctx_t *parent, rpc_metadata_t *md,

@@ -128,6 +128,7 @@ rpc_server_t *rpc_server_new(void)
     s->o.max_conns = 0; /* the fd limit, at start */
     s->o.max_pending_hs = 256;
     s->o.max_resets_per_sec = 2000;
+    s->o.worker_sched_batch = 1;
     s->port = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -183,6 +184,9 @@ int rpc_server_set_option(rpc_server_t *s, rpc_server_opt_t opt, int64_t v)
     case RPC_SERVER_MAX_RESETS_PER_SEC:
         if (v == 0 || v > INT32_MAX) return RPC_ERR_INVAL;
         s->o.max_resets_per_sec = (int)v; break;
+    case RPC_SERVER_WORKER_SCHED_BATCH:
+        if (v > 1) return RPC_ERR_INVAL;
+        s->o.worker_sched_batch = (int)v; break;
     default: return RPC_ERR_INVAL;
     }
     return 0;
@@ -355,6 +359,7 @@ int srv_make_pool(rpc_server_t *s)
                                                              : 0;
     po.queue_capacity = 4096;
     po.stack_size = 256 * 1024;
+    po.sched_batch = s->o.worker_sched_batch != 0;
     s->pool = ctx_pool_create(&po);
     if (s->pool == NULL)
         return RPC_ERR_NOMEM;

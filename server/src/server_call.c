@@ -113,7 +113,7 @@ int srv_call_decide_locked(struct rpc_call *call, int status, const char *msg,
         while (call->outq) {
             struct out_chunk *o = call->outq;
             call->outq = o->next;
-            free(o);
+            rpc__free(o);
         }
         call->outq = call->outq_tail = keep;
         call->out_bytes = keep ? keep->len - keep->off : 0;
@@ -203,7 +203,7 @@ struct rpc_call *srv_call_new(struct srv_conn *c, struct srv_head *h)
         rpc__frame_decoder_reset(&call->dec);
         pthread_mutex_destroy(&call->mu);
         pthread_cond_destroy(&call->cv);
-        free(call);
+        rpc__free(call);
         return NULL;
     }
     atomic_store(&call->watch, w);
@@ -219,14 +219,14 @@ static void free_queues_locked(struct rpc_call *call)
     while (call->inq) {
         struct in_msg *m = call->inq;
         call->inq = m->next;
-        free(m);
+        rpc__free(m);
     }
     call->inq_tail = NULL;
     call->inq_bytes = 0;
     while (call->outq) {
         struct out_chunk *o = call->outq;
         call->outq = o->next;
-        free(o);
+        rpc__free(o);
     }
     call->outq_tail = NULL;
     call->out_bytes = 0;
@@ -242,7 +242,7 @@ void srv_call_release(struct rpc_call *call)
      * still ours to free. */
     ctx_after_stop(atomic_exchange(&call->watch, NULL));
     free_queues_locked(call);
-    free(call->req);
+    rpc__free(call->req);
     free(call->status_msg);
     rpc_metadata_free(call->rsp_headers);
     rpc_metadata_free(call->rsp_trailers);
@@ -251,7 +251,7 @@ void srv_call_release(struct rpc_call *call)
     ctx_release(call->req_ctx);
     pthread_mutex_destroy(&call->mu);
     pthread_cond_destroy(&call->cv);
-    free(call);
+    rpc__free(call);
     srv_call_freed(s);
 }
 
@@ -412,14 +412,14 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
             call->outq = o->next;
             if (call->outq == NULL)
                 call->outq_tail = NULL;
-            free(o);
+            rpc__free(o);
         }
     }
     size_t before = call->out_bytes;
     call->out_bytes -= n;
     call->obs.bytes_out += n; /* observe */
     if (n > 0)
-        call->out_progress_ns = ctx_now();
+        call->out_progress_ns = srv_loop_woke_ns(call->lp);
     track_over_locked(call);
     if (before > call->s->o.send_buffer / 2 &&
         call->out_bytes <= call->s->o.send_buffer / 2)
@@ -543,7 +543,7 @@ static void *pb_alloc(void *unused, size_t size)
 
 static void pb_free(void *unused, void *p)
 {
-    free(p);
+    rpc__free(p);
 }
 
 /* Requests are unpacked through rpc__malloc (fault injection); they are
@@ -695,7 +695,7 @@ void srv_call_events(struct rpc_call *call)
         }
         ProtobufCMessage *msg = NULL;
         int rc = srv_call_decode(call, m->flag, m->data, m->len, &msg);
-        free(m);
+        rpc__free(m);
         if (rc != 0) {
             srv_stat_add(call->s, RPC_STAT_BAD_REQUESTS, 1);
             srv_call_end(call, rc == RPC_ERR_TOO_LARGE
@@ -779,7 +779,7 @@ static int on_message(int flag, const uint8_t *data, size_t len, void *ud)
     memcpy(m->data, data, len);
     pthread_mutex_lock(&call->mu);
     if (state_of(call) >= SRV_CALL_FINAL) {
-        free(m);
+        rpc__free(m);
     } else {
         if (call->inq_tail)
             call->inq_tail->next = m;

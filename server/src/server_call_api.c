@@ -186,7 +186,7 @@ int rpc_call_send(rpc_call_t *call, const struct ProtobufCMessage *msg)
         notify = 1;
     }
     pthread_mutex_unlock(&call->mu);
-    free(o);
+    rpc__free(o);
     /* From the non-blocking handler running inline on the loop, the loop
      * pumps as soon as it returns; from anywhere else, wake the loop. */
     if (rc == 0 && loop && call->evented) {
@@ -233,7 +233,7 @@ int rpc_call_recv(rpc_call_t *call, struct ProtobufCMessage **msg)
     if (m == NULL)
         return rc;
     int drc = srv_call_decode(call, m->flag, m->data, m->len, msg);
-    free(m);
+    rpc__free(m);
     return drc;
 }
 

@@ -115,23 +115,6 @@ static int64_t timeout_unit(const uint8_t *v, size_t len)
     }
 }
 
-/* When this loop woke up for the bytes it is processing: libevent's time
- * cached at the start of the iteration (wall clock) carried over to
- * CLOCK_MONOTONIC.  A request's arrival is stamped with it, so the time the
- * loop spent on the requests before it in the same batch (200 HEADERS in
- * one read) does not count as transit and push its deadline late. */
-static int64_t loop_woke_ns(struct srv_loop *lp)
-{
-    int64_t mono = ctx_now();
-    struct timeval cached, now;
-    if (event_base_gettimeofday_cached(lp->base, &cached) != 0 ||
-        gettimeofday(&now, NULL) != 0)
-        return mono;
-    int64_t behind = (int64_t)(now.tv_sec - cached.tv_sec) * CTX_SECOND +
-                     (int64_t)(now.tv_usec - cached.tv_usec) * 1000;
-    return behind >= 0 && behind < CTX_SECOND ? mono - behind : mono;
-}
-
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
                             void *user_data)
 {
@@ -151,7 +134,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
     h->stream_id = frame->hd.stream_id;
     h->timeout_ns = -1;
     h->accept_mask = 1u << RPC__ENC_IDENTITY;
-    h->arrival_ns = loop_woke_ns(c->lp);
+    h->arrival_ns = srv_loop_woke_ns(c->lp);
     if (c->idle_timer)
         evtimer_del(c->idle_timer);
     return 0;
@@ -379,7 +362,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame,
                          void *user_data)
 {
     struct srv_conn *c = user_data;
-    c->last_recv_ns = ctx_now();
+    c->last_recv_ns = srv_loop_woke_ns(c->lp);
     struct rpc_call *call;
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
@@ -694,7 +677,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
     nghttp2_option_set_stream_reset_rate_limit(opt, 20000, 2000);
     /* Inbound flow control is ours (see on_data_chunk). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    int rv = nghttp2_session_server_new2(&sess, cbs, c, opt);
+    int rv = nghttp2_session_server_new3(&sess, cbs, c, opt, rpc__h2_mem());
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
     cbs = NULL;

@@ -87,6 +87,7 @@ struct srv_opts {
     int max_pending_hs;
     int max_resets_per_sec;
     int max_workers;          /* 0: the pool's default ceiling */
+    int worker_sched_batch;   /* the own pool's threads run SCHED_BATCH */
 };
 
 struct srv_health;
@@ -175,7 +176,16 @@ struct srv_loop {
     int npending;             /* connections still in their handshake */
     int spare_fd;             /* /dev/null, given up to shed a connection
                                  when accept() runs out of descriptors */
+    struct timeval woke_tv;   /* libevent's cached time woke_ns is for */
+    int64_t woke_ns;          /* srv_loop_woke_ns() of this iteration */
 };
+
+/* Loop thread: when this loop woke up for what it is processing now (the
+ * time libevent cached at the start of the iteration, carried over to
+ * CLOCK_MONOTONIC), worked out once per iteration.  A request's arrival is
+ * stamped with it, and it serves as "now" for the keepalive and stall
+ * clocks on the loop. */
+int64_t srv_loop_woke_ns(struct srv_loop *lp);
 
 /* Creates the loops and their threads (loop 0 owns the listeners).
  * Returns 0 or RPC_ERR_*; on failure nothing is left running. */

@@ -4,11 +4,14 @@
  * backpressure on a full queue, both shutdown modes with queued work,
  * context ownership while queued, the three ways a task observes
  * cancellation, growth when workers block (up to max_threads), idle extra
- * threads retiring, and the LIFO wake-up.
+ * threads retiring, the LIFO wake-up, and the SCHED_BATCH option.
  *
  * Synchronisation in these tests is by conditions (a latch, ctx_wait on a
  * gate context, bounded spins on observable state), never by sleeping.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* SCHED_BATCH */
+#endif
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -792,6 +795,85 @@ static void test_lifo_wake(void **state)
     ctx_pool_destroy(p);
 }
 
+/* sched_batch: the pool's threads run SCHED_BATCH, and so do threads
+ * their tasks start; without it they keep their creator's policy. */
+struct policy_probe {
+    atomic_int task_policy;
+    atomic_int child_policy;
+    struct latch done;
+};
+
+static void *child_policy(void *arg)
+{
+    atomic_int *out = arg;
+    atomic_store(out, sched_getscheduler(0));
+    return NULL;
+}
+
+static int policy_task(ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct policy_probe *pp = arg;
+    atomic_store(&pp->task_policy, sched_getscheduler(0));
+    pthread_t t;
+    if (pthread_create(&t, NULL, child_policy, &pp->child_policy) == 0)
+        pthread_join(t, NULL);
+    latch_arrive(&pp->done);
+    return 0;
+}
+
+static int run_policy_probe(bool batch, int *task, int *child)
+{
+    ctx_pool_options_t o;
+    ctx_pool_options_init(&o);
+    assert_false(o.sched_batch);
+    o.threads = 1;
+    o.sched_batch = batch;
+    ctx_pool_t *p = ctx_pool_create(&o);
+    assert_non_null(p);
+    struct policy_probe pp;
+    atomic_init(&pp.task_policy, -2);
+    atomic_init(&pp.child_policy, -2);
+    latch_init(&pp.done, 1);
+    assert_int_equal(ctx_pool_submit(p, ctx_background(), policy_task, &pp),
+                     0);
+    latch_wait(&pp.done);
+    ctx_pool_destroy(p);
+    latch_destroy(&pp.done);
+    *task = atomic_load(&pp.task_policy);
+    *child = atomic_load(&pp.child_policy);
+    return 0;
+}
+
+static void *can_batch(void *arg)
+{
+    struct sched_param sp = {0};
+    *(int *)arg = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    return NULL;
+}
+
+static void test_sched_batch(void **state)
+{
+    int mine = sched_getscheduler(0);
+    int task, child;
+    run_policy_probe(false, &task, &child);
+    assert_int_equal(task, mine);
+    assert_int_equal(child, mine);
+    /* Where the system refuses SCHED_BATCH the option is documented as
+     * ignored: probe on a scratch thread first. */
+    int rc = -1;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, can_batch, &rc), 0);
+    pthread_join(t, NULL);
+    if (rc != 0)
+        skip();
+    run_policy_probe(true, &task, &child);
+    assert_int_equal(task, SCHED_BATCH);
+    assert_int_equal(child, SCHED_BATCH);
+    /* The caller's own policy is untouched. */
+    assert_int_equal(sched_getscheduler(0), mine);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_extras_retire_when_idle),
         cmocka_unit_test(test_growth_and_retirement_race),
         cmocka_unit_test(test_lifo_wake),
+        cmocka_unit_test(test_sched_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ctx_shutdown();

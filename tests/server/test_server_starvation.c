@@ -2,7 +2,12 @@
  * with its default worker pool, 40 server-streaming calls whose blocking
  * handlers stay open (more than the pool's initial threads) and then a
  * unary call with a 2 s deadline: it must be answered OK, as it is by
- * grpc-go (a goroutine per handler) or grpc C++'s growing sync pool. */
+ * grpc-go (a goroutine per handler) or grpc C++'s growing sync pool.
+ * And the default pool's scheduling policy: its workers run SCHED_BATCH
+ * unless RPC_SERVER_WORKER_SCHED_BATCH is 0. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* SCHED_BATCH */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +19,8 @@
 #include "demo/v1/demo.pb-c.h"
 #include "h2_test_client.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #define STREAMS 40
@@ -77,10 +84,69 @@ static void test_streams_do_not_starve_unary(void **state)
     assert_int_equal(atomic_load(&watching), 0);
 }
 
+static atomic_int handler_policy;
+
+static int policy_echo(ctx_t *ctx, rpc_call_t *call,
+                       const ProtobufCMessage *m, void *ud)
+{
+    atomic_store(&handler_policy, sched_getscheduler(0));
+    return echo(ctx, call, m, ud);
+}
+
+/* The policy a blocking handler runs under, with the option at `opt`
+ * (-1: not set). */
+static int policy_with(int opt)
+{
+    rpc_server_t *s = rpc_server_new();
+    if (opt >= 0)
+        assert_int_equal(
+            rpc_server_set_option(s, RPC_SERVER_WORKER_SCHED_BATCH, opt), 0);
+    assert_int_equal(rpc_server_add_method(s, &demo__v1__demo__descriptor,
+                                           "Fanout", RPC_UNARY, RPC_BLOCKING,
+                                           policy_echo, NULL), 0);
+    assert_int_equal(rpc_server_listen(s, "127.0.0.1", 0), 0);
+    assert_int_equal(rpc_server_start(s), 0);
+    atomic_store(&handler_policy, -2);
+    h2t_t c;
+    assert_int_equal(h2t_connect(&c, rpc_server_port(s)), 0);
+    int u = h2t_call(&c, "/demo.v1.Demo/Fanout", "", 0, 1, NULL);
+    assert_int_equal(h2t_flush(&c), 0);
+    assert_int_equal(h2t_run(&c, 10000, h2t_closed, &u), 0);
+    assert_int_equal(c.streams[u].grpc_status, RPC_STATUS_OK);
+    h2t_close(&c);
+    rpc_server_free(s);
+    return atomic_load(&handler_policy);
+}
+
+static void *try_batch(void *arg)
+{
+    struct sched_param sp = {0};
+    *(int *)arg = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    return NULL;
+}
+
+static void test_worker_policy_option(void **state)
+{
+    rpc_server_t *s = rpc_server_new();
+    assert_int_equal(rpc_server_set_option(s, RPC_SERVER_WORKER_SCHED_BATCH, 2),
+                     RPC_ERR_INVAL);
+    rpc_server_free(s);
+    assert_int_equal(policy_with(0), sched_getscheduler(0));
+    int rc = -1;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, try_batch, &rc), 0);
+    pthread_join(t, NULL);
+    if (rc != 0)
+        skip(); /* the system refuses SCHED_BATCH: documented as ignored */
+    assert_int_equal(policy_with(-1), SCHED_BATCH); /* the default */
+    assert_int_equal(policy_with(1), SCHED_BATCH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streams_do_not_starve_unary),
+        cmocka_unit_test(test_worker_policy_option),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ctx_shutdown();

@@ -148,6 +148,16 @@ typedef struct ctx_pool_options {
                               CTX_POOL_DEFAULT_MAX_THREADS (1024) */
     int64_t idle_timeout_ns; /* how long a thread beyond `threads` may stay
                               idle before it exits; 0: 10 s (default) */
+    bool sched_batch;      /* run the threads under Linux's SCHED_BATCH
+                              policy: a worker woken for a task does not
+                              preempt the thread that submitted it (an
+                              event loop finishes its batch of reads first,
+                              then the worker runs the batch of tasks), at
+                              the price of waiting for the current time
+                              slice when the CPU is busy.  Threads that a
+                              task creates inherit the policy.  Ignored
+                              where the system refuses it.  false
+                              (default): the creator's policy */
 } ctx_pool_options_t;
 
 /* Fills *opts with the defaults (all zero).  NULL-safe. */

@@ -176,6 +176,14 @@ typedef enum rpc_server_opt {
                                        per second (burst: 2x); a connection
                                        that resets past it is closed with
                                        GOAWAY ENHANCE_YOUR_CALM; 2000 */
+    RPC_SERVER_WORKER_SCHED_BATCH,  /* 1 (default): the own pool's workers
+                                       run under SCHED_BATCH, so waking one
+                                       for a handler does not preempt the
+                                       event loop in the middle of a read
+                                       batch (on a busy CPU this halves the
+                                       context switches per blocking call;
+                                       see ctx_pool_options_t.sched_batch);
+                                       0: they keep the process's policy */
 } rpc_server_opt_t;
 
 /* Sets one option.  Returns 0, RPC_ERR_INVAL (unknown option, negative
