@@ -81,6 +81,7 @@ struct depot {
     void *batch[MC_DEPOT_SLOTS];
 };
 
+#ifndef MC_OFF
 static __thread struct mcache mc;
 static pthread_key_t mc_key;
 static pthread_once_t mc_once = PTHREAD_ONCE_INIT;
@@ -199,6 +200,8 @@ static void depot_give(struct mcache *m, unsigned k)
     }
 }
 
+#endif /* !MC_OFF */
+
 void *ctx__mc_alloc(size_t n)
 {
 #ifdef MC_OFF
@@ -253,10 +256,18 @@ void ctx__mc_free(void *p)
 
 size_t ctx__mc_cached_bytes(void)
 {
+#ifdef MC_OFF
+    return 0;
+#else
     return mc.bytes;
+#endif
 }
 
 size_t ctx__mc_depot_bytes(void)
 {
+#ifdef MC_OFF
+    return 0;
+#else
     return atomic_load_explicit(&depot_bytes, memory_order_relaxed);
+#endif
 }
