@@ -25,7 +25,10 @@
  * entry points; libctx is linked statically, so its allocations go through
  * them.  The counters (calls, requested bytes, live usable bytes and their
  * peak) are global atomics updated only while g_count_on is set, so timed
- * passes pay one relaxed load per call and nothing more.
+ * passes pay one relaxed load per call and nothing more.  libctx recycles
+ * small blocks through per-thread caches (libctx/src/ctx_mcache.c); its
+ * hooks report those blocks here too, so B/op and allocs/op still count
+ * every node made, cached or not.
  *
  * Threads: the main thread, plus 1-7 workers for the shared-parent rows, one
  * waiter per wake-up row and one watcher in the order study.  The library
@@ -63,6 +66,11 @@
 /* Internal bench hook (libctx/src/ctx_internal.h): 0 breadth-first, 1
  * depth-first.  Not thread-safe against running cancels. */
 void ctx__set_cancel_order(int depth_first);
+/* Internal hook (libctx/src/ctx_mcache.h): libctx recycles small blocks
+ * through per-thread caches; the blocks it hands out or takes back there
+ * are counted like malloc/free calls. */
+void ctx__mc_set_hooks(void (*on_alloc)(void *p, size_t n),
+                       void (*on_free)(void *p));
 
 /* ---- allocation counters ------------------------------------------------ */
 
@@ -147,6 +155,19 @@ void free(void *p)
     if (counting())
         note_free(p);
     __libc_free(p);
+}
+
+/* Blocks libctx's cache hands out or takes back (no malloc/free call). */
+static void cache_alloc(void *p, size_t n)
+{
+    if (counting())
+        note_alloc(p, n);
+}
+
+static void cache_free(void *p)
+{
+    if (counting())
+        note_free(p);
 }
 
 void *memalign(size_t align, size_t n)
@@ -1199,6 +1220,7 @@ static int selected(const char *list, const char *name, const char *group)
 int main(int argc, char **argv)
 {
     const char *rows = NULL;
+    ctx__mc_set_hooks(cache_alloc, cache_free);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             g_quick = 1;

@@ -81,6 +81,20 @@ struct depot {
     void *batch[MC_DEPOT_SLOTS];
 };
 
+/* Bench hooks (ctx__mc_set_hooks): see every block the cache hands out or
+ * takes back without calling malloc/free. */
+typedef void (*mc_alloc_hook)(void *p, size_t n);
+typedef void (*mc_free_hook)(void *p);
+static _Atomic(mc_alloc_hook) hook_alloc;
+static _Atomic(mc_free_hook) hook_free;
+
+void ctx__mc_set_hooks(void (*on_alloc)(void *p, size_t n),
+                       void (*on_free)(void *p))
+{
+    atomic_store(&hook_alloc, on_alloc);
+    atomic_store(&hook_free, on_free);
+}
+
 #ifndef MC_OFF
 static __thread struct mcache mc;
 static pthread_key_t mc_key;
@@ -217,6 +231,9 @@ void *ctx__mc_alloc(size_t n)
     m->head[k] = *(void **)p;
     m->n[k]--;
     m->bytes -= class_size(k);
+    mc_alloc_hook h = atomic_load_explicit(&hook_alloc, memory_order_relaxed);
+    if (__builtin_expect(h != NULL, 0))
+        h(p, n);
     return p;
 #endif
 }
@@ -245,6 +262,9 @@ void ctx__mc_free(void *p)
         free(p);
         return;
     }
+    mc_free_hook h = atomic_load_explicit(&hook_free, memory_order_relaxed);
+    if (__builtin_expect(h != NULL, 0))
+        h(p);
     unsigned k = (unsigned)((u - 8) / 16);
     *(void **)p = m->head[k];
     m->head[k] = p;

@@ -31,5 +31,11 @@ CTX_API void ctx__mc_free(void *p);
 /* Bytes this thread's cache holds, and the shared depot (tests). */
 CTX_API size_t ctx__mc_cached_bytes(void);
 CTX_API size_t ctx__mc_depot_bytes(void);
+/* Bench hook: on_alloc(p, n) for every block handed out from a cache and
+ * on_free(p) for every block a cache takes back (the others go through
+ * malloc/free, which a bench counts by interposing them).  NULL: none.
+ * Any thread; hooks run on the allocating/freeing thread. */
+CTX_API void ctx__mc_set_hooks(void (*on_alloc)(void *p, size_t n),
+                               void (*on_free)(void *p));
 
 #endif
