@@ -27,8 +27,8 @@
  * peak) are global atomics updated only while g_count_on is set, so timed
  * passes pay one relaxed load per call and nothing more.  libctx recycles
  * small blocks through per-thread caches (libctx/src/ctx_mcache.c); its
- * hooks report those blocks here too, so B/op and allocs/op still count
- * every node made, cached or not.
+ * hooks report those blocks here too (set for the counting passes only),
+ * so B/op and allocs/op still count every node made, cached or not.
  *
  * Threads: the main thread, plus 1-7 workers for the shared-parent rows, one
  * waiter per wake-up row and one watcher in the order study.  The library
@@ -262,16 +262,20 @@ typedef struct bench {
 
 static void b_start(bench_t *b)
 {
-    if (b->count)
+    if (b->count) {
+        ctx__mc_set_hooks(cache_alloc, cache_free);
         atomic_store(&g_count_on, 1);
+    }
     b->t0 = now_ns();
 }
 
 static void b_stop(bench_t *b)
 {
     b->elapsed += now_ns() - b->t0;
-    if (b->count)
+    if (b->count) {
         atomic_store(&g_count_on, 0);
+        ctx__mc_set_hooks(NULL, NULL);
+    }
 }
 
 /* WithCancel(Background) + cancel + release. */
@@ -996,11 +1000,13 @@ static void *cancel_thread(void *arg)
     struct cancel_job *j = arg;
     if (j->pin)
         pin_self(1);
+    ctx__mc_set_hooks(cache_alloc, cache_free);
     atomic_store(&g_count_on, 1);
     j->t0 = now_ns();
     ctx_cancel(j->root);
     j->t1 = now_ns();
     atomic_store(&g_count_on, 0);
+    ctx__mc_set_hooks(NULL, NULL);
     return NULL;
 }
 
@@ -1220,7 +1226,6 @@ static int selected(const char *list, const char *name, const char *group)
 int main(int argc, char **argv)
 {
     const char *rows = NULL;
-    ctx__mc_set_hooks(cache_alloc, cache_free);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             g_quick = 1;

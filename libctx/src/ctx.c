@@ -112,7 +112,7 @@ static struct ctx *cancel_node_new(struct ctx *parent)
     n->u.c.next = n->u.c.prev = NULL;
     n->u.c.deadline = INT64_MAX;
     n->u.c.timer_cause = 0;
-    n->u.c.fd = -1;
+    atomic_init(&n->u.c.fd, -1);
     struct ctx *pc = parent->canc;
     if (pc && (pc->flags & CTX__F_DEADLINE)) {
         n->flags |= CTX__F_DEADLINE;
@@ -335,17 +335,14 @@ void ctx_expire_cause(ctx_t *c, int cause)
 /* ---- observers ---------------------------------------------------------- */
 
 /* The error word of `k`, settled: while a canceller is between making the
- * done fd readable and publishing the error (CTX__PUBLISHING, under k's
- * lock), wait for it by taking the lock, so that "the fd is readable"
- * implies "ctx_err() is non-zero" as well as the converse. */
+ * done fd readable and publishing the error (CTX__PUBLISHING), wait for the
+ * error, so that "the fd is readable" implies "ctx_err() is non-zero" as
+ * well as the converse. */
 static uint32_t settled_word(struct ctx *k)
 {
     uint32_t w = atomic_load_explicit(&k->u.c.word, memory_order_acquire);
-    if (__builtin_expect(w & CTX__PUBLISHING, 0)) {
-        ctx__lock(&k->u.c.lock);
-        w = atomic_load_explicit(&k->u.c.word, memory_order_acquire);
-        ctx__unlock(&k->u.c.lock);
-    }
+    if (__builtin_expect(w & CTX__PUBLISHING, 0))
+        w = ctx__await_published(k, w);
     return w;
 }
 

@@ -167,7 +167,7 @@ ctx_after_t *ctx_after_func(ctx_t *c, void (*fn)(void *arg), void *arg)
     n->u.c.next = n->u.c.prev = NULL;
     atomic_init(&n->u.c.kids, 0);
     atomic_init(&n->u.c.heap_idx, -1);
-    n->u.c.fd = -1;
+    atomic_init(&n->u.c.fd, -1);
     a->fn = fn;
     a->arg = arg;
     a->qnext = NULL;

@@ -14,13 +14,13 @@
  * through the same `next` links, so neither the stack nor the heap grows
  * with the depth or the width of the tree:
  *
- *   cancel(c):  lock c; mark c done; finish_list(c's main list);
- *               note c's shards; unlock c; wake c's sleepers;
+ *   cancel(c):  mark c done (claim, cause, done fd, error, disarm: no
+ *               lock); if c has children: lock c; finish_list(c's main
+ *               list); note c's shards; unlock c; wake c's sleepers;
  *               finish_shards(c)
  *   finish_shards(n):  for each shard s of n: lock s; finish_list(s); unlock s
  *   finish_list(l), n done and l's lock held:
- *               for each child k:  unlink k;  lock k (parent before child);
- *               mark k done (cause, done fd, error, disarm);  unlock k;
+ *               for each child k:  unlink k;  mark k done;
  *               if threads sleep on k, note k (with a reference) to wake;
  *               if k has children of its own, queue k (with a reference)
  *               -- its children are finished when it is popped
@@ -29,22 +29,32 @@
  *   then, for each queued n:  lock n; finish_list(n's main list); note
  *               n's shards; unlock n; finish_shards(n); release n
  *
- * So each node is touched once, at most two locks are held (one list lock
- * of a node and one child's main lock), and a list is only ever walked
- * under its own lock (its children cannot be freed meanwhile: a dying
- * child unlinks itself under that lock first).  A node on the work list is
+ * So each node is touched once, at most one lock is held at a time (a
+ * list's), and a list is only ever walked under its own lock (its
+ * children cannot be freed meanwhile: a dying child unlinks itself under
+ * that lock first).  A node on the work list is
  * kept alive by the reference taken for it; its `next` link belongs to
  * the walk, and so does its `prev` link, which threads the wake list
  * (nobody else touches links of an unlinked node).  AfterFunc
  * callbacks are queued to their threads after the locks are dropped; no
  * user code runs in a cancel.
  *
- * Why no child is missed: a registration reads the parent's error word
- * under the lock of the list it joins, and the walk finishes every list
- * after the error was published.  The shard array is published under the
- * main lock, and the walk reads the pointer under the main lock after
- * marking, so either the walk sees the shards, or the registration that
- * published them took the main lock after the mark and sees the error.
+ * Marking takes no lock: one CAS claims the node (CTX__CLAIMED: the one
+ * canceller that wins writes the cause; the others wait until it has
+ * published the error), one exchange publishes the error.  A leaf -- most
+ * contexts: a request, a sub-task -- is therefore cancelled with two
+ * atomic operations and no lock of its own.
+ *
+ * Why no child is missed: the canceller publishes the error (seq_cst) and
+ * then reads the node's `kids` word (seq_cst); a registration links the
+ * child under its list lock, drops the lock (an exchange) and then reads
+ * the node's error word (seq_cst).  So either the canceller sees the link
+ * and walks the list under its lock, or the registration sees the error
+ * and takes its child back out (if no walk took it) and cancels it, as if
+ * it had come after the cancel (ctx__register's recheck()).  A
+ * registration that sees the error before linking never links.  The shard
+ * array is published under the main lock before any child joins a shard,
+ * so a canceller that sees children finds the shards under the main lock.
  *
  * A done node's children stay linked to it until the walk reaches their
  * list; new children cannot join (they are born done), leaving ones unlink
@@ -131,6 +141,50 @@ static int joins(struct ctx *n, uint32_t w)
              CTX__ERR_MASK);
 }
 
+/* Unlinks `n` from the list whose head is `head` (its lock held);
+ * returns the list's new head. */
+static struct ctx *unlink_from(struct ctx *head, struct ctx *n)
+{
+    if (n->u.c.prev)
+        n->u.c.prev->u.c.next = n->u.c.next;
+    else
+        head = n->u.c.next;
+    if (n->u.c.next)
+        n->u.c.next->u.c.prev = n->u.c.prev;
+    n->u.c.next = n->u.c.prev = NULL;
+    atomic_store_explicit(&n->linked, 0, memory_order_release);
+    return head;
+}
+
+/* After linking `n` into one of reg's lists (lock `l`; shard `s`, or NULL
+ * for the main list) and dropping the lock: a canceller of reg does not
+ * take that lock (mark() + has_kids()), so look at reg's word once more
+ * (seq_cst, after the unlock's exchange: either the canceller's has_kids()
+ * saw the link, or this sees its error).  If reg is done and no walk took
+ * n meanwhile, take n back out and report the error, as if n had come too
+ * late (the caller cancels it); if a walk took n, it finishes n. */
+static uint32_t recheck(struct ctx *reg, struct ctx *n, _Atomic uint32_t *l,
+                        struct ctx__shard *s, int *cause_out)
+{
+    uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_seq_cst);
+    if (__builtin_expect(!(w & CTX__ERR_MASK), 1))
+        return 0;
+    int took = 0;
+    ctx__lock(l);
+    if (atomic_load_explicit(&n->linked, memory_order_relaxed)) {
+        if (s != NULL)
+            s->head = unlink_from(s->head, n);
+        else
+            ctx__set_main_head(reg, unlink_from(ctx__main_head(reg), n));
+        took = 1;
+    }
+    ctx__unlock(l);
+    if (!took)
+        return 0;
+    *cause_out = reg->u.c.cause;
+    return w & CTX__ERR_MASK;
+}
+
 uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
                        int take_ref)
 {
@@ -149,14 +203,19 @@ uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
     if (!sh) {
         if (take_ref)
             atomic_fetch_add_explicit(&reg->refs, 1, memory_order_relaxed);
-        uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_relaxed);
+        /* Acquire: the cause was written before the error was published. */
+        uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_acquire);
+        int linked = 0;
         if (w & CTX__ERR_MASK)
             *cause_out = reg->u.c.cause;
         else if (joins(n, w)) {
             link_before(ctx__main_head(reg), n);
             ctx__set_main_head(reg, n);
+            linked = 1;
         }
         ctx__unlock(&reg->u.c.lock);
+        if (linked)
+            return recheck(reg, n, &reg->u.c.lock, NULL, cause_out);
         return w & CTX__ERR_MASK;
     }
     unsigned i = my_shard();
@@ -174,29 +233,18 @@ uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
     n->shard = where; /* before `linked` is published */
     /* Acquire: the cause was written before the error was published. */
     uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_acquire);
+    int linked = 0;
     if (w & CTX__ERR_MASK)
         *cause_out = reg->u.c.cause;
     else if (joins(n, w)) {
         link_before(s->head, n);
         s->head = n;
+        linked = 1;
     }
     ctx__unlock(&s->lock);
+    if (linked)
+        return recheck(reg, n, &s->lock, s, cause_out);
     return w & CTX__ERR_MASK;
-}
-
-/* Unlinks `n` from the list whose head is `head` (its lock held);
- * returns the list's new head. */
-static struct ctx *unlink_from(struct ctx *head, struct ctx *n)
-{
-    if (n->u.c.prev)
-        n->u.c.prev->u.c.next = n->u.c.next;
-    else
-        head = n->u.c.next;
-    if (n->u.c.next)
-        n->u.c.next->u.c.prev = n->u.c.prev;
-    n->u.c.next = n->u.c.prev = NULL;
-    atomic_store_explicit(&n->linked, 0, memory_order_release);
-    return head;
 }
 
 void ctx__unregister(struct ctx *n)
@@ -256,7 +304,9 @@ int ctx__shards_collapse(struct ctx *p)
 
 void ctx__shards_free(struct ctx *p)
 {
-    free(ctx__shards_of(p));
+    struct ctx__shards *sh = ctx__shards_of(p);
+    if (sh != NULL)
+        free(sh);
 }
 
 /* The work list, singly linked through u.c.next, and the nodes whose
@@ -270,29 +320,72 @@ struct work {
 #define MARKED 1 /* mark(): this call made the node done */
 #define WAKE 2   /* ... and threads sleep on its word: wake them */
 
-/* Marks `k` (locked by the caller) done.  Returns MARKED (| WAKE when
- * threads sleep in ctx_wait on it) if this call did it, 0 if `k` was
- * already done.  The done fd is written before the error is published, so
- * whoever sees the error finds the fd readable (Go: Err implies Done); the
- * PUBLISHING bit set meanwhile makes ctx_err() wait for the error (the fd
- * readable implies Err).  The futex sleepers are woken by the caller once
- * it holds no lock: a woken thread that preempts the canceller must not
- * find it holding the locks its own release may need. */
+uint32_t ctx__await_published(struct ctx *k, uint32_t w)
+{
+    /* The canceller is a few instructions from publishing; it only waits
+     * here if it was preempted in between. */
+    for (unsigned i = 1; !(w & CTX__ERR_MASK); i++) {
+        if ((i & 63) == 0)
+            sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        w = atomic_load_explicit(&k->u.c.word, memory_order_acquire);
+    }
+    return w;
+}
+
+/* Marks `k` done; no lock needed.  Returns MARKED (| WAKE when threads
+ * sleep in ctx_wait on it) if this call did it, 0 if `k` was already done
+ * (when another canceller has claimed it, 0 once that one has published
+ * the error, so that ctx_err() is non-zero when any cancel returns).
+ *
+ * The claim (CAS setting CLAIMED) elects one canceller; it writes the
+ * cause, then publishes the error with a seq_cst exchange, after which
+ * the caller reads `kids` (seq_cst) to find children registered meanwhile
+ * (see ctx__register's re-check).  The done fd is written before the error
+ * is published, so whoever sees the error finds the fd readable (Go: Err
+ * implies Done); the PUBLISHING bit set meanwhile makes ctx_err() wait for
+ * the error (the fd readable implies Err); ctx_done_fd() covers an fd made
+ * after the claim.  The futex sleepers are woken by the caller once it
+ * holds no lock: a woken thread that preempts the canceller must not find
+ * it holding the locks its own release may need. */
 static int mark(struct ctx *k, uint32_t err, int cause)
 {
-    if (atomic_load_explicit(&k->u.c.word, memory_order_relaxed) & CTX__ERR_MASK)
-        return 0;
+    uint32_t w = atomic_load_explicit(&k->u.c.word, memory_order_relaxed);
+    for (;;) {
+        if (w & CTX__ERR_MASK)
+            return 0;
+        if (w & CTX__CLAIMED) {
+            ctx__await_published(k, w);
+            return 0;
+        }
+        if (atomic_compare_exchange_weak_explicit(&k->u.c.word, &w,
+                                                  w | CTX__CLAIMED,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+    }
     k->u.c.cause = cause;
-    if (k->u.c.fd >= 0) {
+    int fd = atomic_load_explicit(&k->u.c.fd, memory_order_seq_cst);
+    if (fd >= 0) {
         atomic_fetch_or_explicit(&k->u.c.word, CTX__PUBLISHING,
                                  memory_order_relaxed);
-        ctx__fd_signal(k->u.c.fd);
+        ctx__fd_signal(fd);
     }
     uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
-                                            memory_order_acq_rel);
+                                            memory_order_seq_cst);
     if (k->flags & CTX__F_TIMER)
         ctx__timer_disarm(k);
     return (old & CTX__WAITERS) ? MARKED | WAKE : MARKED;
+}
+
+/* Whether the marked `k` has children to finish: read after the error was
+ * published (seq_cst), so that a child linked before it is seen here, and
+ * one linked after it sees the error in ctx__register's re-check. */
+static int has_kids(struct ctx *k)
+{
+    return atomic_load_explicit(&k->u.c.kids, memory_order_seq_cst) != 0;
 }
 
 /* Wakes the sleepers of every node on w's wake list and drops the
@@ -309,8 +402,8 @@ static void wake_all(struct work *w)
 }
 
 /* With the lock of one of n's lists held, that list detached (its first
- * child `k`), and n already marked: marks every child in the list done (each under its own lock, nested inside the list
- * lock: parent before child), unlinks it,
+ * child `k`), and n already marked: marks every child in the list done
+ * (mark() takes no lock), unlinks it,
  * and queues the children that have children of their own (with a
  * reference) on the work list, and fired AfterFuncs on *fire.  A child
  * whose count reached zero is being freed by a thread blocked on n's lock:
@@ -335,11 +428,8 @@ static void finish_list(struct ctx *k, uint32_t err, int cause,
                                                CTX__AFTER_FIRED);
             }
         } else {
-            ctx__lock(&k->u.c.lock);
             int m = mark(k, err, cause);
-            int queue = m && atomic_load_explicit(&k->u.c.kids,
-                                                  memory_order_relaxed) != 0;
-            ctx__unlock(&k->u.c.lock);
+            int queue = m && has_kids(k);
             held = queue && ctx__tryref(k);
             /* A sleeper holds a reference, so a node with sleepers is not
              * dying: the reference is for waking it after the locks. */
@@ -418,14 +508,17 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
 {
     struct work w = {NULL, NULL, NULL};
     struct ctx_after *fire = NULL;
-    ctx__lock(&c->u.c.lock);
     int m = mark(c, err, cause);
-    if (!m) {
-        ctx__unlock(&c->u.c.lock);
+    if (!m)
         return;
+    /* A node without children (the common leaf: a request, a sub-task)
+     * is done with one claim and one exchange; its lock is for its lists. */
+    struct ctx__shards *sh = NULL;
+    if (has_kids(c)) {
+        ctx__lock(&c->u.c.lock);
+        sh = finish_main(c, err, cause, &w, &fire);
+        ctx__unlock(&c->u.c.lock);
     }
-    struct ctx__shards *sh = finish_main(c, err, cause, &w, &fire);
-    ctx__unlock(&c->u.c.lock);
     if (m & WAKE) /* the caller's reference keeps c */
         ctx__wake(c);
     wake_all(&w);

@@ -71,12 +71,15 @@ enum ctx_kind {
 };
 
 /* Bits of a CANCEL node's `word`: the error (0, CTX_CANCELED,
- * CTX_DEADLINE_EXCEEDED) in the low bits; PUBLISHING while a canceller
- * (holding the node's lock) has made the done fd readable and is about to
- * publish the error; and a flag telling the canceller that some thread
- * sleeps on the word (futex). */
+ * CTX_DEADLINE_EXCEEDED) in the low bits; CLAIMED once a canceller has
+ * won the right to cancel the node (it then writes the cause and
+ * publishes the error: see mark() in ctx_cancel.c); PUBLISHING while that
+ * canceller has made the done fd readable and is about to publish the
+ * error; and a flag telling the canceller that some thread sleeps on the
+ * word (futex). */
 #define CTX__ERR_MASK 0x3u
 #define CTX__PUBLISHING 0x4u /* done fd written, error about to be set */
+#define CTX__CLAIMED 0x8u    /* a canceller owns the cancel */
 #define CTX__WAITERS 0x80000000u
 
 struct ctx {
@@ -93,7 +96,9 @@ struct ctx {
         struct {                    /* CANCEL and AFTER                      */
             _Atomic uint32_t word;  /* error | CTX__WAITERS (CANCEL)         */
             _Atomic uint32_t lock;  /* futex lock (CANCEL)                   */
-            int cause;              /* set before word's error is published  */
+            int cause;              /* written by the canceller that CLAIMED
+                                     * the word, before it publishes the
+                                     * error                                 */
             _Atomic int32_t heap_idx; /* timer heap slot, -1 when not armed;
                                        * written under the timer lock      */
             _Atomic uintptr_t kids; /* the main children list's head, or,
@@ -103,7 +108,9 @@ struct ctx {
             struct ctx *next, *prev;/* links in reg->children / work lists   */
             int64_t deadline;       /* effective deadline, INT64_MAX: none   */
             int timer_cause;        /* cause when the own timer fires        */
-            int fd;                 /* done eventfd, -1 until requested      */
+            _Atomic int fd;         /* done eventfd, -1 until requested;
+                                     * set under the lock (ctx_done_fd),
+                                     * read by the canceller without it     */
         } c;
         struct {                    /* VALUE                                 */
             const void *key;
@@ -227,6 +234,9 @@ static inline void ctx__unlock(_Atomic uint32_t *l)
  * when `unlink` is set, removes `c` from its registry.  The caller holds a
  * reference on `c`. */
 void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink);
+/* Returns once `k`'s error is published, when `w` (its word) shows a
+ * canceller between CLAIMED and publishing; returns the word then. */
+uint32_t ctx__await_published(struct ctx *k, uint32_t w);
 
 /* Registers `n` (CANCEL or AFTER, refs set, fields initialised) under
  * `reg`.  With `take_ref` (only when n->parent == reg), also takes n's

@@ -62,8 +62,12 @@ int ctx_done_fd(ctx_t *c)
     struct ctx *k = c ? c->canc : NULL;
     if (!k)
         return -1;
+    /* The lock makes one eventfd per node.  The canceller does not take
+     * it: it publishes the error, then reads `fd` (both seq_cst); here the
+     * fd is stored, then the word read (seq_cst): one of the two sees the
+     * other, and whoever sees both signals (twice is harmless). */
     ctx__lock(&k->u.c.lock);
-    int fd = k->u.c.fd, made = 0;
+    int fd = atomic_load_explicit(&k->u.c.fd, memory_order_relaxed), made = 0;
     if (fd < 0) {
         fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (fd < 0) {
@@ -72,14 +76,16 @@ int ctx_done_fd(ctx_t *c)
             errno = e;
             return -1;
         }
-        k->u.c.fd = fd;
+        atomic_store_explicit(&k->u.c.fd, fd, memory_order_seq_cst);
         made = 1;
     }
-    uint32_t err = atomic_load_explicit(&k->u.c.word, memory_order_relaxed) &
-                   CTX__ERR_MASK;
+    uint32_t w = atomic_load_explicit(&k->u.c.word, memory_order_seq_cst);
     ctx__unlock(&k->u.c.lock);
-    if (made && err)
+    if (made && (w & (CTX__ERR_MASK | CTX__CLAIMED))) {
+        /* Claimed: the canceller may have read fd before it was set. */
+        ctx__await_published(k, w);
         ctx__fd_signal(fd);
+    }
     return fd;
 }
 
