@@ -335,7 +335,46 @@ uint32_t ctx__await_published(struct ctx *k, uint32_t w)
     return w;
 }
 
-/* Marks `k` done; no lock needed.  Returns MARKED (| WAKE when threads
+/* Elects the canceller of `k`: true for the one call whose CAS sets
+ * CLAIMED; false once `k` is done, when another call claimed it first (then
+ * after that call has published the error). */
+static bool claim(struct ctx *k)
+{
+    uint32_t w = atomic_load_explicit(&k->u.c.word, memory_order_relaxed);
+    for (;;) {
+        if (w & CTX__ERR_MASK)
+            return false;
+        if (w & CTX__CLAIMED) {
+            ctx__await_published(k, w);
+            return false;
+        }
+        if (atomic_compare_exchange_weak_explicit(&k->u.c.word, &w,
+                                                  w | CTX__CLAIMED,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+/* The claimer publishes: cause, done fd, error, timer.  Returns MARKED
+ * (| WAKE when threads sleep in ctx_wait on k). */
+static int publish(struct ctx *k, uint32_t err, int cause)
+{
+    k->u.c.cause = cause;
+    int fd = atomic_load_explicit(&k->u.c.fd, memory_order_seq_cst);
+    if (fd >= 0) {
+        atomic_fetch_or_explicit(&k->u.c.word, CTX__PUBLISHING,
+                                 memory_order_relaxed);
+        ctx__fd_signal(fd);
+    }
+    uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
+                                            memory_order_seq_cst);
+    if (k->flags & CTX__F_TIMER)
+        ctx__timer_disarm(k);
+    return (old & CTX__WAITERS) ? MARKED | WAKE : MARKED;
+}
+
+/* mark(): marks `k` done; no lock needed.  Returns MARKED (| WAKE when threads
  * sleep in ctx_wait on it) if this call did it, 0 if `k` was already done
  * (when another canceller has claimed it, 0 once that one has published
  * the error, so that ctx_err() is non-zero when any cancel returns).
@@ -352,32 +391,13 @@ uint32_t ctx__await_published(struct ctx *k, uint32_t w)
  * it holding the locks its own release may need. */
 static int mark(struct ctx *k, uint32_t err, int cause)
 {
-    uint32_t w = atomic_load_explicit(&k->u.c.word, memory_order_relaxed);
-    for (;;) {
-        if (w & CTX__ERR_MASK)
-            return 0;
-        if (w & CTX__CLAIMED) {
-            ctx__await_published(k, w);
-            return 0;
-        }
-        if (atomic_compare_exchange_weak_explicit(&k->u.c.word, &w,
-                                                  w | CTX__CLAIMED,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed))
-            break;
-    }
-    k->u.c.cause = cause;
-    int fd = atomic_load_explicit(&k->u.c.fd, memory_order_seq_cst);
-    if (fd >= 0) {
-        atomic_fetch_or_explicit(&k->u.c.word, CTX__PUBLISHING,
-                                 memory_order_relaxed);
-        ctx__fd_signal(fd);
-    }
-    uint32_t old = atomic_exchange_explicit(&k->u.c.word, err,
-                                            memory_order_seq_cst);
-    if (k->flags & CTX__F_TIMER)
-        ctx__timer_disarm(k);
-    return (old & CTX__WAITERS) ? MARKED | WAKE : MARKED;
+    if (claim(k))
+        return publish(k, err, cause);
+    /* Lost to another canceller of k: wait for its walk of k's main list
+     * (it holds k's lock through it), as a cancel that lost does. */
+    ctx__lock(&k->u.c.lock);
+    ctx__unlock(&k->u.c.lock);
+    return 0;
 }
 
 /* Whether the marked `k` has children to finish: read after the error was
@@ -508,14 +528,28 @@ void ctx__cancel(struct ctx *c, uint32_t err, int cause, int unlink)
 {
     struct work w = {NULL, NULL, NULL};
     struct ctx_after *fire = NULL;
-    int m = mark(c, err, cause);
-    if (!m)
-        return;
     /* A node without children (the common leaf: a request, a sub-task)
-     * is done with one claim and one exchange; its lock is for its lists. */
-    struct ctx__shards *sh = NULL;
-    if (has_kids(c)) {
+     * is done with one claim and one exchange; its lock is for its lists.
+     * A node with children is published under its lock and its main list
+     * finished before the lock is dropped, so a cancel that lost the claim
+     * (it then waits for that lock) returns with the direct children done,
+     * as it did when marking took the lock. */
+    if (!claim(c)) {
+        /* Not has_kids(): the winner detaches the list before it walks. */
         ctx__lock(&c->u.c.lock);
+        ctx__unlock(&c->u.c.lock);
+        return;
+    }
+    bool locked = has_kids(c);
+    if (locked)
+        ctx__lock(&c->u.c.lock);
+    int m = publish(c, err, cause);
+    if (!locked && has_kids(c)) { /* a child joined meanwhile */
+        ctx__lock(&c->u.c.lock);
+        locked = true;
+    }
+    struct ctx__shards *sh = NULL;
+    if (locked) {
         sh = finish_main(c, err, cause, &w, &fire);
         ctx__unlock(&c->u.c.lock);
     }
