@@ -2,7 +2,9 @@
 # p99 latency at 4x32 (4 connections x 32 streams), the one figure
 # server_bench.sh leaves out because h2load's per-request log costs CPU:
 # here every peer pays that same cost, one after the other, REPS times,
-# interleaved.  Peers: rpc_bench_server and grpc-go (built by
+# interleaved.  Peers: rpc_bench_server's non-blocking echo ("rpc"),
+# interop_server's EmptyCall in its default configuration (blocking
+# handlers on the default pool: "interop") and grpc-go (built by
 # bench/peers/build_peers.sh BUILD_DIR/bench/peers), server on CPU 0,
 # h2load on CPU 1, 100,000 calls per run.
 #   bench/p99_4x32.sh BUILD_DIR [REPS]
@@ -15,6 +17,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 printf '\x00\x00\x00\x00\x10\x1a\x0ebench-payload!' > "$tmp/req.bin"
+printf '\x00\x00\x00\x00\x00' > "$tmp/empty.bin"
 start() { # cmd... -> sets pid, port (the server prints its port first)
   taskset -c 0 "$@" > "$tmp/out" 2>&1 & pid=$!
   for _ in $(seq 100); do
@@ -29,14 +32,17 @@ pct() { # log file, percentile -> microseconds
 }
 declare -A res
 for r in $(seq "$reps"); do
-  for peer in rpc go; do
+  for peer in rpc interop go; do
+    req=$tmp/req.bin path=/demo.v1.Demo/Fanout
     case $peer in
       rpc) start "$build/bench/rpc_bench_server" 0 ;;
+      interop) start "$build/server/interop_server" --port=0
+               req=$tmp/empty.bin path=/grpc.testing.TestService/EmptyCall ;;
       go) start env GOMAXPROCS=1 "$pdir/go_echo" 0 ;;
     esac
-    taskset -c 1 h2load -t 1 -n 100000 -c 4 -m 32 -d "$tmp/req.bin" \
+    taskset -c 1 h2load -t 1 -n 100000 -c 4 -m 32 -d "$req" \
       -H 'content-type: application/grpc' -H 'te: trailers' \
-      --log-file="$tmp/log" "http://127.0.0.1:$port/demo.v1.Demo/Fanout" > "$tmp/h2" 2>&1
+      --log-file="$tmp/log" "http://127.0.0.1:$port$path" > "$tmp/h2" 2>&1
     rps=$(sed -nE 's/.*finished in .*, ([0-9.]+) req\/s.*/\1/p' "$tmp/h2")
     ok=$(sed -nE 's/.*status codes: ([0-9]+) 2xx.*/\1/p' "$tmp/h2")
     res[$peer,$r]="$rps $(pct "$tmp/log" 50) $(pct "$tmp/log" 99) $ok"
@@ -45,7 +51,7 @@ for r in $(seq "$reps"); do
 done
 echo "| peer | req/s | p50 us | p99 us | 2xx |"
 echo "| --- | ---: | ---: | ---: | ---: |"
-for peer in rpc go; do
+for peer in rpc interop go; do
   vals=(); for r in $(seq "$reps"); do vals+=("${res[$peer,$r]}"); done
   med() { printf '%s\n' "${vals[@]}" | awk -v f="$1" '{print $f}' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
   echo "| $peer | $(med 1) | $(med 2) | $(med 3) | $(med 4) |"
