@@ -157,17 +157,25 @@ static struct ctx *unlink_from(struct ctx *head, struct ctx *n)
 }
 
 /* After linking `n` into one of reg's lists (lock `l`; shard `s`, or NULL
- * for the main list) and dropping the lock: a canceller of reg does not
- * take that lock (mark() + has_kids()), so look at reg's word once more
- * (seq_cst, after the unlock's exchange: either the canceller's has_kids()
- * saw the link, or this sees its error).  If reg is done and no walk took
- * n meanwhile, take n back out and report the error, as if n had come too
- * late (the caller cancels it); if a walk took n, it finishes n. */
+ * for the main list) and dropping the lock (an exchange: a full barrier),
+ * look at two error words once more (seq_cst):
+ *   - reg's: a canceller of reg does not take that lock (mark() +
+ *     has_kids()), so either its has_kids() saw the link or this sees its
+ *     error.  Then, if no walk took n meanwhile, take n back out and report
+ *     the error, as if n had come too late (the caller cancels it).
+ *   - n's own (a CANCEL node): n may be cancelled while it registers (its
+ *     timer fires before it is linked, say).  Its canceller publishes, then
+ *     unregisters, which reads `linked`: either that read saw the link, or
+ *     this sees the error and takes n back out itself.
+ * Both are rare; the common path is two loads. */
 static uint32_t recheck(struct ctx *reg, struct ctx *n, _Atomic uint32_t *l,
                         struct ctx__shard *s, int *cause_out)
 {
     uint32_t w = atomic_load_explicit(&reg->u.c.word, memory_order_seq_cst);
-    if (__builtin_expect(!(w & CTX__ERR_MASK), 1))
+    int own = n->kind == CTX_KIND_CANCEL &&
+              (atomic_load_explicit(&n->u.c.word, memory_order_seq_cst) &
+               CTX__ERR_MASK);
+    if (__builtin_expect(!(w & CTX__ERR_MASK) && !own, 1))
         return 0;
     int took = 0;
     ctx__lock(l);
@@ -179,8 +187,8 @@ static uint32_t recheck(struct ctx *reg, struct ctx *n, _Atomic uint32_t *l,
         took = 1;
     }
     ctx__unlock(l);
-    if (!took)
-        return 0;
+    if (!took || !(w & CTX__ERR_MASK))
+        return 0; /* n's own canceller has finished it */
     *cause_out = reg->u.c.cause;
     return w & CTX__ERR_MASK;
 }
@@ -249,7 +257,9 @@ uint32_t ctx__register(struct ctx *reg, struct ctx *n, int *cause_out,
 
 void ctx__unregister(struct ctx *n)
 {
-    if (!atomic_load_explicit(&n->linked, memory_order_acquire))
+    /* seq_cst: read after this node's error was published, paired with
+     * recheck() in a registration racing with the cancel. */
+    if (!atomic_load_explicit(&n->linked, memory_order_seq_cst))
         return;
     struct ctx *reg = n->parent->canc;
     unsigned where = n->shard & CTX__SH_LIST;

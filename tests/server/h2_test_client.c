@@ -250,6 +250,20 @@ int h2t_closed(h2t_t *c, void *arg)
     return c->streams[*(int *)arg].closed;
 }
 
+int h2t_unary_status(int port, const char *path, int timeout_ms)
+{
+    h2t_t c;
+    if (h2t_connect(&c, port) != 0)
+        return -1;
+    int i = h2t_call(&c, path, "", 0, 1, NULL);
+    int st = -1;
+    if (i >= 0 && h2t_flush(&c) == 0 &&
+        h2t_run(&c, timeout_ms, h2t_closed, &i) == 0)
+        st = c.streams[i].grpc_status;
+    h2t_close(&c);
+    return st;
+}
+
 void h2t_close(h2t_t *c)
 {
     if (c->sess)

@@ -54,5 +54,8 @@ int h2t_run(h2t_t *c, int timeout_ms, int (*cond)(h2t_t *, void *), void *arg);
 /* Condition: stream index *(int *)arg is closed. */
 int h2t_closed(h2t_t *c, void *arg);
 void h2t_close(h2t_t *c);
+/* One unary call with an empty message on a fresh connection to `port`:
+ * its grpc-status, or -1 (connect failed, or no answer in timeout_ms). */
+int h2t_unary_status(int port, const char *path, int timeout_ms);
 
 #endif
