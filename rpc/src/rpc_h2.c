@@ -36,6 +36,7 @@ struct rpc__h2 {
     struct event *close_ev;
     struct evbuffer *stage; /* plain sockets: frames on their way out */
     rpc__h2_close_cb on_close;
+    void (*on_read)(void *user_data);
     void *user_data;
     size_t out_high;
     int closing;       /* close scheduled or flushing before close */
@@ -272,6 +273,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
     rpc__h2_t *h2 = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec v[8];
+    if (h2->on_read != NULL)
+        h2->on_read(h2->user_data);
     while (h2->close_reason == 0 && evbuffer_get_length(in) > 0) {
         int n = evbuffer_peek(in, -1, NULL, v, 8);
         if (n > 8)
@@ -373,6 +376,11 @@ rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
     bufferevent_setcb(bev, read_cb, write_cb, event_cb, h2);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     return h2;
+}
+
+void rpc__h2_on_read(rpc__h2_t *h2, void (*fn)(void *user_data))
+{
+    h2->on_read = fn;
 }
 
 void rpc__h2_close_after_flush(rpc__h2_t *h2)

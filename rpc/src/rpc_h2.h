@@ -73,6 +73,11 @@ void rpc__stream_peer_name(int fd, char *buf, size_t len);
  * batches on its loop thread).  Static; any thread. */
 nghttp2_mem *rpc__h2_mem(void);
 
+/* Calls fn(user_data) at the start of every read batch, before nghttp2
+ * sees the bytes (the server stamps the loop's wake-up time once there).
+ * NULL: none.  Loop thread. */
+void rpc__h2_on_read(rpc__h2_t *h2, void (*fn)(void *user_data));
+
 rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
                        size_t out_high, rpc__h2_close_cb on_close,
                        void *user_data);

@@ -419,7 +419,7 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t stream_id, uint8_t *buf,
     call->out_bytes -= n;
     call->obs.bytes_out += n; /* observe */
     if (n > 0)
-        call->out_progress_ns = srv_loop_woke_ns(call->lp);
+        call->out_progress_ns = ctx_now();
     track_over_locked(call);
     if (before > call->s->o.send_buffer / 2 &&
         call->out_bytes <= call->s->o.send_buffer / 2)

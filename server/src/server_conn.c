@@ -115,6 +115,12 @@ static int64_t timeout_unit(const uint8_t *v, size_t len)
     }
 }
 
+static void conn_read_begins(void *user_data)
+{
+    struct srv_conn *c = user_data;
+    srv_loop_read_begins(c->lp);
+}
+
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame,
                             void *user_data)
 {
@@ -702,6 +708,7 @@ void srv_conn_accept(struct srv_loop *lp, int fd)
         c->sess = NULL;
         goto fail;
     }
+    rpc__h2_on_read(c->h2, conn_read_begins);
     sess = NULL;
     bev = NULL;
     c->ka_timer = event_new(lp->base, -1, EV_PERSIST, keepalive_cb, c);

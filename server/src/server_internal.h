@@ -176,16 +176,17 @@ struct srv_loop {
     int npending;             /* connections still in their handshake */
     int spare_fd;             /* /dev/null, given up to shed a connection
                                  when accept() runs out of descriptors */
-    struct timeval woke_tv;   /* libevent's cached time woke_ns is for */
-    int64_t woke_ns;          /* srv_loop_woke_ns() of this iteration */
+    int64_t woke_ns;          /* srv_loop_woke_ns() of this read batch;
+                                 0: not worked out yet */
 };
 
-/* Loop thread: when this loop woke up for what it is processing now (the
- * time libevent cached at the start of the iteration, carried over to
- * CLOCK_MONOTONIC), worked out once per iteration.  A request's arrival is
- * stamped with it, and it serves as "now" for the keepalive and stall
- * clocks on the loop. */
+/* Loop thread, inside a connection's read batch: when this loop woke up
+ * for the bytes it is processing (the time libevent cached at the start of
+ * the iteration, carried over to CLOCK_MONOTONIC), worked out once per
+ * read batch (srv_loop_read_begins() forgets it).  A request's arrival and
+ * the connection's last-received time are stamped with it. */
 int64_t srv_loop_woke_ns(struct srv_loop *lp);
+void srv_loop_read_begins(struct srv_loop *lp);
 
 /* Creates the loops and their threads (loop 0 owns the listeners).
  * Returns 0 or RPC_ERR_*; on failure nothing is left running. */

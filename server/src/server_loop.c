@@ -205,24 +205,26 @@ void srv_loop_wake_cb(evutil_socket_t fd, short what, void *arg)
 /* The time libevent cached at the start of the iteration (wall clock)
  * carried over to CLOCK_MONOTONIC, so the time the loop spent on the
  * requests before this one in the same batch (200 HEADERS in one read)
- * does not count as transit and push its deadline late.  Two clock reads
- * per iteration, not two per request. */
+ * does not count as transit and push its deadline late.  Worked out once
+ * per read batch: reading libevent's cached time takes the base's lock. */
 int64_t srv_loop_woke_ns(struct srv_loop *lp)
 {
-    struct timeval cached, now;
-    if (event_base_gettimeofday_cached(lp->base, &cached) != 0)
-        return ctx_now();
-    if (lp->woke_ns != 0 && cached.tv_sec == lp->woke_tv.tv_sec &&
-        cached.tv_usec == lp->woke_tv.tv_usec)
+    if (lp->woke_ns != 0)
         return lp->woke_ns;
     int64_t mono = ctx_now();
-    if (gettimeofday(&now, NULL) != 0)
+    struct timeval cached, now;
+    if (event_base_gettimeofday_cached(lp->base, &cached) != 0 ||
+        gettimeofday(&now, NULL) != 0)
         return mono;
     int64_t behind = (int64_t)(now.tv_sec - cached.tv_sec) * CTX_SECOND +
                      (int64_t)(now.tv_usec - cached.tv_usec) * 1000;
-    lp->woke_tv = cached;
     lp->woke_ns = behind >= 0 && behind < CTX_SECOND ? mono - behind : mono;
     return lp->woke_ns;
+}
+
+void srv_loop_read_begins(struct srv_loop *lp)
+{
+    lp->woke_ns = 0;
 }
 
 void srv_loop_notify(struct rpc_call *call)
