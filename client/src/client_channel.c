@@ -340,6 +340,7 @@ static void fail_everything(rpc_client_channel_t *ch)
 static void *loop_main(void *arg)
 {
     rpc_client_channel_t *ch = arg;
+    rpc__block_sigpipe();
     event_base_loop(ch->base, EVLOOP_NO_EXIT_ON_EMPTY);
     /* fail_everything() has destroyed the connections, cancelling any
      * pending resolution: let those finish, then free the resolver. */

@@ -23,6 +23,8 @@
 #include "rpc_tls.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <event2/buffer.h>
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -309,6 +311,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             rpc__tls_error_text(bev, h2->detail, sizeof h2->detail);
         schedule_close(h2, RPC__H2_IO_ERROR);
     }
+}
+
+void rpc__block_sigpipe(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 static void *mem_malloc(size_t size, void *ud)

@@ -196,6 +196,13 @@ static inline void *rpc__realloc(void *p, size_t n)
     return rpc__alloc_fails() ? NULL : realloc(p, n);
 }
 char *rpc__strdup(const char *s);
+/* Blocks SIGPIPE in the calling thread.  Every I/O loop thread (server
+ * loops, the admin endpoint, client channels) calls it first: a write to a
+ * peer that vanished then fails with EPIPE instead of raising SIGPIPE,
+ * which kills a process that does not ignore it -- libevent's bufferevents
+ * write with writev(), not send(MSG_NOSIGNAL).  The signal stays pending on
+ * that thread, never delivered; nothing process-wide changes. */
+void rpc__block_sigpipe(void);
 /* "scope.name" (just name when scope is ""; name NULL counts as ""), for
  * protobuf full names; the caller frees it.  NULL on out of memory. */
 char *rpc__dotted_name(const char *scope, const char *name);

@@ -639,6 +639,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 static void *admin_thread(void *arg)
 {
     struct obs_admin *a = arg;
+    rpc__block_sigpipe();
     event_base_dispatch(a->base);
     return NULL;
 }

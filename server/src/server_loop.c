@@ -258,6 +258,7 @@ void srv_loop_post_all(rpc_server_t *s, int cmd)
 static void *loop_main(void *arg)
 {
     struct srv_loop *lp = arg;
+    rpc__block_sigpipe();
     event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }

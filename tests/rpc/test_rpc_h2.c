@@ -1,7 +1,8 @@
 /* Tests for rpc/src/rpc_h2.c and rpc_stream.c: the nghttp2-on-bufferevent
  * glue closes with the right reason for bytes that are not HTTP/2, for a
  * peer that hangs up, for a finished GOAWAY exchange, and for a read
- * timeout; peer names are formatted.  Real sockets (socketpair and
+ * timeout; peer names are formatted; an I/O thread that blocked SIGPIPE
+ * gets EPIPE from a vanished peer instead of dying.  Real sockets (socketpair and
  * loopback TCP), a real nghttp2 server session, a real event loop. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,11 @@
 #include <unistd.h>
 
 #include "rpc_h2.h"
+#include "rpc_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 
 struct fx {
     struct event_base *base;
@@ -171,12 +177,47 @@ static void test_peer_names(void **state)
                         "peer closed the connection");
 }
 
+/* rpc__block_sigpipe(): on a thread that called it, a write to a socket
+ * whose peer has gone fails with EPIPE and the process lives, although
+ * SIGPIPE keeps its default action (terminate) process-wide. */
+static void *write_to_gone_peer(void *arg)
+{
+    int *res = arg;
+    rpc__block_sigpipe();
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+        res[0] = -2;
+        return NULL;
+    }
+    close(sv[1]);
+    res[0] = (int)write(sv[0], "x", 1);
+    res[1] = errno;
+    close(sv[0]);
+    return NULL;
+}
+
+static void test_block_sigpipe(void **state)
+{
+    struct sigaction old, dfl = {0};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
+    int res[2] = {0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_to_gone_peer, res), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(res[0], -1);
+    assert_int_equal(res[1], EPIPE);
+    sigaction(SIGPIPE, &old, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_not_http2),
         cmocka_unit_test(test_peer_hangs_up),
         cmocka_unit_test(test_close_after_flush_sends_goaway),
+        cmocka_unit_test(test_block_sigpipe),
         cmocka_unit_test(test_read_timeout),
         cmocka_unit_test(test_peer_names),
     };
