@@ -266,12 +266,30 @@ ctx_t *ctx_retain(ctx_t *c)
     return c;
 }
 
+/* Whether the caller's reference to the CANCEL node `c` is the only one
+ * and nobody can take another: other threads take references to a node
+ * they hold none of only through a list it is linked in (a cancel walk,
+ * ctx_walk) or the timer heap, each before it unlinks or unheaps the node
+ * (release), so a node that is neither, with refs == 1 read after both
+ * (acquire), is ours alone and needs no atomic decrement.  The common
+ * "cancel, then release" of a leaf saves one atomic operation. */
+static bool sole_owner(struct ctx *c)
+{
+    return c->kind == CTX_KIND_CANCEL &&
+           !atomic_load_explicit(&c->linked, memory_order_acquire) &&
+           atomic_load_explicit(&c->u.c.heap_idx, memory_order_acquire) < 0 &&
+           atomic_load_explicit(&c->refs, memory_order_acquire) == 1;
+}
+
 void ctx_release(ctx_t *c)
 {
     while (c && c->kind != CTX_KIND_ROOT) {
-        /* acq_rel rather than release + fence: same code on x86, and
-         * ThreadSanitizer understands it. */
-        uint32_t old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+        uint32_t old;
+        if (sole_owner(c))
+            old = 1;
+        else /* acq_rel rather than release + fence: same code on x86, and
+              * ThreadSanitizer understands it. */
+            old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
         if (old != 1) {
             /* Down to the bias of a sharded node: only children's
              * references in its shards are left; fold them into refs. */
