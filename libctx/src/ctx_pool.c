@@ -28,8 +28,11 @@
  * Each parked thread sleeps on its own futex word, so waking one costs one
  * FUTEX_WAKE and never wakes another; idle threads cost the hot path
  * nothing, whatever their number.  A thread that has just finished a task
- * polls the queue for SPIN_NS before it parks, and at most max_spinners()
- * threads poll at once.
+ * polls the queue for SPIN_NS before it parks, at most max_spinners()
+ * threads poll at once, and only while polling pays: `spin_credit` grows
+ * when a poll finds a task (or when a thread that was denied the poll is
+ * woken within SPIN_NS of parking) and shrinks twice as fast when a poll
+ * runs out, so tasks that come one at a time, far apart, cost no poll.
  *
  * Growth.  When a waker finds no thread spinning, coming or parked, and
  * work is queued, it starts a thread (up to `max_threads`) -- every queued
@@ -99,6 +102,8 @@
  * cost their whole length in CPU per task whenever the next task came
  * later (50 us: 78 us of CPU per lone task, 10 us: 38 us, none: 28 us). */
 #define SPIN_NS (10 * 1000)
+/* Most poll credit a pool banks (see worker_main). */
+#define SPIN_CREDIT_MAX 8
 #define MAX_THREADS 100000
 #define MAX_QUEUE (SIZE_MAX / 2 / sizeof(struct task))
 
@@ -133,6 +138,9 @@ struct ctx_pool {
     int live;       /* threads started and not yet left */
     int parked;     /* threads on the parked stack */
     int spinning;   /* threads polling `queued` */
+    int spin_credit; /* polls worth trying: +1 for a poll that found work
+                        or a park that a task ended within SPIN_NS, -2 for
+                        a poll that ran out (see worker_main) */
     int coming;     /* threads woken or started, not yet at the queue */
     int peak;       /* most threads alive at once */
     uint64_t started, retired;
@@ -429,15 +437,25 @@ static void *worker_main(void *argp)
         }
         if (p->stopping)
             break;
-        if (ran_one && p->spinning < max_spinners()) {
+        /* Poll only while polling pays: tasks that come in bursts are caught
+         * without a FUTEX_WAKE, but a task every 100 us (one client, one
+         * call at a time) would pay the whole window for nothing, every
+         * time.  A park that a task ends within the window earns the poll
+         * back. */
+        if (ran_one && p->spinning < max_spinners() && p->spin_credit > 0) {
             ran_one = false;
             p->spinning++;
             pthread_mutex_unlock(&p->mu);
-            ctx__poll_queue_for(&p->queued, SPIN_NS);
+            bool found = ctx__poll_queue_for(&p->queued, SPIN_NS);
             pthread_mutex_lock(&p->mu);
             p->spinning--;
+            p->spin_credit = found ? (p->spin_credit < SPIN_CREDIT_MAX
+                                          ? p->spin_credit + 1
+                                          : SPIN_CREDIT_MAX)
+                                   : p->spin_credit - 2;
             continue;
         }
+        bool could_poll = ran_one;
         ran_one = false;
 
         /* Park: for at most the idle timeout while the pool has more
@@ -445,6 +463,9 @@ static void *worker_main(void *argp)
          * at the bottom of the stack time out first), else until woken. */
         atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
         push_parked(p, w);
+        /* Denied a poll for want of credit: time the park, to learn
+         * whether the poll would have caught the next task. */
+        int64_t parked_at = could_poll && p->spin_credit <= 0 ? ctx_now() : 0;
         int64_t until = INT64_MAX;
         if (p->live > p->min_threads) {
             int64_t now = ctx_now();
@@ -456,6 +477,9 @@ static void *worker_main(void *argp)
         pthread_mutex_lock(&p->mu);
         if (atomic_load_explicit(&w->wake, memory_order_relaxed)) {
             coming = true; /* our waker took us off the stack */
+            if (parked_at != 0 && ctx_now() - parked_at < SPIN_NS &&
+                p->spin_credit < SPIN_CREDIT_MAX)
+                p->spin_credit++;
             continue;
         }
         remove_parked(p, w);
@@ -557,6 +581,7 @@ ctx_pool_t *ctx_pool_create(const ctx_pool_options_t *opts)
     p->max_threads = o.max_threads;
     p->idle_timeout_ns = o.idle_timeout_ns;
     p->stack_size = o.stack_size;
+    p->spin_credit = SPIN_CREDIT_MAX;
     p->sched_batch = o.sched_batch;
     /* Adaptive: critical sections are a few dozen instructions, and a
      * mass wake-up sends hundreds of threads through them at once; a
