@@ -671,6 +671,36 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Every service's full name, sorted, from reflection or the loaded
+ * descriptors: *names (the caller frees it and each name).  Returns the
+ * count, or -1 after saying why on stderr. */
+static long service_names(struct schema *s, char ***names)
+{
+    char err[1024];
+    long n;
+    *names = NULL;
+    if (s->refl) {
+        n = cli_refl_list(s->refl, names, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "Failed to list services: %s\n", err);
+            return -1;
+        }
+    } else {
+        const cli_sym_t **svcs;
+        n = cli_pool_services(s->pool, &svcs);
+        if (n < 0)
+            return -1;
+        *names = calloc((size_t)n + 1, sizeof **names);
+        for (long i = 0; *names && i < n; i++)
+            (*names)[i] = strdup(svcs[i]->name);
+        free(svcs);
+        if (*names == NULL)
+            return -1;
+    }
+    qsort(*names, (size_t)n, sizeof **names, cmp_str);
+    return n;
+}
+
 static int do_list(const struct opts *o, struct schema *s)
 {
     char err[1024];
@@ -701,26 +731,9 @@ static int do_list(const struct opts *o, struct schema *s)
         return 0;
     }
     char **names = NULL;
-    long n;
-    if (s->refl) {
-        n = cli_refl_list(s->refl, &names, err, sizeof err);
-        if (n < 0) {
-            fprintf(stderr, "Failed to list services: %s\n", err);
-            return EXIT_FAIL;
-        }
-    } else {
-        const cli_sym_t **svcs;
-        n = cli_pool_services(s->pool, &svcs);
-        if (n < 0)
-            return EXIT_FAIL;
-        names = calloc((size_t)n + 1, sizeof *names);
-        for (long i = 0; names && i < n; i++)
-            names[i] = strdup(svcs[i]->name);
-        free(svcs);
-        if (names == NULL)
-            return EXIT_FAIL;
-    }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    long n = service_names(s, &names);
+    if (n < 0)
+        return EXIT_FAIL;
     for (long i = 0; i < n; i++) {
         printf("%s\n", names[i]);
         free(names[i]);
@@ -751,25 +764,9 @@ static int do_describe(const struct opts *o, struct schema *s)
     }
     /* every service */
     char **names = NULL;
-    long n;
-    if (s->refl) {
-        n = cli_refl_list(s->refl, &names, err, sizeof err);
-        if (n < 0) {
-            fprintf(stderr, "Failed to list services: %s\n", err);
-            return EXIT_FAIL;
-        }
-    } else {
-        const cli_sym_t **svcs;
-        n = cli_pool_services(s->pool, &svcs);
-        names = n >= 0 ? calloc((size_t)n + 1, sizeof *names) : NULL;
-        for (long i = 0; names && i < n; i++)
-            names[i] = strdup(svcs[i]->name);
-        if (n >= 0)
-            free(svcs);
-        if (names == NULL)
-            return EXIT_FAIL;
-    }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    long n = service_names(s, &names);
+    if (n < 0)
+        return EXIT_FAIL;
     int rc = 0;
     for (long i = 0; i < n; i++) {
         if (rc == 0 && resolve(s, names[i], err, sizeof err) != 0) {

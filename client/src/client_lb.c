@@ -127,18 +127,24 @@ static bool all_failing(const struct lb *lb)
     return true;
 }
 
+/* The UNAVAILABLE message for calls that no backend can take. */
+static void failing_message(const struct lb *lb, char *msg, size_t len)
+{
+    const char *last = lb->ch->last_error;
+    if (lb->n == 0)
+        snprintf(msg, len, "%s", last);
+    else
+        snprintf(msg, len,
+                 "connections to all backends failing; last error: %s", last);
+}
+
 static void fail_waiting(struct lb *lb)
 {
     rpc_client_channel_t *ch = lb->ch;
     if (ch->opts.wait_for_ready)
         return;
     char msg[300];
-    if (lb->n == 0)
-        snprintf(msg, sizeof msg, "%s", ch->last_error);
-    else
-        snprintf(msg, sizeof msg,
-                 "connections to all backends failing; last error: %s",
-                 ch->last_error);
+    failing_message(lb, msg, sizeof msg);
     while (ch->waiting.head != NULL) {
         rpc_client_call_t *c = ch->waiting.head;
         rpc__call_list_remove(c);
@@ -633,12 +639,7 @@ void rpc__lb_dispatch(rpc_client_call_t *call)
     }
     if (!ch->opts.wait_for_ready && all_failing(lb)) {
         char msg[300];
-        if (lb->n == 0)
-            snprintf(msg, sizeof msg, "%s", ch->last_error);
-        else
-            snprintf(msg, sizeof msg,
-                     "connections to all backends failing; last error: %s",
-                     ch->last_error);
+        failing_message(lb, msg, sizeof msg);
         rpc__call_complete(call, RPC_STATUS_UNAVAILABLE, msg);
         return;
     }

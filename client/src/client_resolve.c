@@ -283,27 +283,7 @@ struct addrinfo *rpc__ai_copy(const struct addrinfo *ai)
 
 void rpc__ai_name(const struct addrinfo *a, char *buf, size_t len)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (a->ai_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)a->ai_addr;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
-    } else if (a->ai_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)a->ai_addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
-    } else if (a->ai_family == AF_UNIX) {
-        const struct sockaddr_un *un = (const void *)a->ai_addr;
-        size_t n = a->ai_addrlen - offsetof(struct sockaddr_un, sun_path);
-        if (n > 0 && un->sun_path[0] == '\0')
-            snprintf(buf, len, "unix-abstract:%.*s", (int)(n - 1),
-                     un->sun_path + 1);
-        else
-            snprintf(buf, len, "unix:%.*s", (int)strnlen(un->sun_path, n),
-                     un->sun_path);
-    } else {
-        snprintf(buf, len, "?");
-    }
+    rpc__sockaddr_name(a->ai_addr, a->ai_addrlen, 0, buf, len);
 }
 
 bool rpc__ai_same(const struct addrinfo *a, const struct addrinfo *b)

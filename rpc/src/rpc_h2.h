@@ -65,6 +65,13 @@ struct bufferevent *rpc__stream_plain(struct event_base *base, int fd);
  * server's own address when the peer's is unnamed, as clients' are). */
 void rpc__stream_peer_name(int fd, char *buf, size_t len);
 
+/* Formats the address sa (sl bytes long) as "1.2.3.4:5" / "[::1]:5" --
+ * with family_prefix as gRPC names peers, "ipv4:..." / "ipv6:..." -- or
+ * "unix:/path" / "unix-abstract:name", "unknown" for other families.
+ * Writes at most len bytes to buf (NUL-terminated); any thread. */
+void rpc__sockaddr_name(const struct sockaddr *sa, socklen_t sl,
+                        int family_prefix, char *buf, size_t len);
+
 /* Takes ownership of bev and session.  out_high: output high-water mark in
  * bytes (0: 256 KiB).  Starts reading at once.  NULL on out of memory (bev
  * and session are then still the caller's). */

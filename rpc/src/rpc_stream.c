@@ -39,36 +39,25 @@ struct bufferevent *rpc__stream_plain(struct event_base *base, int fd)
                                   BEV_OPT_CLOSE_ON_FREE);
 }
 
-void rpc__stream_peer_name(int fd, char *buf, size_t len)
+void rpc__sockaddr_name(const struct sockaddr *sa, socklen_t sl,
+                        int family_prefix, char *buf, size_t len)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
-        snprintf(buf, len, "unknown");
-        return;
-    }
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(buf, len, "ipv4:%s:%u", host, ntohs(in->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        snprintf(buf, len, "%s%s:%u", family_prefix ? "ipv4:" : "", host,
+                 ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(buf, len, "ipv6:[%s]:%u", host, ntohs(in6->sin6_port));
-    } else if (ss.ss_family == AF_UNIX) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        snprintf(buf, len, "%s[%s]:%u", family_prefix ? "ipv6:" : "", host,
+                 ntohs(in6->sin6_port));
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)sa;
         size_t n = sl > offsetof(struct sockaddr_un, sun_path)
                        ? sl - offsetof(struct sockaddr_un, sun_path)
                        : 0;
-        if (n == 0) { /* an unnamed client socket: name our end */
-            sl = sizeof ss;
-            if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-                sl = 0;
-            n = sl > offsetof(struct sockaddr_un, sun_path)
-                    ? sl - offsetof(struct sockaddr_un, sun_path)
-                    : 0;
-        }
         if (n > 0 && un->sun_path[0] == '\0') /* abstract: no NUL end */
             snprintf(buf, len, "unix-abstract:%.*s", (int)(n - 1),
                      un->sun_path + 1);
@@ -78,4 +67,22 @@ void rpc__stream_peer_name(int fd, char *buf, size_t len)
     } else {
         snprintf(buf, len, "unknown");
     }
+}
+
+void rpc__stream_peer_name(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(buf, len, "unknown");
+        return;
+    }
+    if (ss.ss_family == AF_UNIX &&
+        sl <= offsetof(struct sockaddr_un, sun_path)) {
+        /* An unnamed client socket: name our end. */
+        sl = sizeof ss;
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+            sl = 0;
+    }
+    rpc__sockaddr_name((const struct sockaddr *)&ss, sl, 1, buf, len);
 }
