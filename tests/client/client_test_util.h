@@ -177,4 +177,26 @@ static inline const char *md_get(const rpc_metadata_t *md, const char *key)
     return md ? (const char *)rpc_metadata_find(md, key, NULL) : NULL;
 }
 
+#ifdef FIXTURE_DIR
+/* A fresh /tmp/<prefix>-XXXXXX holding the test certificates
+ * (FIXTURE_DIR/gen_certs.sh); the name goes to dir.  0 or -1. */
+static inline int fx_cert_dir(char *dir, size_t len, const char *prefix)
+{
+    snprintf(dir, len, "/tmp/%s-XXXXXX", prefix);
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s/gen_certs.sh %s", FIXTURE_DIR, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Removes what fx_cert_dir made. */
+static inline void fx_cert_dir_remove(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)!system(cmd);
+}
+#endif /* FIXTURE_DIR */
+
 #endif /* CLIENT_TEST_UTIL_H */

@@ -419,19 +419,12 @@ static void test_node_server(void **state)
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof dir, "/tmp/rpc-tls-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "%s/gen_certs.sh %s", FIXTURE_DIR, dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fx_cert_dir(dir, sizeof dir, "rpc-tls");
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    (void)!system(cmd);
+    fx_cert_dir_remove(dir);
     ctx_shutdown();
     return 0;
 }
