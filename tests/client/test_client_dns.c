@@ -505,9 +505,10 @@ static bool wait_ready(rpc_client_channel_t *c, int want, int64_t timeout)
     return true;
 }
 
-static void test_dns_round_robin_all_records(void **state)
+/* Three backends counting their GetStats calls in rr_served[], on
+ * 127.0.0.1-3 and one port (returned); with health, each serves Health. */
+static int start_backends(rpc_server_t *s[3], bool health)
 {
-    rpc_server_t *s[3];
     int port = 0;
     for (int i = 0; i < 3; i++) {
         char host[32];
@@ -519,10 +520,19 @@ static void test_dns_round_robin_all_records(void **state)
                                                RPC_BLOCKING, rr_get_stats,
                                                &rr_served[i]),
                          0);
+        if (health)
+            assert_int_equal(rpc_server_add_health(s[i]), 0);
         assert_int_equal(rpc_server_listen(s[i], host, port), 0);
         assert_int_equal(rpc_server_start(s[i]), 0);
         port = rpc_server_port(s[i]);
     }
+    return port;
+}
+
+static void test_dns_round_robin_all_records(void **state)
+{
+    rpc_server_t *s[3];
+    int port = start_backends(s, false);
     pthread_mutex_lock(&dns.mu);
     dns.mode = DNS_MULTI;
     dns.records = 3;
@@ -573,22 +583,7 @@ static void test_dns_round_robin_all_records(void **state)
 static void test_dns_removal_with_health(void **state)
 {
     rpc_server_t *s[3];
-    int port = 0;
-    for (int i = 0; i < 3; i++) {
-        char host[32];
-        snprintf(host, sizeof host, "127.0.0.%d", i + 1);
-        s[i] = rpc_server_new();
-        assert_int_equal(rpc_server_add_method(s[i],
-                                               &demo__v1__demo__descriptor,
-                                               "GetStats", RPC_UNARY,
-                                               RPC_BLOCKING, rr_get_stats,
-                                               &rr_served[i]),
-                         0);
-        assert_int_equal(rpc_server_add_health(s[i]), 0);
-        assert_int_equal(rpc_server_listen(s[i], host, port), 0);
-        assert_int_equal(rpc_server_start(s[i]), 0);
-        port = rpc_server_port(s[i]);
-    }
+    int port = start_backends(s, true);
     pthread_mutex_lock(&dns.mu);
     dns.mode = DNS_MULTI;
     dns.records = 3;
