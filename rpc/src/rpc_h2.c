@@ -37,6 +37,7 @@ struct rpc__h2 {
     nghttp2_session *session;
     struct event *close_ev;
     struct evbuffer *stage; /* plain sockets: frames on their way out */
+    int fd;                 /* ... and that socket */
     rpc__h2_close_cb on_close;
     void (*on_read)(void *user_data);
     void *user_data;
@@ -99,7 +100,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 static bool write_direct(rpc__h2_t *h2)
 {
     struct evbuffer_iovec v[16];
-    int fd = bufferevent_getfd(h2->bev);
+    int fd = h2->fd;
     while (evbuffer_get_length(h2->stage) > 0) {
         int n = evbuffer_peek(h2->stage, -1, NULL, v, 16);
         if (n > 16)
@@ -369,7 +370,8 @@ rpc__h2_t *rpc__h2_new(struct bufferevent *bev, nghttp2_session *session,
     h2->on_close = on_close;
     h2->user_data = user_data;
     h2->out_high = out_high ? out_high : 256 * 1024;
-    if (rpc__stream_ssl(bev) == NULL && bufferevent_getfd(bev) >= 0) {
+    h2->fd = bufferevent_getfd(bev);
+    if (rpc__stream_ssl(bev) == NULL && h2->fd >= 0) {
         h2->stage = evbuffer_new();
         if (h2->stage == NULL) {
             event_free(h2->close_ev);
